@@ -1,0 +1,13 @@
+// The `binflow` driver: one executable, one subcommand per tool.
+#include "binflow/tool.hpp"
+#include "tools/info.hpp"
+#include "tools/synthetic.hpp"
+
+int main(int argc, char** argv) {
+  binflow::ToolRegistry registry;
+  registry.add("info", "show ranks, cpusets and thread budgets of this launch",
+               [] { return std::make_unique<binflow::apps::InfoTool>(); });
+  registry.add("synthetic", "framework exercise: bins with configurable cost, logs and failures",
+               [] { return std::make_unique<binflow::apps::SyntheticTool>(); });
+  return binflow::run_main(argc, argv, registry);
+}

@@ -1,0 +1,67 @@
+#pragma once
+// The checkpoint journal of a run: completed bins appended as they arrive on rank 0,
+// read back by --resume. An append-only file of length-prefixed, checksummed records,
+// so a kill -9 at any moment loses at most the records not yet flushed and never
+// corrupts the ones before (a torn tail is cut off on resume).
+#include <chrono>
+#include <cstdint>
+#include <cstdio>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "binflow/executor.hpp"
+#include "binflow/table.hpp"
+
+namespace binflow {
+
+/// One completed bin as stored in the journal.
+struct CompletedBin {
+  std::string map;  ///< name of the map it belongs to
+  std::int64_t position = 0;
+  std::string status;
+  std::string message;
+  Row row;          ///< the tool's columns only
+  std::string log;  ///< the bin's log block, replayed on resume
+  BinStats stats;
+};
+
+/// Rank 0 only. Not thread-safe.
+class Checkpoint {
+public:
+  /// Opens the journal at `path`. With `resume`, existing records whose header matches
+  /// `fingerprint` are loaded (UsageError if it was written by a different tool or
+  /// parameters); otherwise any old journal is replaced.
+  Checkpoint(std::string path, std::string fingerprint, bool resume);
+  Checkpoint(const Checkpoint&) = delete;
+  Checkpoint& operator=(const Checkpoint&) = delete;
+  ~Checkpoint();
+
+  /// Completed bins of map `name` loaded at open (successful ones only: failed bins
+  /// are run again on resume).
+  [[nodiscard]] std::vector<CompletedBin> completed(std::string_view name) const;
+  [[nodiscard]] std::size_t loaded() const { return loaded_.size(); }
+
+  void append(const CompletedBin& bin);
+  /// Writes buffered records to the file when 256 are pending or 0.25 s have passed
+  /// since the last write, and syncs to disk every 5 s. Cheap when nothing is due.
+  void flush_if_due();
+  /// Writes everything now and syncs to disk.
+  void flush();
+  /// Deletes the journal (the final output is in place).
+  void remove();
+  [[nodiscard]] const std::string& path() const { return path_; }
+
+private:
+  void open_for_append(std::int64_t keep_bytes);
+  std::string path_;
+  std::string fingerprint_;
+  std::FILE* file_ = nullptr;
+  std::vector<CompletedBin> loaded_;
+  std::string pending_;
+  std::size_t pending_records_ = 0;
+  std::chrono::steady_clock::time_point last_write_;
+  std::chrono::steady_clock::time_point last_sync_;
+};
+
+}  // namespace binflow

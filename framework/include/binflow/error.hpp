@@ -1,0 +1,43 @@
+#pragma once
+// Exception types say what the caller can do about a failure, and the process exit
+// statuses that the driver maps them to (documented in docs/exit-status.md).
+#include <stdexcept>
+#include <string>
+
+namespace binflow {
+
+/// Base of all binflow errors; the message is one line a user understands.
+class Error : public std::runtime_error {
+public:
+  using std::runtime_error::runtime_error;
+};
+
+/// Bad parameter or bad file content: the user fixes the input.
+class UsageError : public Error {
+public:
+  using Error::Error;
+};
+
+/// The file system, MPI or HDF5 failed.
+class IoError : public Error {
+public:
+  using Error::Error;
+};
+
+/// A bug in binflow.
+class InternalError : public Error {
+public:
+  using Error::Error;
+};
+
+/// Process exit statuses of every binflow tool.
+namespace exit_status {
+inline constexpr int ok = 0;
+inline constexpr int bins_failed = 1;   ///< the run finished, one or more bins failed
+inline constexpr int usage = 2;         ///< bad parameter or input, nothing was written
+inline constexpr int io = 3;            ///< I/O, MPI or HDF5 failure
+inline constexpr int internal = 4;      ///< a bug
+inline constexpr int interrupted = 75;  ///< SIGTERM/SIGUSR1: checkpoint flushed, rerun with --resume (EX_TEMPFAIL)
+}  // namespace exit_status
+
+}  // namespace binflow

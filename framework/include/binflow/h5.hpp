@@ -1,0 +1,91 @@
+#pragma once
+// Thin, checked, move-only access to HDF5: files, groups, 1-D datasets and attributes.
+// HDF5's own error printing is switched off once; its error stack is folded into the
+// exception text instead.
+#include <hdf5.h>
+
+#include <cstdint>
+#include <source_location>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <mpi.h>
+
+namespace binflow::h5 {
+
+/// Throws IoError naming the call, the object and the HDF5 error stack if id < 0;
+/// returns id otherwise. Also used for herr_t results.
+hid_t check_h5(hid_t id, std::string_view call, std::string_view object,
+               std::source_location where = std::source_location::current());
+
+/// Move-only owner of an hid_t with its matching close function.
+class Handle {
+public:
+  using Closer = herr_t (*)(hid_t);
+  Handle() = default;
+  Handle(hid_t id, Closer closer) : id_(id), closer_(closer) {}
+  Handle(Handle&& other) noexcept;
+  Handle& operator=(Handle&& other) noexcept;
+  Handle(const Handle&) = delete;
+  Handle& operator=(const Handle&) = delete;
+  ~Handle();  ///< closes; never throws (a failure is logged)
+  [[nodiscard]] hid_t get() const { return id_; }
+  [[nodiscard]] bool valid() const { return id_ >= 0; }
+  void close();  ///< closes and throws IoError on failure
+
+private:
+  hid_t id_ = H5I_INVALID_HID;
+  Closer closer_ = nullptr;
+};
+
+/// A file or group location with the path used in messages ("out.h5:/results").
+class Location {
+public:
+  Location(Handle handle, std::string name) : handle_(std::move(handle)), name_(std::move(name)) {}
+  [[nodiscard]] hid_t id() const { return handle_.get(); }
+  [[nodiscard]] const std::string& name() const { return name_; }
+  [[nodiscard]] bool has(const std::string& path) const;
+  [[nodiscard]] Location create_group(const std::string& path) const;
+  [[nodiscard]] Location open_group(const std::string& path) const;
+  void close() { handle_.close(); }
+
+  // Attributes on this location.
+  void write_attribute(const std::string& name, std::string_view value) const;
+  void write_attribute(const std::string& name, double value) const;
+  void write_attribute(const std::string& name, std::int64_t value) const;
+  [[nodiscard]] bool has_attribute(const std::string& name) const;
+  [[nodiscard]] std::string read_string_attribute(const std::string& name) const;
+  [[nodiscard]] double read_double_attribute(const std::string& name) const;
+  [[nodiscard]] std::int64_t read_int_attribute(const std::string& name) const;
+
+  // Whole 1-D datasets (serial, or independent I/O on an MPI-IO file). `unit` and
+  // `description`, when not empty, become string attributes of the dataset.
+  void write(const std::string& name, std::span<const double> values, std::string_view unit = {},
+             std::string_view description = {}) const;
+  void write(const std::string& name, std::span<const std::int64_t> values,
+             std::string_view unit = {}, std::string_view description = {}) const;
+  void write(const std::string& name, std::span<const std::string> values,
+             std::string_view unit = {}, std::string_view description = {}) const;
+  [[nodiscard]] std::vector<double> read_doubles(const std::string& name) const;
+  [[nodiscard]] std::vector<std::int64_t> read_ints(const std::string& name) const;
+  [[nodiscard]] std::vector<std::string> read_strings(const std::string& name) const;
+  /// Number of elements of a 1-D dataset.
+  [[nodiscard]] std::int64_t extent(const std::string& name) const;
+
+private:
+  Handle handle_;
+  std::string name_;
+};
+
+/// Creates `path` (truncating) for serial access by one process.
+Location create_file(const std::string& path);
+/// Opens `path` read-only for serial access; IoError naming the path if it cannot.
+Location open_file(const std::string& path);
+/// Collective over comm: creates `path` (truncating) through MPI-IO.
+Location create_file_parallel(const std::string& path, MPI_Comm comm);
+/// Collective over comm: opens `path` read-only through MPI-IO.
+Location open_file_parallel(const std::string& path, MPI_Comm comm);
+
+}  // namespace binflow::h5

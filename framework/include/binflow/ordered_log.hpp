@@ -1,0 +1,91 @@
+#pragma once
+// Ordered logging: every bin logs into its own buffer; rank 0 writes each bin's block
+// as soon as all lower bins are written, so the log of a run reads the same on any
+// number of ranks. Lines that state timings, ranks or threads carry the marker
+// `[run]` (see run_marker) and are the only lines allowed to differ between runs.
+#include <spdlog/logger.h>
+
+#include <cstdint>
+#include <cstdio>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+
+namespace binflow {
+
+/// Marker at the start of a line's text for lines that may differ between runs.
+inline constexpr std::string_view run_marker = "[run] ";
+
+/// ctools chatter 0..4 to a spdlog level: 0 off, 1 warnings and errors, 2 normal,
+/// 3 verbose (adds per-bin timing lines), 4 debug.
+spdlog::level::level_enum chatter_level(int chatter);
+
+/// Where finished text goes: the console and log file on rank 0, or the calling bin's
+/// buffer for a nested run. Thread-safe only if the target is.
+using LogTarget = std::function<void(std::string_view text)>;
+
+/// A reusable logger whose output collects in a buffer, one bin at a time. Above
+/// `spill_bytes` the buffer moves to an anonymous temporary file, so a bin that logs a
+/// lot is not capped and does not grow the heap without bound. Thread-safe logging.
+class BinLog {
+public:
+  explicit BinLog(int chatter, std::size_t spill_bytes = std::size_t{16} << 20);
+  BinLog(const BinLog&) = delete;
+  BinLog& operator=(const BinLog&) = delete;
+  ~BinLog();
+
+  /// Starts a new block (the previous text must have been taken).
+  void begin();
+  [[nodiscard]] spdlog::logger& logger() { return *logger_; }
+  /// Ends the block and returns its text (read back from the spill file if any).
+  [[nodiscard]] std::string take();
+
+private:
+  class Sink;
+  std::shared_ptr<Sink> sink_;
+  std::shared_ptr<spdlog::logger> logger_;
+};
+
+/// Rank 0's writer: accepts finished bin blocks in any order and writes them in order
+/// of position 0, 1, 2, ... as soon as the block before is written. Not thread-safe.
+class OrderedLog {
+public:
+  explicit OrderedLog(LogTarget target) : target_(std::move(target)) {}
+  /// Block of the bin at `position` (position in the plan, not the bin index).
+  void submit(std::size_t position, std::string text);
+  /// Marks `position` as having no block (writes nothing for it).
+  void skip(std::size_t position) { submit(position, {}); }
+  /// Writes whatever is still held, in order, even past gaps (end of an interrupted run).
+  void flush_remaining();
+  [[nodiscard]] std::size_t written() const { return next_; }
+
+private:
+  LogTarget target_;
+  std::map<std::size_t, std::string> waiting_;
+  std::size_t next_ = 0;
+};
+
+/// Console plus optional log file of a top-level run (rank 0). The log file is opened
+/// truncated; write() is thread-safe.
+class RunLogSink {
+public:
+  /// `logfile` empty: console only. IoError if the file cannot be opened.
+  RunLogSink(const std::string& logfile, bool console);
+  RunLogSink(const RunLogSink&) = delete;
+  RunLogSink& operator=(const RunLogSink&) = delete;
+  ~RunLogSink();
+  void write(std::string_view text);
+  void flush();
+
+private:
+  std::FILE* file_ = nullptr;
+  bool console_;
+};
+
+/// A logger that writes every line straight to `target` (tool messages outside bins).
+std::shared_ptr<spdlog::logger> make_target_logger(const std::string& name, LogTarget target,
+                                                   int chatter);
+
+}  // namespace binflow

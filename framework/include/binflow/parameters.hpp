@@ -1,0 +1,64 @@
+#pragma once
+// Typed tool parameters parsed from `--key value`, `--key=value`, `key=value` (the
+// ctools/ftools habit) and `--config file.toml`. Each parameter is bound to a variable
+// whose value at declaration time is the default shown in --help.
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+namespace binflow {
+
+/// Inclusive bounds; an unset side is open.
+template <class T>
+struct Range {
+  std::optional<T> min;
+  std::optional<T> max;
+};
+
+/// A tool's parameters. Not thread-safe; parse() may be called once per configuration.
+class ParameterSet {
+public:
+  ParameterSet();
+  ParameterSet(ParameterSet&&) noexcept;
+  ParameterSet& operator=(ParameterSet&&) noexcept;
+  ~ParameterSet();
+
+  ParameterSet& add(const std::string& name, std::string& value, const std::string& help);
+  ParameterSet& add(const std::string& name, double& value, const std::string& help,
+                    Range<double> range = {});
+  ParameterSet& add(const std::string& name, int& value, const std::string& help,
+                    Range<int> range = {});
+  ParameterSet& add(const std::string& name, std::int64_t& value, const std::string& help,
+                    Range<std::int64_t> range = {});
+  ParameterSet& add(const std::string& name, std::uint64_t& value, const std::string& help);
+  /// A boolean: `--name` alone means true; values yes/no, true/false, on/off, 1/0.
+  ParameterSet& add(const std::string& name, bool& value, const std::string& help);
+  /// A string restricted to `choices` (matched case-insensitively, stored as listed).
+  ParameterSet& add_choice(const std::string& name, std::string& value,
+                           std::vector<std::string> choices, const std::string& help);
+  /// A comma-separated list of integers, e.g. `--fail_bins 3,17`.
+  ParameterSet& add_list(const std::string& name, std::vector<std::int64_t>& value,
+                         const std::string& help);
+
+  /// Parses argument words (no program name). Throws UsageError with one line naming
+  /// the parameter for an unknown name, a value of the wrong type or out of range, or a
+  /// config file that cannot be read.
+  void parse(const std::vector<std::string>& args);
+  /// Whether `name` was given explicitly (command line or config) in the last parse.
+  [[nodiscard]] bool given(const std::string& name) const;
+
+  /// The --help text: one block per parameter with type, default, range and meaning.
+  [[nodiscard]] std::string help(std::string_view tool, std::string_view summary) const;
+  /// name -> current value as text, in declaration order (provenance, checkpoints).
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> values() const;
+
+private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace binflow

@@ -1,0 +1,61 @@
+#pragma once
+// Counter-based random streams (Philox4x32-10, Salmon et al., SC'11) keyed by
+// (seed, global index): the numbers a bin draws do not depend on which rank or thread
+// runs it, and draw j of a stream can be computed directly (for parallel loops whose
+// result must not depend on the thread count).
+#include <array>
+#include <cstdint>
+#include <limits>
+
+namespace binflow {
+
+/// A stream of 64-bit random numbers; satisfies UniformRandomBitGenerator.
+/// Not thread-safe: give each thread its own stream (or use at()).
+class RngStream {
+public:
+  using result_type = std::uint64_t;
+
+  /// Stream `index` (a bin's global index) of the family `seed`.
+  RngStream(std::uint64_t seed, std::uint64_t index);
+
+  static constexpr result_type min() { return 0; }
+  static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
+  result_type operator()();
+
+  /// Uniform in (0, 1), 53 random bits, never exactly 0 or 1.
+  double uniform();
+  /// Standard normal (Box-Muller on two uniforms; no cached second value, so the
+  /// stream position after k calls is always 2k uniforms).
+  double normal();
+  /// Exponential with mean 1.
+  double exponential();
+  /// Poisson with mean `mu` >= 0 (inversion for mu < 30, PTRS transformed rejection above).
+  std::uint64_t poisson(double mu);
+
+  /// The 64-bit value at position `counter` of this stream, without advancing it.
+  [[nodiscard]] std::uint64_t at(std::uint64_t counter) const;
+  /// Uniform (0,1) at position `counter`, without advancing the stream.
+  [[nodiscard]] double uniform_at(std::uint64_t counter) const;
+
+  /// Seed of a child family derived from this stream's (seed, index) and `salt`; a
+  /// nested tool invoked in a bin uses it, so its draws depend only on the bin.
+  [[nodiscard]] std::uint64_t derive_seed(std::uint64_t salt) const;
+
+  [[nodiscard]] std::uint64_t seed() const { return seed_; }
+  [[nodiscard]] std::uint64_t index() const { return index_; }
+  /// Number of 64-bit values drawn so far.
+  [[nodiscard]] std::uint64_t position() const { return counter_; }
+
+private:
+  std::uint64_t seed_;
+  std::uint64_t index_;
+  std::array<std::uint32_t, 2> key_;
+  std::uint64_t counter_ = 0;
+  std::array<std::uint64_t, 2> block_{};
+  std::uint64_t block_id_ = std::numeric_limits<std::uint64_t>::max();
+};
+
+/// SplitMix64 finaliser: a bijective 64-bit mix used to derive keys and seeds.
+std::uint64_t mix64(std::uint64_t x);
+
+}  // namespace binflow

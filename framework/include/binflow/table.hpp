@@ -1,0 +1,67 @@
+#pragma once
+// Result tables: named, typed, unit-carrying columns; one row per bin.
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+#include "binflow/h5.hpp"
+
+namespace binflow {
+
+enum class ColumnType { f64, i64, str };
+
+struct Column {
+  std::string name;
+  ColumnType type = ColumnType::f64;
+  std::string unit;         ///< e.g. "s", "ph cm^-2 s^-1"; empty for dimensionless
+  std::string description;  ///< one line, stored as an attribute
+};
+
+using Cell = std::variant<double, std::int64_t, std::string>;
+using Row = std::vector<Cell>;
+
+/// Ordered list of columns.
+class Schema {
+public:
+  Schema() = default;
+  Schema(std::initializer_list<Column> columns) : columns_(columns) {}
+  Schema& add(Column column);
+  [[nodiscard]] const std::vector<Column>& columns() const { return columns_; }
+  [[nodiscard]] std::size_t size() const { return columns_.size(); }
+  /// Index of `name`; InternalError if absent.
+  [[nodiscard]] std::size_t index_of(std::string_view name) const;
+  /// A row of the schema's shape filled with NaN, 0 and "".
+  [[nodiscard]] Row blank_row() const;
+  /// InternalError unless `row` has the schema's length and cell types.
+  void check(const Row& row) const;
+
+private:
+  std::vector<Column> columns_;
+};
+
+/// A schema plus rows. Rank 0 holds the rows of a run, in bin order.
+class Table {
+public:
+  Table() = default;
+  explicit Table(Schema schema) : schema_(std::move(schema)) {}
+  [[nodiscard]] const Schema& schema() const { return schema_; }
+  [[nodiscard]] const std::vector<Row>& rows() const { return rows_; }
+  [[nodiscard]] std::size_t size() const { return rows_.size(); }
+  void append(Row row);
+  [[nodiscard]] double f64(std::size_t row, std::string_view column) const;
+  [[nodiscard]] std::int64_t i64(std::size_t row, std::string_view column) const;
+  [[nodiscard]] const std::string& str(std::size_t row, std::string_view column) const;
+
+  /// Writes one dataset per column into `group` with "unit" and "description" attributes.
+  void write(const h5::Location& group) const;
+  /// Fixed-width text rendering for the console (numbers with 6 significant digits).
+  [[nodiscard]] std::string to_text(std::size_t max_rows = 0) const;
+
+private:
+  Schema schema_;
+  std::vector<Row> rows_;
+};
+
+}  // namespace binflow

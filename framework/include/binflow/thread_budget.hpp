@@ -1,0 +1,111 @@
+#pragma once
+// How many compute threads a rank may run, negotiated once per run so that the
+// threads of all ranks on a node never exceed its cores, and applied to every
+// threading runtime in the process (OpenMP, Eigen, any loaded BLAS, child programs).
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "binflow/runtime.hpp"
+
+namespace binflow {
+
+/// Thread-related settings of the launch, read once at start-up (the only place
+/// binflow reads the environment for threads).
+struct LaunchEnvironment {
+  std::optional<int> omp_num_threads;      ///< OMP_NUM_THREADS (also what PBS sets from ompthreads)
+  std::optional<int> slurm_cpus_per_task;  ///< SLURM_CPUS_PER_TASK
+  std::optional<int> srun_cpus_per_task;   ///< SRUN_CPUS_PER_TASK
+  std::optional<int> pbs_ncpus;            ///< NCPUS (PBS Pro, per chunk)
+
+  static LaunchEnvironment from_environ();
+};
+
+/// What the user asked for (`nthreads`, `--oversubscribe`).
+struct ThreadRequest {
+  int nthreads = 0;            ///< 0 = all cores granted to this rank
+  bool oversubscribe = false;  ///< allow more threads than the granted share
+};
+
+/// The negotiated budget of one rank plus what it was derived from (for `binflow info`).
+class ThreadBudget {
+public:
+  /// Collective over rt.node: reads this process's cpuset with hwloc, counts the
+  /// node-local ranks whose cpusets overlap it, divides the cores among them, caps by
+  /// the launch environment, then honours `request`. Never returns less than 1.
+  static ThreadBudget negotiate(const Runtime& rt, const ThreadRequest& request,
+                                const LaunchEnvironment& env);
+  /// Budget of a nested invocation: exactly `threads` (default 1), no negotiation.
+  static ThreadBudget nested(int threads = 1);
+
+  [[nodiscard]] int threads() const { return threads_; }
+  /// Cores granted to this rank before the request was applied.
+  [[nodiscard]] int granted() const { return granted_; }
+  /// Physical cores in this process's cpuset.
+  [[nodiscard]] int cpuset_cores() const { return cpuset_cores_; }
+  /// The cpuset as a list of OS processor indices, e.g. "0-3,8".
+  [[nodiscard]] const std::string& cpuset() const { return cpuset_; }
+  /// Why the budget is lower than asked, one line each (empty when it is not).
+  [[nodiscard]] const std::vector<std::string>& warnings() const { return warnings_; }
+
+  /// Applies the budget to the calling thread's OpenMP ICVs (num_threads,
+  /// max_active_levels = 1), to Eigen, to any BLAS loaded in the process (OpenBLAS,
+  /// MKL, BLIS, found with dlsym) and exports OMP/OPENBLAS/MKL/BLIS_NUM_THREADS for
+  /// child programs. Call from the thread that will open parallel regions.
+  void apply() const;
+  /// Only the OpenMP part of apply(), for a further thread that opens parallel regions
+  /// (OpenMP's thread limit is per calling thread in libgomp and libomp).
+  void apply_to_current_thread() const;
+
+private:
+  int threads_ = 1;
+  int granted_ = 1;
+  int cpuset_cores_ = 1;
+  std::string cpuset_;
+  std::vector<std::string> warnings_;
+};
+
+/// Restores the calling thread's OpenMP/BLAS thread settings on destruction; used
+/// around nested invocations that run with a smaller budget.
+class ThreadBudgetScope {
+public:
+  explicit ThreadBudgetScope(const ThreadBudget& inner);
+  ThreadBudgetScope(const ThreadBudgetScope&) = delete;
+  ThreadBudgetScope& operator=(const ThreadBudgetScope&) = delete;
+  ~ThreadBudgetScope();
+
+private:
+  int saved_omp_threads_;
+  int saved_blas_threads_;
+};
+
+/// One rank's line of `binflow info`.
+struct RankPlacement {
+  std::string host;
+  int rank = 0;
+  int local_rank = 0;
+  std::string cpuset;
+  int threads = 1;
+  int cpuset_cores = 1;
+};
+
+/// Per-node summary: cores used by all ranks' threads versus cores available.
+struct NodePlacement {
+  std::string host;
+  int ranks = 0;
+  int threads = 0;          ///< sum of the threads of the node's ranks
+  int cores_available = 0;  ///< physical cores in the union of the ranks' cpusets
+};
+
+/// Where every rank runs and how many threads it uses.
+struct Placement {
+  std::vector<RankPlacement> ranks;  ///< in rank order
+  std::vector<NodePlacement> nodes;  ///< in order of first rank on the node
+  /// One line per node whose threads exceed its cores.
+  [[nodiscard]] std::vector<std::string> oversubscription_warnings() const;
+};
+
+/// Collective over rt.comm; the result is filled on rank 0 only (empty elsewhere).
+Placement gather_placement(const Runtime& rt, const ThreadBudget& budget);
+
+}  // namespace binflow

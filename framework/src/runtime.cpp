@@ -1,0 +1,133 @@
+#include "binflow/runtime.hpp"
+
+#include <unistd.h>
+
+#include <array>
+#include <cstdlib>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+
+namespace binflow {
+
+void check_mpi(int rc, std::string_view call, std::source_location where) {
+  if (rc == MPI_SUCCESS) return;
+  std::array<char, MPI_MAX_ERROR_STRING> text{};
+  int len = 0;
+  if (MPI_Error_string(rc, text.data(), &len) != MPI_SUCCESS) len = 0;
+  throw IoError(fmt::format("{} failed: {} ({}:{})", call, std::string_view(text.data(), len),
+                            where.file_name(), where.line()));
+}
+
+Communicator::Communicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
+  if (owned_) check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+}
+
+Communicator Communicator::borrow(MPI_Comm comm) { return Communicator(comm, false); }
+
+Communicator Communicator::duplicate() const {
+  MPI_Comm out = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_dup(comm_, &out), "MPI_Comm_dup");
+  return Communicator(out, true);
+}
+
+Communicator Communicator::split_shared() const {
+  MPI_Comm out = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split_type(comm_, MPI_COMM_TYPE_SHARED, rank_, MPI_INFO_NULL, &out),
+            "MPI_Comm_split_type");
+  return Communicator(out, true);
+}
+
+Communicator Communicator::split(int colour, int key) const {
+  MPI_Comm out = MPI_COMM_NULL;
+  check_mpi(MPI_Comm_split(comm_, colour, key, &out), "MPI_Comm_split");
+  return Communicator(out, true);
+}
+
+Communicator::Communicator(Communicator&& other) noexcept
+    : comm_(std::exchange(other.comm_, MPI_COMM_NULL)),
+      owned_(std::exchange(other.owned_, false)),
+      rank_(other.rank_),
+      size_(other.size_) {}
+
+Communicator& Communicator::operator=(Communicator&& other) noexcept {
+  if (this != &other) {
+    Communicator old(std::move(*this));
+    comm_ = std::exchange(other.comm_, MPI_COMM_NULL);
+    owned_ = std::exchange(other.owned_, false);
+    rank_ = other.rank_;
+    size_ = other.size_;
+  }
+  return *this;
+}
+
+Communicator::~Communicator() {
+  if (!owned_ || comm_ == MPI_COMM_NULL) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Comm_free(&comm_);
+}
+
+Environment::Environment(int& argc, char**& argv, int required) {
+  int initialized = 0;
+  check_mpi(MPI_Initialized(&initialized), "MPI_Initialized");
+  if (initialized) {
+    check_mpi(MPI_Query_thread(&provided_), "MPI_Query_thread");
+  } else {
+    check_mpi(MPI_Init_thread(&argc, &argv, required, &provided_), "MPI_Init_thread");
+    initialized_here_ = true;
+  }
+  // Errors on MPI_COMM_WORLD must come back as codes so that check_mpi reports them
+  // with the call site instead of the library aborting with its own text.
+  MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
+  if (provided_ < required) {
+    throw IoError(fmt::format("the MPI library grants thread level {} but binflow needs {} "
+                              "(MPI_THREAD_FUNNELED = {})",
+                              provided_, required, MPI_THREAD_FUNNELED));
+  }
+}
+
+Environment::~Environment() {
+  if (!initialized_here_) return;
+  int finalized = 0;
+  MPI_Finalized(&finalized);
+  if (!finalized) MPI_Finalize();
+}
+
+void Environment::abort(int code) {
+  int initialized = 0;
+  int finalized = 0;
+  MPI_Initialized(&initialized);
+  MPI_Finalized(&finalized);
+  int size = 1;
+  if (initialized && !finalized) MPI_Comm_size(MPI_COMM_WORLD, &size);
+  // A single process exits normally so that its exit status is the documented one;
+  // with more ranks only MPI_Abort is sure to stop the others instead of letting them hang.
+  if (size > 1) MPI_Abort(MPI_COMM_WORLD, code);
+  std::_Exit(code);
+}
+
+Runtime Runtime::create(Communicator comm) {
+  Communicator node = comm.split_shared();
+  std::array<char, 256> name{};
+  if (gethostname(name.data(), name.size() - 1) != 0) name[0] = '\0';
+  // Node count: local rank 0 of every node contributes 1.
+  int mine = node.rank() == 0 ? 1 : 0;
+  int nodes = 0;
+  check_mpi(MPI_Allreduce(&mine, &nodes, 1, MPI_INT, MPI_SUM, comm.get()), "MPI_Allreduce");
+  return Runtime{std::move(comm), std::move(node), nodes, std::string(name.data())};
+}
+
+Runtime Runtime::self() {
+  std::array<char, 256> name{};
+  if (gethostname(name.data(), name.size() - 1) != 0) name[0] = '\0';
+  return Runtime{Communicator::borrow(MPI_COMM_SELF), Communicator::borrow(MPI_COMM_SELF), 1,
+                 std::string(name.data())};
+}
+
+}  // namespace binflow
