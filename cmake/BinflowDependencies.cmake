@@ -1,6 +1,6 @@
 # Every dependency comes from a Debian 12 package (see scripts/setup.sh); nothing is
 # vendored or downloaded at build time.
-find_package(MPI 3.1 REQUIRED COMPONENTS C CXX)
+find_package(MPI 3.1 REQUIRED COMPONENTS C)
 find_package(OpenMP REQUIRED COMPONENTS CXX)
 find_package(Threads REQUIRED)
 find_package(Eigen3 3.4 REQUIRED NO_MODULE)

@@ -5,11 +5,13 @@
 // `[run]` (see run_marker) and are the only lines allowed to differ between runs.
 #include <spdlog/logger.h>
 
+#include <chrono>
 #include <cstdint>
 #include <cstdio>
 #include <functional>
 #include <map>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 
@@ -36,8 +38,9 @@ public:
   BinLog& operator=(const BinLog&) = delete;
   ~BinLog();
 
-  /// Starts a new block (the previous text must have been taken).
-  void begin();
+  /// Starts a new block whose first line is `header` (unindented; dropped at chatter 0
+  /// or 1 like any info line). Lines logged after it are indented by two spaces.
+  void begin(std::string_view header);
   [[nodiscard]] spdlog::logger& logger() { return *logger_; }
   /// Ends the block and returns its text (read back from the spill file if any).
   [[nodiscard]] std::string take();
@@ -80,8 +83,11 @@ public:
   void flush();
 
 private:
+  void flush_locked();
+  std::mutex mutex_;
   std::FILE* file_ = nullptr;
   bool console_;
+  std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
 };
 
 /// A logger that writes every line straight to `target` (tool messages outside bins).

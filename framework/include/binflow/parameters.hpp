@@ -58,6 +58,9 @@ public:
 
 private:
   struct Impl;
+  template <class T>
+  void add_number(const std::string& name, T& value, const std::string& help, Range<T> range,
+                  const char* type);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -1,0 +1,178 @@
+#include "binflow/checkpoint.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+#include "serialize.hpp"
+
+namespace binflow {
+
+namespace {
+
+constexpr std::string_view magic = "binflow-checkpoint 1\n";
+constexpr std::size_t flush_records = 256;
+constexpr auto flush_interval = std::chrono::milliseconds(250);
+constexpr auto sync_interval = std::chrono::seconds(5);
+
+std::string read_whole(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw IoError(fmt::format("{}: cannot read the checkpoint ({})", path, std::strerror(errno)));
+  std::ostringstream text;
+  text << in.rdbuf();
+  return std::move(text).str();
+}
+
+// First "key=value" line that differs, to say why a checkpoint does not match.
+std::string first_difference(std::string_view stored, std::string_view wanted) {
+  std::istringstream a{std::string(stored)};
+  std::istringstream b{std::string(wanted)};
+  std::string la;
+  std::string lb;
+  while (true) {
+    const bool ga = static_cast<bool>(std::getline(a, la));
+    const bool gb = static_cast<bool>(std::getline(b, lb));
+    if (!ga && !gb) return "?";
+    if (la != lb || ga != gb) return fmt::format("checkpoint has '{}', this run '{}'", la, lb);
+  }
+}
+
+}  // namespace
+
+Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
+    : path_(std::move(path)), fingerprint_(std::move(fingerprint)) {
+  std::int64_t keep = 0;
+  if (resume && std::filesystem::exists(path_)) {
+    const std::string bytes = read_whole(path_);
+    detail::ByteReader header(bytes);
+    std::string stored;
+    bool header_ok = bytes.compare(0, magic.size(), magic) == 0;
+    if (header_ok) {
+      detail::ByteReader r(std::string_view(bytes).substr(magic.size()));
+      try {
+        stored = r.get_string();
+      } catch (const IoError&) {
+        header_ok = false;
+      }
+    }
+    if (!header_ok) throw UsageError(fmt::format("{}: not a binflow checkpoint", path_));
+    if (stored != fingerprint_) {
+      throw UsageError(fmt::format("{}: checkpoint was written by a different configuration ({}); "
+                                   "rerun without --resume or restore the parameters",
+                                   path_, first_difference(stored, fingerprint_)));
+    }
+    std::size_t offset = magic.size() + sizeof(std::uint64_t) + stored.size();
+    keep = static_cast<std::int64_t>(offset);
+    // A record cut by kill -9, or one whose checksum fails, ends the usable journal.
+    while (bytes.size() - offset >= 2 * sizeof(std::uint64_t)) {
+      std::uint64_t length = 0;
+      std::uint64_t sum = 0;
+      std::memcpy(&length, bytes.data() + offset, sizeof length);
+      std::memcpy(&sum, bytes.data() + offset + sizeof length, sizeof sum);
+      const std::size_t body = offset + 2 * sizeof(std::uint64_t);
+      if (length > bytes.size() - body) break;
+      const std::string_view payload(bytes.data() + body, length);
+      if (detail::checksum(payload) != sum) break;
+      detail::ByteReader r(payload);
+      loaded_.push_back(detail::get_completed(r));
+      offset = body + length;
+      keep = static_cast<std::int64_t>(offset);
+    }
+  }
+  open_for_append(keep);
+}
+
+Checkpoint::~Checkpoint() {
+  if (file_ == nullptr) return;
+  try {
+    flush();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "binflow: warning: %s\n", e.what());
+  }
+  std::fclose(file_);
+}
+
+void Checkpoint::open_for_append(std::int64_t keep_bytes) {
+  if (keep_bytes > 0) {
+    std::error_code ec;
+    std::filesystem::resize_file(path_, static_cast<std::uintmax_t>(keep_bytes), ec);
+    if (ec) throw IoError(fmt::format("{}: cannot truncate the checkpoint ({})", path_, ec.message()));
+    file_ = std::fopen(path_.c_str(), "ab");
+  } else {
+    file_ = std::fopen(path_.c_str(), "wb");
+  }
+  if (file_ == nullptr) {
+    throw IoError(fmt::format("{}: cannot open the checkpoint ({})", path_, std::strerror(errno)));
+  }
+  if (keep_bytes == 0) {
+    std::string header(magic);
+    detail::ByteWriter w(header);
+    w.put_string(fingerprint_);
+    pending_ = std::move(header);
+    flush();
+  }
+  last_write_ = last_sync_ = std::chrono::steady_clock::now();
+}
+
+std::vector<CompletedBin> Checkpoint::completed(std::string_view name) const {
+  std::vector<CompletedBin> out;
+  for (const auto& bin : loaded_) {
+    if (bin.map == name && bin.status != "failed") out.push_back(bin);
+  }
+  return out;
+}
+
+void Checkpoint::append(const CompletedBin& bin) {
+  std::string payload;
+  detail::ByteWriter pw(payload);
+  detail::put_completed(pw, bin);
+  detail::ByteWriter w(pending_);
+  w.put<std::uint64_t>(payload.size());
+  w.put<std::uint64_t>(detail::checksum(payload));
+  pending_ += payload;
+  ++pending_records_;
+}
+
+void Checkpoint::flush_if_due() {
+  const auto now = std::chrono::steady_clock::now();
+  if (pending_records_ < flush_records && now - last_write_ < flush_interval) return;
+  if (!pending_.empty()) {
+    if (std::fwrite(pending_.data(), 1, pending_.size(), file_) != pending_.size() ||
+        std::fflush(file_) != 0) {
+      throw IoError(fmt::format("{}: cannot write the checkpoint ({})", path_, std::strerror(errno)));
+    }
+    pending_.clear();
+    pending_records_ = 0;
+  }
+  last_write_ = now;
+  // fflush already survives a killed process; fdatasync is for a crashed node and costs
+  // milliseconds, so it is rarer.
+  if (now - last_sync_ >= sync_interval) {
+    fdatasync(fileno(file_));
+    last_sync_ = now;
+  }
+}
+
+void Checkpoint::flush() {
+  pending_records_ = flush_records;
+  last_sync_ = std::chrono::steady_clock::time_point{};
+  flush_if_due();
+}
+
+void Checkpoint::remove() {
+  if (file_ != nullptr) {
+    std::fclose(file_);
+    file_ = nullptr;
+  }
+  std::error_code ec;
+  std::filesystem::remove(path_, ec);
+}
+
+}  // namespace binflow

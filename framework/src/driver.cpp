@@ -1,0 +1,381 @@
+// The command-line driver: argv -> a run, and one funnel from any failure to one line
+// and the documented exit status.
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <ctime>
+#include <filesystem>
+#include <optional>
+
+#include <fmt/format.h>
+
+#include "binflow/checkpoint.hpp"
+#include "binflow/error.hpp"
+#include "binflow/h5.hpp"
+#include "binflow/tool.hpp"
+
+namespace binflow {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+int status_of(const std::exception& e) {
+  if (dynamic_cast<const UsageError*>(&e) != nullptr) return exit_status::usage;
+  if (dynamic_cast<const IoError*>(&e) != nullptr) return exit_status::io;
+  return exit_status::internal;
+}
+
+std::string utc_now() {
+  const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
+                     tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
+}
+
+// Runs `check` on rank 0 and makes every rank throw what it threw, so that a failed
+// input check ends all ranks the same way without MPI_Abort.
+template <class Check>
+void agree(const Communicator& comm, Check&& check) {
+  int code = 0;
+  std::string message;
+  if (comm.is_root()) {
+    try {
+      check();
+    } catch (const std::exception& e) {
+      code = status_of(e);
+      message = e.what();
+    }
+  }
+  int length = static_cast<int>(message.size());
+  int header[2] = {code, length};
+  check_mpi(MPI_Bcast(header, 2, MPI_INT, 0, comm.get()), "MPI_Bcast");
+  message.resize(static_cast<std::size_t>(header[1]));
+  check_mpi(MPI_Bcast(message.data(), header[1], MPI_CHAR, 0, comm.get()), "MPI_Bcast");
+  switch (header[0]) {
+    case 0: return;
+    case exit_status::usage: throw UsageError(message);
+    case exit_status::io: throw IoError(message);
+    default: throw InternalError(message);
+  }
+}
+
+bool wants_help(const std::vector<std::string>& words) {
+  return std::any_of(words.begin(), words.end(),
+                     [](const std::string& w) { return w == "--help" || w == "-h"; });
+}
+
+std::string checkpoint_path(const std::string& outfile) { return outfile + ".ckpt"; }
+
+// Rank 0: what the output settings allow, before any work is done.
+enum class OutputPlan { write, nothing_to_do };
+
+OutputPlan check_output(const StandardParameters& s) {
+  if (s.outfile.empty()) {
+    if (s.resume) throw UsageError("resume: needs an outfile (the checkpoint is <outfile>.ckpt)");
+    return OutputPlan::write;
+  }
+  const fs::path out(s.outfile);
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  if (!fs::is_directory(dir)) {
+    throw UsageError(fmt::format("outfile: directory '{}' does not exist", dir.string()));
+  }
+  if (access(dir.c_str(), W_OK) != 0) {
+    throw UsageError(fmt::format("outfile: directory '{}' is not writable", dir.string()));
+  }
+  if (fs::exists(out)) {
+    if (s.resume && !fs::exists(checkpoint_path(s.outfile))) return OutputPlan::nothing_to_do;
+    if (!s.clobber && !s.resume) {
+      throw UsageError(fmt::format("outfile: {} exists (clobber=yes overwrites it)", s.outfile));
+    }
+  }
+  return OutputPlan::write;
+}
+
+struct Provenance {
+  std::string tool;
+  std::string command_line;
+  std::string start_time;
+  int ranks = 1;
+  int threads = 1;
+  std::string schedule;
+  std::vector<std::pair<std::string, std::string>> parameters;
+};
+
+void write_run_group(const h5::Location& file, const ToolOutput& out) {
+  const h5::Location run = file.create_group("run");
+  run.write_attribute("wall", out.wall);
+  const h5::Location bins = run.create_group("bins");
+  std::vector<std::int64_t> index, rank, threads, rss, resumed;
+  std::vector<double> start, end, wall, cpu;
+  for (const BinStats& b : out.bins) {
+    index.push_back(b.index);
+    rank.push_back(b.rank);
+    start.push_back(b.start);
+    end.push_back(b.end);
+    wall.push_back(b.wall);
+    cpu.push_back(b.cpu);
+    threads.push_back(b.threads);
+    rss.push_back(b.peak_rss_kib);
+    resumed.push_back(b.resumed ? 1 : 0);
+  }
+  bins.write("bin", index, "", "global bin index");
+  bins.write("rank", rank, "", "rank that ran the bin");
+  bins.write("start", start, "s", "start, seconds since the map started on that rank");
+  bins.write("end", end, "s", "end, seconds since the map started on that rank");
+  bins.write("wall", wall, "s", "wall-clock time of the bin");
+  bins.write("cpu", cpu, "s", "process CPU time while the bin ran (all its threads)");
+  bins.write("threads", threads, "", "thread budget of the bin");
+  bins.write("peak_rss", rss, "KiB", "peak resident memory of the process after the bin");
+  bins.write("resumed", resumed, "", "1 if taken from the checkpoint of an earlier run");
+  const h5::Location ranks = run.create_group("ranks");
+  std::vector<std::int64_t> r_rank, r_bins;
+  std::vector<double> busy, idle, efficiency;
+  double busy_sum = 0.0;
+  double busy_max = 0.0;
+  for (const RankStats& r : out.ranks) {
+    r_rank.push_back(r.rank);
+    r_bins.push_back(r.bins);
+    busy.push_back(r.busy);
+    idle.push_back(r.idle);
+    efficiency.push_back(out.wall > 0.0 ? r.busy / out.wall : 0.0);
+    busy_sum += r.busy;
+    busy_max = std::max(busy_max, r.busy);
+  }
+  ranks.write("rank", r_rank);
+  ranks.write("bins", r_bins, "", "bins run by the rank in this run");
+  ranks.write("busy", busy, "s", "time spent inside bins");
+  ranks.write("idle", idle, "s", "wall time not spent inside bins");
+  ranks.write("efficiency", efficiency, "", "busy / wall");
+  const double n = static_cast<double>(std::max<std::size_t>(1, out.ranks.size()));
+  run.write_attribute("efficiency", out.wall > 0.0 ? busy_sum / (n * out.wall) : 0.0);
+  run.write_attribute("imbalance", busy_sum > 0.0 ? busy_max / (busy_sum / n) - 1.0 : 0.0);
+}
+
+// The final output appears under its name only when complete: written to a
+// temporary name in the same directory, then renamed.
+void write_output(const std::string& outfile, const ToolOutput& out, const Provenance& p) {
+  const std::string temporary = fmt::format("{}.tmp.{}", outfile, getpid());
+  try {
+    h5::Location file = h5::create_file(temporary);
+    {
+      const h5::Location results = file.create_group("results");
+      out.table.write(results);
+      for (const auto& [name, value] : p.parameters) results.write_attribute(name, value);
+      results.write_attribute("tool", p.tool);
+      results.write_attribute("version", version());
+      results.write_attribute("command_line", p.command_line);
+      results.write_attribute("ranks", std::int64_t{p.ranks});
+      results.write_attribute("threads_per_rank", std::int64_t{p.threads});
+      results.write_attribute("schedule_used", p.schedule);
+      results.write_attribute("start_time", p.start_time);
+      results.write_attribute("end_time", utc_now());
+      for (const auto& [name, value] : out.attributes) results.write_attribute(name, value);
+      write_run_group(file, out);
+    }
+    file.close();
+    fs::rename(temporary, outfile);
+  } catch (...) {
+    std::error_code ignored;
+    fs::remove(temporary, ignored);
+    throw;
+  }
+}
+
+std::string run_summary(const ToolOutput& out) {
+  double busy = 0.0;
+  double most = 0.0;
+  for (const RankStats& r : out.ranks) {
+    busy += r.busy;
+    most = std::max(most, r.busy);
+  }
+  const double n = static_cast<double>(std::max<std::size_t>(1, out.ranks.size()));
+  return fmt::format("{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}",
+                     run_marker, out.wall, out.ranks.size(),
+                     out.wall > 0.0 ? busy / (n * out.wall) : 0.0,
+                     busy > 0.0 ? most / (busy / n) - 1.0 : 0.0);
+}
+
+class Driver {
+public:
+  Driver(int argc, char** argv, const ToolRegistry& registry)
+      : words_(argv + 1, argv + argc), registry_(registry),
+        world_(Communicator::borrow(MPI_COMM_WORLD)) {
+    for (int i = 0; i < argc; ++i) command_line_ += fmt::format("{}{}", i ? " " : "", argv[i]);
+  }
+
+  // Steps whose failures all ranks see alike: parameters and input checks.
+  std::optional<int> prepare();
+  // The run; a failure here may be on one rank only.
+  int run();
+
+private:
+  void print(const std::string& text) const {
+    if (world_.is_root()) std::fputs(text.c_str(), stdout);
+  }
+  void log_placement(RunContext& ctx) const;
+
+  std::vector<std::string> words_;
+  const ToolRegistry& registry_;
+  Communicator world_;
+  std::string command_line_;
+  std::unique_ptr<Tool> tool_;
+  std::optional<Runtime> runtime_;
+  std::optional<ThreadBudget> budget_;
+  std::unique_ptr<Checkpoint> checkpoint_;
+  std::string start_time_ = utc_now();
+};
+
+std::optional<int> Driver::prepare() {
+  if (words_.empty() || words_[0] == "--help" || words_[0] == "-h" || words_[0] == "help") {
+    print(registry_.help("binflow"));
+    return words_.empty() ? exit_status::usage : exit_status::ok;
+  }
+  if (words_[0] == "--version") {
+    print(fmt::format("binflow {}\n", version()));
+    return exit_status::ok;
+  }
+  tool_ = registry_.create(words_[0]);
+  const std::vector<std::string> args(words_.begin() + 1, words_.end());
+  if (wants_help(args)) {
+    print(tool_->help());
+    return exit_status::ok;
+  }
+  tool_->configure(args);
+  const StandardParameters& s = tool_->standard();
+  install_stop_handlers();
+  runtime_.emplace(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)));
+  budget_.emplace(ThreadBudget::negotiate(*runtime_, {s.nthreads, s.oversubscribe},
+                                          LaunchEnvironment::from_environ()));
+  budget_->apply();
+  if (!tool_->uses_bins()) return std::nullopt;
+  OutputPlan plan = OutputPlan::write;
+  agree(world_, [&] {
+    plan = check_output(s);
+    if (plan == OutputPlan::write && !s.outfile.empty()) {
+      std::vector<std::string> key{fmt::format("tool={}", tool_->name())};
+      // Settings that change how, not what, is computed may differ on resume.
+      static const std::vector<std::string> free = {"nthreads", "oversubscribe", "schedule", "logfile",
+                                                    "chatter",  "clobber",       "resume",   "max_failures"};
+      for (const auto& [name, value] : tool_->parameter_values()) {
+        if (std::find(free.begin(), free.end(), name) == free.end()) key.push_back(name + "=" + value);
+      }
+      checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
+                                                 fmt::format("{}\n", fmt::join(key, "\n")), s.resume);
+    }
+  });
+  int nothing = plan == OutputPlan::nothing_to_do ? 1 : 0;
+  check_mpi(MPI_Bcast(&nothing, 1, MPI_INT, 0, world_.get()), "MPI_Bcast");
+  if (nothing) {
+    print(fmt::format("{} is complete and has no checkpoint: nothing to resume\n", s.outfile));
+    return exit_status::ok;
+  }
+  return std::nullopt;
+}
+
+void Driver::log_placement(RunContext& ctx) const {
+  const Placement placement = gather_placement(ctx.runtime(), ctx.budget());
+  if (!ctx.is_root()) return;
+  for (const NodePlacement& node : placement.nodes) {
+    ctx.log().info("{}node {}: {} ranks x threads = {} cores used / {} available", run_marker,
+                   node.host, node.ranks, node.threads, node.cores_available);
+  }
+  for (const std::string& w : placement.oversubscription_warnings()) ctx.log().warn("{}{}", run_marker, w);
+  for (const std::string& w : ctx.budget().warnings()) ctx.log().warn("{}{}", run_marker, w);
+}
+
+int Driver::run() {
+  const StandardParameters& s = tool_->standard();
+  std::unique_ptr<RunLogSink> sink;
+  if (world_.is_root()) sink = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
+  LogTarget target = [&sink](std::string_view text) {
+    if (sink) sink->write(text);
+  };
+  const RunSettings settings{parse_schedule(s.schedule), s.max_failures, s.chatter, s.seed};
+  const int ranks = world_.size();
+  RunContext ctx(std::move(*runtime_), *budget_, settings, target, checkpoint_.get(), false);
+  if (tool_->uses_bins()) {
+    ctx.log().info("binflow {} {}", tool_->name(), version());
+    ctx.log().info("{}{} ranks, schedule {}, {} threads on rank 0", run_marker, ranks, s.schedule,
+                   ctx.budget().threads());
+    log_placement(ctx);
+  }
+  ToolOutput out = tool_->run(ctx);
+  if (!ctx.is_root() || !out.has_results) {
+    if (sink) sink->flush();
+    return out.interrupted ? exit_status::interrupted
+                           : (out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok);
+  }
+  if (out.interrupted) {
+    ctx.log().warn("{}interrupted by a signal with {} bins done; the checkpoint {} is flushed: "
+                   "rerun with resume=yes to finish",
+                   run_marker, out.table.size(),
+                   checkpoint_ ? checkpoint_->path() : std::string("(none: no outfile)"));
+    sink->flush();
+    return exit_status::interrupted;
+  }
+  if (s.chatter >= 2) {
+    std::string text = out.table.to_text();
+    if (!text.empty() && text.back() == '\n') text.pop_back();
+    ctx.log().info("{}", text);
+  }
+  if (!s.outfile.empty()) {
+    write_output(s.outfile, out,
+                 Provenance{tool_->name(), command_line_, start_time_, ranks, ctx.budget().threads(),
+                            s.schedule, tool_->parameter_values()});
+    if (checkpoint_) checkpoint_->remove();
+    ctx.log().info("wrote {}", s.outfile);
+  }
+  ctx.log().info("{}", run_summary(out));
+  if (out.failed > 0) {
+    ctx.log().error("{} of {} bins failed{}", out.failed, out.table.size(),
+                    out.stopped_early ? " (stopped early: max_failures reached)" : "");
+  }
+  sink->flush();
+  return out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok;
+}
+
+void report(int rank, int size, const std::exception& e) {
+  if (size > 1) {
+    std::fprintf(stderr, "binflow: error on rank %d: %s\n", rank, e.what());
+  } else {
+    std::fprintf(stderr, "binflow: error: %s\n", e.what());
+  }
+  std::fflush(stderr);
+}
+
+}  // namespace
+
+int run_main(int argc, char** argv, const ToolRegistry& registry) {
+  std::optional<Environment> env;
+  try {
+    env.emplace(argc, argv);
+  } catch (const std::exception& e) {
+    report(0, 1, e);
+    return status_of(e);
+  }
+  int rank = 0;
+  int size = 1;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  std::optional<Driver> driver;
+  try {
+    driver.emplace(argc, argv, registry);
+    if (const auto done = driver->prepare()) return *done;
+  } catch (const std::exception& e) {
+    // Every rank reached the same verdict: rank 0 says it once, nobody aborts.
+    if (rank == 0) report(rank, 1, e);
+    return status_of(e);
+  }
+  try {
+    return driver->run();
+  } catch (const std::exception& e) {
+    report(rank, size, e);
+    Environment::abort(status_of(e));
+  }
+}
+
+}  // namespace binflow

@@ -1,0 +1,208 @@
+#include "binflow/ordered_log.hpp"
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <mutex>
+
+#include <fmt/format.h>
+#include <spdlog/sinks/base_sink.h>
+
+#include "binflow/error.hpp"
+
+namespace binflow {
+
+namespace {
+
+// Lines carry no timestamps or thread ids: a run's log must read the same on any
+// number of ranks. Warnings and errors keep a level word so that they stand out.
+void append_line(std::string& out, std::string_view indent, const spdlog::details::log_msg& msg) {
+  out.append(indent);
+  std::string_view payload(msg.payload.data(), msg.payload.size());
+  // The run marker stays first on the line so that a filter needs to look only there.
+  if (payload.substr(0, run_marker.size()) == run_marker) {
+    out.append(run_marker);
+    payload.remove_prefix(run_marker.size());
+  }
+  if (msg.level >= spdlog::level::err) {
+    out.append("error: ");
+  } else if (msg.level == spdlog::level::warn) {
+    out.append("warning: ");
+  }
+  out.append(payload);
+  out.push_back('\n');
+}
+
+class TargetSink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  explicit TargetSink(LogTarget target) : target_(std::move(target)) {}
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    line_.clear();
+    append_line(line_, {}, msg);
+    target_(line_);
+  }
+  void flush_() override {}
+
+private:
+  LogTarget target_;
+  std::string line_;
+};
+
+}  // namespace
+
+spdlog::level::level_enum chatter_level(int chatter) {
+  switch (chatter) {
+    case 0: return spdlog::level::off;
+    case 1: return spdlog::level::warn;
+    case 2: return spdlog::level::info;
+    case 3: return spdlog::level::debug;
+    default: return spdlog::level::trace;
+  }
+}
+
+class BinLog::Sink final : public spdlog::sinks::base_sink<std::mutex> {
+public:
+  explicit Sink(std::size_t spill_bytes) : spill_bytes_(spill_bytes) {}
+  ~Sink() override {
+    if (spill_ != nullptr) std::fclose(spill_);
+  }
+  Sink(const Sink&) = delete;
+  Sink& operator=(const Sink&) = delete;
+
+  void begin(std::string_view header, bool show) {
+    std::lock_guard lock(mutex_);
+    buffer_.clear();
+    if (show) {
+      buffer_.append(header);
+      buffer_.push_back('\n');
+    }
+    if (spill_ != nullptr) {
+      std::fclose(spill_);
+      spill_ = nullptr;
+    }
+  }
+
+  std::string take() {
+    std::lock_guard lock(mutex_);
+    if (spill_ == nullptr) return std::exchange(buffer_, {});
+    spill_buffer();
+    std::string text;
+    const long size = std::ftell(spill_);
+    text.resize(static_cast<std::size_t>(size));
+    std::rewind(spill_);
+    if (size > 0 && std::fread(text.data(), 1, text.size(), spill_) != text.size()) {
+      throw IoError("cannot read back a bin's spilled log from its temporary file");
+    }
+    std::fclose(spill_);
+    spill_ = nullptr;
+    return text;
+  }
+
+protected:
+  void sink_it_(const spdlog::details::log_msg& msg) override {
+    append_line(buffer_, "  ", msg);
+    if (buffer_.size() >= spill_bytes_) spill_buffer();
+  }
+  void flush_() override {}
+
+private:
+  void spill_buffer() {
+    if (spill_ == nullptr) {
+      spill_ = std::tmpfile();
+      if (spill_ == nullptr) {
+        throw IoError(fmt::format("cannot create a temporary file for a bin's log ({})",
+                                  std::strerror(errno)));
+      }
+    }
+    if (std::fwrite(buffer_.data(), 1, buffer_.size(), spill_) != buffer_.size()) {
+      throw IoError("cannot write a bin's log to its temporary file");
+    }
+    buffer_.clear();
+  }
+
+  std::size_t spill_bytes_;
+  std::string buffer_;
+  std::FILE* spill_ = nullptr;
+};
+
+BinLog::BinLog(int chatter, std::size_t spill_bytes)
+    : sink_(std::make_shared<Sink>(spill_bytes)),
+      logger_(std::make_shared<spdlog::logger>("bin", sink_)) {
+  logger_->set_level(chatter_level(chatter));
+}
+
+BinLog::~BinLog() = default;
+
+void BinLog::begin(std::string_view header) {
+  sink_->begin(header, logger_->should_log(spdlog::level::info));
+}
+
+std::string BinLog::take() { return sink_->take(); }
+
+void OrderedLog::submit(std::size_t position, std::string text) {
+  if (position != next_) {
+    waiting_.emplace(position, std::move(text));
+    return;
+  }
+  if (!text.empty()) target_(text);
+  ++next_;
+  for (auto it = waiting_.begin(); it != waiting_.end() && it->first == next_;
+       it = waiting_.erase(it)) {
+    if (!it->second.empty()) target_(it->second);
+    ++next_;
+  }
+}
+
+void OrderedLog::flush_remaining() {
+  for (auto& [position, text] : waiting_) {
+    if (!text.empty()) target_(text);
+    next_ = position + 1;
+  }
+  waiting_.clear();
+}
+
+RunLogSink::RunLogSink(const std::string& logfile, bool console) : console_(console) {
+  if (logfile.empty()) return;
+  file_ = std::fopen(logfile.c_str(), "w");
+  if (file_ == nullptr) {
+    throw IoError(fmt::format("{}: cannot open the log file ({})", logfile, std::strerror(errno)));
+  }
+}
+
+RunLogSink::~RunLogSink() {
+  flush();
+  if (file_ != nullptr) std::fclose(file_);
+}
+
+void RunLogSink::write(std::string_view text) {
+  std::lock_guard lock(mutex_);
+  if (console_) std::fwrite(text.data(), 1, text.size(), stdout);
+  if (file_ != nullptr) std::fwrite(text.data(), 1, text.size(), file_);
+  // Flushing per block would cost a system call per bin; 0.1 s keeps the console live.
+  const auto now = std::chrono::steady_clock::now();
+  if (now - last_flush_ > std::chrono::milliseconds(100)) {
+    flush_locked();
+    last_flush_ = now;
+  }
+}
+
+void RunLogSink::flush() {
+  std::lock_guard lock(mutex_);
+  flush_locked();
+}
+
+void RunLogSink::flush_locked() {
+  if (console_) std::fflush(stdout);
+  if (file_ != nullptr) std::fflush(file_);
+}
+
+std::shared_ptr<spdlog::logger> make_target_logger(const std::string& name, LogTarget target,
+                                                   int chatter) {
+  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<TargetSink>(std::move(target)));
+  logger->set_level(chatter_level(chatter));
+  return logger;
+}
+
+}  // namespace binflow

@@ -1,0 +1,272 @@
+#include "binflow/parameters.hpp"
+
+#include <algorithm>
+#include <cctype>
+#include <charconv>
+#include <cmath>
+#include <set>
+
+#include <CLI/CLI.hpp>
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+
+namespace binflow {
+
+namespace {
+
+std::string lower(std::string_view text) {
+  std::string out(text);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+template <class T>
+std::string show(const T& value) {
+  if constexpr (std::is_same_v<T, std::string>) {
+    return value;
+  } else if constexpr (std::is_same_v<T, bool>) {
+    return value ? "yes" : "no";
+  } else if constexpr (std::is_floating_point_v<T>) {
+    return fmt::format("{:.17g}", value);
+  } else {
+    return fmt::format("{}", value);
+  }
+}
+
+template <class T>
+std::string range_text(const Range<T>& range) {
+  if (range.min && range.max) return fmt::format("[{}, {}]", show(*range.min), show(*range.max));
+  if (range.min) return fmt::format(">= {}", show(*range.min));
+  if (range.max) return fmt::format("<= {}", show(*range.max));
+  return {};
+}
+
+bool is_identifier(std::string_view text) {
+  if (text.empty() || std::isdigit(static_cast<unsigned char>(text[0]))) return false;
+  return std::all_of(text.begin(), text.end(),
+                     [](unsigned char c) { return std::isalnum(c) || c == '_'; });
+}
+
+}  // namespace
+
+struct ParameterSet::Impl {
+  struct Param {
+    std::string name;
+    std::string type;
+    std::string default_text;
+    std::string range;
+    std::string help;
+    bool is_flag = false;
+    CLI::Option* option = nullptr;
+    std::function<std::string()> current;
+    std::function<void()> finish;  // post-parse conversion and range check
+  };
+
+  Impl() : app("binflow tool") {
+    app.set_help_flag();
+    app.allow_windows_style_options(false);
+    config = app.set_config("--config", "", "TOML file of key = value parameters");
+  }
+
+  Param& add(const std::string& name, std::string type, std::string help) {
+    if (!is_identifier(name)) throw InternalError(fmt::format("bad parameter name '{}'", name));
+    Param p;
+    p.name = name;
+    p.type = std::move(type);
+    p.help = std::move(help);
+    params.push_back(std::move(p));
+    return params.back();
+  }
+
+  [[nodiscard]] const Param* find(std::string_view name) const {
+    for (const Param& p : params) {
+      if (p.name == name) return &p;
+    }
+    return nullptr;
+  }
+
+  // `key=value` words become `--key=value`, unless the word is the value of the option
+  // before it (`--logfile a=b.log`) or names no parameter.
+  std::vector<std::string> normalise(const std::vector<std::string>& args) const {
+    std::vector<std::string> out;
+    bool value_expected = false;
+    for (const std::string& word : args) {
+      const auto eq = word.find('=');
+      if (!value_expected && word.rfind("-", 0) != 0 && eq != std::string::npos &&
+          (find(word.substr(0, eq)) != nullptr || word.substr(0, eq) == "config")) {
+        out.push_back("--" + word);
+        value_expected = false;
+        continue;
+      }
+      out.push_back(word);
+      value_expected = false;
+      if (word.rfind("--", 0) == 0 && word.find('=') == std::string::npos) {
+        const Param* p = find(word.substr(2));
+        value_expected = word == "--config" || (p != nullptr && !p->is_flag);
+      }
+    }
+    return out;
+  }
+
+  CLI::App app;
+  CLI::Option* config = nullptr;
+  std::vector<Param> params;
+  std::vector<std::string> string_storage;
+};
+
+ParameterSet::ParameterSet() : impl_(std::make_unique<Impl>()) {}
+ParameterSet::ParameterSet(ParameterSet&&) noexcept = default;
+ParameterSet& ParameterSet::operator=(ParameterSet&&) noexcept = default;
+ParameterSet::~ParameterSet() = default;
+
+ParameterSet& ParameterSet::add(const std::string& name, std::string& value, const std::string& help) {
+  auto& p = impl_->add(name, "TEXT", help);
+  p.default_text = value.empty() ? "(none)" : value;
+  p.option = impl_->app.add_option("--" + name, value, help);
+  p.current = [&value] { return value; };
+  return *this;
+}
+
+template <class T>
+void ParameterSet::add_number(const std::string& name, T& value, const std::string& help,
+                              Range<T> range, const char* type) {
+  auto& p = impl_->add(name, type, help);
+  p.default_text = show(value);
+  p.range = range_text(range);
+  p.option = impl_->app.add_option("--" + name, value, help);
+  p.current = [&value] { return show(value); };
+  p.finish = [&value, range, name] {
+    if constexpr (std::is_floating_point_v<T>) {
+      if (!std::isfinite(value)) throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
+    }
+    if ((range.min && value < *range.min) || (range.max && value > *range.max)) {
+      throw UsageError(fmt::format("{}: {} is outside the allowed range {}", name, show(value),
+                                   range_text(range)));
+    }
+  };
+}
+
+ParameterSet& ParameterSet::add(const std::string& name, double& value, const std::string& help,
+                                Range<double> range) {
+  add_number(name, value, help, range, "FLOAT");
+  return *this;
+}
+
+ParameterSet& ParameterSet::add(const std::string& name, int& value, const std::string& help,
+                                Range<int> range) {
+  add_number(name, value, help, range, "INT");
+  return *this;
+}
+
+ParameterSet& ParameterSet::add(const std::string& name, std::int64_t& value,
+                                const std::string& help, Range<std::int64_t> range) {
+  add_number(name, value, help, range, "INT");
+  return *this;
+}
+
+ParameterSet& ParameterSet::add(const std::string& name, std::uint64_t& value,
+                                const std::string& help) {
+  add_number(name, value, help, Range<std::uint64_t>{}, "UINT");
+  return *this;
+}
+
+ParameterSet& ParameterSet::add(const std::string& name, bool& value, const std::string& help) {
+  auto& p = impl_->add(name, "BOOL", help);
+  p.default_text = show(value);
+  p.is_flag = true;
+  p.option = impl_->app.add_flag("--" + name, value, help);
+  p.current = [&value] { return show(value); };
+  return *this;
+}
+
+ParameterSet& ParameterSet::add_choice(const std::string& name, std::string& value,
+                                       std::vector<std::string> choices, const std::string& help) {
+  auto& p = impl_->add(name, "CHOICE", help);
+  p.default_text = value;
+  p.range = fmt::format("{}", fmt::join(choices, "|"));
+  p.option = impl_->app.add_option("--" + name, value, help);
+  p.current = [&value] { return value; };
+  p.finish = [&value, choices = std::move(choices), name] {
+    for (const std::string& c : choices) {
+      if (lower(c) == lower(value)) {
+        value = c;
+        return;
+      }
+    }
+    throw UsageError(fmt::format("{}: '{}' is not one of {}", name, value, fmt::join(choices, ", ")));
+  };
+  return *this;
+}
+
+ParameterSet& ParameterSet::add_list(const std::string& name, std::vector<std::int64_t>& value,
+                                     const std::string& help) {
+  auto& p = impl_->add(name, "LIST", help);
+  p.default_text = value.empty() ? "(none)" : fmt::format("{}", fmt::join(value, ","));
+  auto text = std::make_shared<std::string>(fmt::format("{}", fmt::join(value, ",")));
+  p.option = impl_->app.add_option("--" + name, *text, help);
+  p.current = [&value] { return fmt::format("{}", fmt::join(value, ",")); };
+  p.finish = [&value, text, name] {
+    value.clear();
+    std::string_view rest = *text;
+    while (!rest.empty()) {
+      const auto comma = rest.find(',');
+      const std::string_view item = rest.substr(0, comma);
+      std::int64_t number = 0;
+      const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
+      if (ec != std::errc{} || end != item.data() + item.size()) {
+        throw UsageError(fmt::format("{}: '{}' is not a comma-separated list of integers", name, *text));
+      }
+      value.push_back(number);
+      rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
+    }
+  };
+  return *this;
+}
+
+void ParameterSet::parse(const std::vector<std::string>& args) {
+  std::vector<std::string> words = impl_->normalise(args);
+  std::reverse(words.begin(), words.end());  // CLI11 takes the vector back to front
+  try {
+    impl_->app.parse(words);
+  } catch (const CLI::ParseError& e) {
+    std::string text = e.what();
+    if (text.find("were not expected") != std::string::npos || text.find("not expected") != std::string::npos) {
+      throw UsageError(fmt::format("unknown parameter or stray word: {}", text));
+    }
+    throw UsageError(text);
+  }
+  for (const auto& p : impl_->params) {
+    if (p.finish) p.finish();
+  }
+}
+
+bool ParameterSet::given(const std::string& name) const {
+  const auto* p = impl_->find(name);
+  return p != nullptr && p->option->count() > 0;
+}
+
+std::string ParameterSet::help(std::string_view tool, std::string_view summary) const {
+  std::string out = fmt::format(
+      "binflow {}: {}\n\nusage: binflow {} [--name value | --name=value | name=value]... "
+      "[--config file.toml]\n\nparameters:\n",
+      tool, summary, tool);
+  for (const auto& p : impl_->params) {
+    std::string detail = fmt::format("default {}", p.default_text);
+    if (!p.range.empty()) detail += fmt::format("; {} {}", p.type == "CHOICE" ? "one of" : "range", p.range);
+    out += fmt::format("  --{} {}  [{}]\n      {}\n", p.name, p.type, detail, p.help);
+  }
+  out += "  --config FILE\n      TOML file with one `name = value` line per parameter; the "
+         "command line wins over it\n";
+  return out;
+}
+
+std::vector<std::pair<std::string, std::string>> ParameterSet::values() const {
+  std::vector<std::pair<std::string, std::string>> out;
+  out.reserve(impl_->params.size());
+  for (const auto& p : impl_->params) out.emplace_back(p.name, p.current());
+  return out;
+}
+
+}  // namespace binflow

@@ -1,0 +1,79 @@
+#include "serialize.hpp"
+
+#include "binflow/error.hpp"
+
+namespace binflow::detail {
+
+std::string ByteReader::get_string() {
+  const auto size = get<std::uint64_t>();
+  need(size);
+  std::string text(in_.substr(pos_, size));
+  pos_ += size;
+  return text;
+}
+
+void ByteReader::need(std::size_t bytes) const {
+  if (in_.size() - pos_ < bytes) throw IoError("binary record is truncated");
+}
+
+void put_row(ByteWriter& w, const Row& row) {
+  w.put<std::uint64_t>(row.size());
+  for (const Cell& cell : row) {
+    w.put<std::uint8_t>(static_cast<std::uint8_t>(cell.index()));
+    if (const auto* d = std::get_if<double>(&cell)) {
+      w.put(*d);
+    } else if (const auto* i = std::get_if<std::int64_t>(&cell)) {
+      w.put(*i);
+    } else {
+      w.put_string(std::get<std::string>(cell));
+    }
+  }
+}
+
+Row get_row(ByteReader& r) {
+  const auto size = r.get<std::uint64_t>();
+  Row row;
+  row.reserve(size);
+  for (std::uint64_t k = 0; k < size; ++k) {
+    switch (r.get<std::uint8_t>()) {
+      case 0: row.emplace_back(r.get<double>()); break;
+      case 1: row.emplace_back(r.get<std::int64_t>()); break;
+      case 2: row.emplace_back(r.get_string()); break;
+      default: throw IoError("binary record holds an unknown cell type");
+    }
+  }
+  return row;
+}
+
+void put_completed(ByteWriter& w, const CompletedBin& bin) {
+  w.put_string(bin.map);
+  w.put(bin.position);
+  w.put_string(bin.status);
+  w.put_string(bin.message);
+  put_row(w, bin.row);
+  w.put_string(bin.log);
+  w.put(bin.stats);
+}
+
+CompletedBin get_completed(ByteReader& r) {
+  CompletedBin bin;
+  bin.map = r.get_string();
+  bin.position = r.get<std::int64_t>();
+  bin.status = r.get_string();
+  bin.message = r.get_string();
+  bin.row = get_row(r);
+  bin.log = r.get_string();
+  bin.stats = r.get<BinStats>();
+  return bin;
+}
+
+std::uint64_t checksum(std::string_view bytes) {
+  std::uint64_t hash = 0xcbf29ce484222325ULL;
+  for (const char c : bytes) {
+    hash ^= static_cast<unsigned char>(c);
+    hash *= 0x100000001b3ULL;
+  }
+  return hash;
+}
+
+}  // namespace binflow::detail

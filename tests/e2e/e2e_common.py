@@ -1,0 +1,126 @@
+"""Shared helpers of the end-to-end tests: run binflow (plain or under mpirun), read
+HDF5 outputs, compare them, and report checks. Standard library plus h5py/numpy from
+Debian (python3-h5py, python3-numpy)."""
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+
+
+class Context:
+    def __init__(self):
+        parser = argparse.ArgumentParser()
+        parser.add_argument("--binflow", required=True)
+        parser.add_argument("--mpiexec", default="mpirun")
+        parser.add_argument("--workdir", required=True)
+        args = parser.parse_args()
+        self.binflow = os.path.abspath(args.binflow)
+        self.mpiexec = args.mpiexec
+        self.workdir = os.path.abspath(args.workdir)
+        shutil.rmtree(self.workdir, ignore_errors=True)
+        os.makedirs(self.workdir)
+        self.env = dict(os.environ)
+        if os.geteuid() == 0:
+            self.env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
+            self.env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
+        # More ranks than cores on a 2-core CI machine.
+        self.env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
+        self.failures = 0
+
+    def path(self, name):
+        return os.path.join(self.workdir, name)
+
+    def command(self, args, ranks=None, mpi_flags=()):
+        if ranks is None:
+            return [self.binflow] + list(args)
+        return [self.mpiexec, "-n", str(ranks), *mpi_flags, self.binflow] + list(args)
+
+    def run(self, args, ranks=None, env=None, mpi_flags=(), timeout=300):
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        return subprocess.run(self.command(args, ranks, mpi_flags), env=full_env, cwd=self.workdir,
+                              capture_output=True, text=True, timeout=timeout)
+
+    def start(self, args, ranks=None, env=None):
+        full_env = dict(self.env)
+        full_env.update(env or {})
+        return subprocess.Popen(self.command(args, ranks), env=full_env, cwd=self.workdir,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                start_new_session=True)
+
+    def check(self, condition, what, detail=""):
+        print(("ok    " if condition else "FAIL  ") + what, flush=True)
+        if not condition:
+            self.failures += 1
+            if detail:
+                print("      " + str(detail).replace("\n", "\n      "), flush=True)
+        return condition
+
+    def finish(self):
+        print(f"{self.failures} failed" if self.failures else "all checks passed", flush=True)
+        sys.exit(1 if self.failures else 0)
+
+
+def descendants(pid):
+    """Every process below `pid` (mpirun puts each rank in a process group of its own,
+    so killing mpirun's group does not reach the ranks)."""
+    children = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            out.append(child)
+            todo.append(child)
+    return out
+
+
+def read_group(path, group="results"):
+    """Every dataset of a group as a numpy array (strings decoded)."""
+    out = {}
+    with h5py.File(path, "r") as f:
+        for name, ds in f[group].items():
+            data = ds[()]
+            if data.dtype.kind == "O":
+                data = np.array([x.decode() if isinstance(x, bytes) else x for x in data])
+            out[name] = data
+    return out
+
+
+def read_attributes(path, group="results"):
+    with h5py.File(path, "r") as f:
+        return {k: (v.decode() if isinstance(v, bytes) else v) for k, v in f[group].attrs.items()}
+
+
+def identical(a, b):
+    """Bit-identical datasets (NaN equal to NaN at the same place)."""
+    if a.keys() != b.keys():
+        return False, f"columns differ: {sorted(a)} vs {sorted(b)}"
+    for name in a:
+        x, y = a[name], b[name]
+        if x.shape != y.shape:
+            return False, f"{name}: shapes {x.shape} vs {y.shape}"
+        if x.dtype.kind == "f":
+            same = np.array_equal(x.view(np.uint64), y.view(np.uint64))
+        else:
+            same = np.array_equal(x, y)
+        if not same:
+            return False, f"{name} differs"
+    return True, ""
+
+
+def log_without_run_lines(path):
+    """The log lines that must not depend on ranks, threads or timings."""
+    with open(path) as f:
+        return [line for line in f if not line.strip().startswith("[run]")]

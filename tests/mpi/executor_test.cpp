@@ -1,0 +1,258 @@
+// The executor at 1-4 ranks: rows and log blocks in bin order for every schedule,
+// random streams independent of placement, failures contained, max_failures, stop and
+// resume, nested invocation on MPI_COMM_SELF with one thread.
+#include <gtest/gtest.h>
+#include <omp.h>
+
+#include <filesystem>
+#include <stdexcept>
+
+#include <fmt/format.h>
+
+#include "binflow/checkpoint.hpp"
+#include "binflow/executor.hpp"
+#include "binflow/tool.hpp"
+
+namespace binflow {
+namespace {
+
+const Schema test_schema{
+    {"twice", ColumnType::f64, "", ""},
+    {"draw", ColumnType::f64, "", ""},
+    {"label", ColumnType::str, "", ""},
+};
+
+Row simple_row(BinContext& ctx) {
+  ctx.log().info("first line of bin {}", ctx.bin().index);
+  ctx.log().info("second line of bin {}", ctx.bin().index);
+  return Row{2.0 * static_cast<double>(ctx.bin().index), ctx.rng().uniform(),
+             fmt::format("b{}", ctx.bin().index)};
+}
+
+struct Captured {
+  std::string text;
+  LogTarget target() {
+    return [this](std::string_view t) { text.append(t); };
+  }
+};
+
+RunContext make_context(const RunSettings& settings, LogTarget target, Checkpoint* checkpoint = nullptr) {
+  return RunContext(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)), ThreadBudget::nested(1),
+                    settings, std::move(target), checkpoint, false);
+}
+
+std::string expected_log(std::int64_t bins) {
+  std::string text;
+  for (std::int64_t i = 0; i < bins; ++i) {
+    text += fmt::format("bin {}\n  first line of bin {}\n  second line of bin {}\n", i, i, i);
+  }
+  return text;
+}
+
+bool is_root() {
+  int rank = 0;
+  MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+  return rank == 0;
+}
+
+class EverySchedule : public testing::TestWithParam<Schedule> {};
+
+TEST_P(EverySchedule, RowsAndLogBlocksComeInBinOrder) {
+  Captured log;
+  RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 7}, log.target());
+  const BinPlan plan = BinPlan::trials(97);
+  const MapResult result = ctx.map("bins", plan, test_schema, simple_row);
+  EXPECT_EQ(result.failed, 0);
+  EXPECT_FALSE(result.interrupted);
+  if (!is_root()) {
+    EXPECT_EQ(result.table.size(), 0u);
+    return;
+  }
+  ASSERT_EQ(result.table.size(), 97u);
+  for (std::size_t i = 0; i < 97; ++i) {
+    EXPECT_EQ(result.table.i64(i, "bin"), static_cast<std::int64_t>(i));
+    EXPECT_EQ(result.table.f64(i, "twice"), 2.0 * static_cast<double>(i));
+    // The stream of a bin is (seed, index) whichever rank ran it.
+    EXPECT_EQ(result.table.f64(i, "draw"), RngStream(7, i).uniform());
+    EXPECT_EQ(result.table.str(i, "status"), "ok");
+  }
+  EXPECT_EQ(log.text, expected_log(97));
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  ASSERT_EQ(result.ranks.size(), static_cast<std::size_t>(size));
+  std::int64_t bins = 0;
+  for (const RankStats& r : result.ranks) bins += r.bins;
+  EXPECT_EQ(bins, 97);
+  for (const BinStats& b : result.bins) {
+    EXPECT_GE(b.rank, 0);
+    EXPECT_LT(b.rank, size);
+    EXPECT_GE(b.wall, 0.0);
+  }
+}
+
+TEST_P(EverySchedule, AFailingBinDoesNotStopTheOthers) {
+  Captured log;
+  RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 1}, log.target());
+  const MapResult result = ctx.map("bins", BinPlan::trials(50), test_schema, [](BinContext& bin) {
+    if (bin.bin().index % 10 == 3) throw std::runtime_error(fmt::format("bad bin {}", bin.bin().index));
+    return simple_row(bin);
+  });
+  EXPECT_EQ(result.failed, 5);  // every rank agrees
+  if (!is_root()) return;
+  ASSERT_EQ(result.table.size(), 50u);
+  for (std::size_t i = 0; i < 50; ++i) {
+    if (i % 10 == 3) {
+      EXPECT_EQ(result.table.str(i, "status"), "failed");
+      EXPECT_EQ(result.table.str(i, "message"), fmt::format("bad bin {}", i));
+      EXPECT_TRUE(std::isnan(result.table.f64(i, "twice")));
+    } else {
+      EXPECT_EQ(result.table.str(i, "status"), "ok");
+    }
+  }
+  EXPECT_NE(log.text.find("  error: bin 13 failed: bad bin 13\n"), std::string::npos);
+}
+
+TEST_P(EverySchedule, MaxFailuresStopsTakingBins) {
+  Captured log;
+  RunContext ctx = make_context(RunSettings{GetParam(), 2, 2, 1}, log.target());
+  const MapResult result =
+      ctx.map("bins", BinPlan::trials(400), test_schema, [](BinContext& bin) -> Row {
+        if (bin.bin().index >= 10) throw std::runtime_error("always fails");
+        return simple_row(bin);
+      });
+  EXPECT_TRUE(result.stopped_early);
+  EXPECT_GE(result.failed, 2);
+  if (is_root()) EXPECT_LT(result.table.size(), 400u);
+}
+
+TEST_P(EverySchedule, StopThenResumeGivesTheUninterruptedResult) {
+  const std::string path = "executor_test_resume.ckpt";
+  const BinPlan plan = BinPlan::trials(60);
+  Captured clean_log;
+  MapResult clean;
+  {
+    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, clean_log.target());
+    clean = ctx.map("bins", plan, test_schema, simple_row);
+  }
+  MapResult first;
+  {
+    std::unique_ptr<Checkpoint> checkpoint;
+    if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", false);
+    Captured log;
+    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, log.target(), checkpoint.get());
+    // A stop arriving while bin 25 runs, on whichever rank runs it (as a SIGTERM would).
+    first = ctx.map("bins", plan, test_schema, [](BinContext& bin) {
+      if (bin.bin().index == 25) request_stop(true);
+      return simple_row(bin);
+    });
+    request_stop(false);
+  }
+  EXPECT_TRUE(first.interrupted);
+  MapResult second;
+  Captured resumed_log;
+  {
+    std::unique_ptr<Checkpoint> checkpoint;
+    if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", true);
+    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, resumed_log.target(), checkpoint.get());
+    second = ctx.map("bins", plan, test_schema, simple_row);
+  }
+  EXPECT_FALSE(second.interrupted);
+  if (!is_root()) return;
+  EXPECT_LT(first.table.size(), 60u);
+  ASSERT_EQ(second.table.size(), 60u);
+  for (std::size_t i = 0; i < 60; ++i) {
+    EXPECT_EQ(second.table.rows()[i], clean.table.rows()[i]) << "row " << i;
+  }
+  // Resumed bins replay their log blocks: the log reads like the uninterrupted one.
+  EXPECT_EQ(resumed_log.text, clean_log.text);
+  std::size_t resumed = 0;
+  for (const BinStats& b : second.bins) resumed += b.resumed ? 1 : 0;
+  EXPECT_EQ(resumed, first.table.size());
+  std::filesystem::remove(path);
+}
+
+INSTANTIATE_TEST_SUITE_P(Schedules, EverySchedule,
+                         testing::Values(Schedule::static_block, Schedule::cyclic, Schedule::dynamic),
+                         [](const auto& info) { return std::string(schedule_name(info.param)); });
+
+// A tool that records what a nested run sees.
+class ProbeTool final : public Tool {
+public:
+  [[nodiscard]] std::string name() const override { return "probe"; }
+  [[nodiscard]] std::string summary() const override { return "records its environment"; }
+  int bins = 3;
+
+protected:
+  void declare(ParameterSet& params) override { params.add("bins", bins, "bins"); }
+  void reset() override { bins = 3; }
+  ToolOutput execute(RunContext& ctx) override {
+    const Schema schema{{"omp_max", ColumnType::i64, "", ""},
+                        {"omp_team", ColumnType::i64, "", ""},
+                        {"ranks", ColumnType::i64, "", ""},
+                        {"draw", ColumnType::f64, "", ""}};
+    const int ranks = ctx.runtime().size();
+    ctx.log().info("probe runs {} bins", bins);
+    return ToolOutput::from(ctx.map("probe", BinPlan::trials(bins), schema, [ranks](BinContext& bin) {
+      int team = 0;
+#pragma omp parallel default(none) shared(team)
+      {
+#pragma omp single
+        team = omp_get_num_threads();
+      }
+      bin.log().info("probe bin");
+      return Row{std::int64_t{omp_get_max_threads()}, std::int64_t{team}, std::int64_t{ranks},
+                 bin.rng().uniform()};
+    }));
+  }
+};
+
+TEST(Nested, RunsOnSelfWithOneThreadAndLogsIntoTheCallingBin) {
+  Captured log;
+  RunContext ctx = make_context(RunSettings{Schedule::dynamic, 0, 2, 11}, log.target());
+  const Schema schema{{"omp_max", ColumnType::i64, "", ""},
+                      {"omp_team", ColumnType::i64, "", ""},
+                      {"ranks", ColumnType::i64, "", ""},
+                      {"draw", ColumnType::f64, "", ""},
+                      {"outer_threads_after", ColumnType::i64, "", ""}};
+  const MapResult result = ctx.map("outer", BinPlan::trials(8), schema, [](BinContext& bin) {
+    // The caller may have more threads; the nested run must still get exactly one.
+    omp_set_num_threads(2);
+    ProbeTool probe;
+    const ToolOutput out = bin.invoke(probe, {"bins=2"});
+    const Table& t = out.table;
+    std::int64_t most = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) most = std::max(most, t.i64(i, "omp_team"));
+    return Row{t.i64(0, "omp_max"), most, t.i64(0, "ranks"), t.f64(1, "draw"),
+               std::int64_t{omp_get_max_threads()}};
+  });
+  ASSERT_EQ(result.failed, 0);
+  if (!is_root()) return;
+  for (std::size_t i = 0; i < result.table.size(); ++i) {
+    EXPECT_EQ(result.table.i64(i, "omp_max"), 1);
+    EXPECT_EQ(result.table.i64(i, "omp_team"), 1);
+    EXPECT_EQ(result.table.i64(i, "ranks"), 1);
+    EXPECT_EQ(result.table.i64(i, "outer_threads_after"), 2) << "budget scope did not restore";
+    // The nested stream derives from the calling bin's stream only.
+    const RngStream outer(11, i);
+    EXPECT_EQ(result.table.f64(i, "draw"), RngStream(outer.derive_seed(0), 1).uniform());
+  }
+  EXPECT_NE(log.text.find("bin 5\n  probe runs 2 bins\n  bin 0\n    probe bin\n  bin 1\n    probe bin\n"),
+            std::string::npos)
+      << log.text;
+}
+
+TEST(Nested, AFailureInsideMarksOnlyTheCallingBin) {
+  Captured log;
+  RunContext ctx = make_context(RunSettings{Schedule::dynamic, 0, 2, 1}, log.target());
+  const MapResult result = ctx.map("outer", BinPlan::trials(6), test_schema, [](BinContext& bin) {
+    ProbeTool probe;
+    // bins=-1 is not a valid trial count: the nested run throws a UsageError.
+    if (bin.bin().index == 4) (void)bin.invoke(probe, {"bins=-1"});
+    return simple_row(bin);
+  });
+  EXPECT_EQ(result.failed, 1);
+  if (is_root()) EXPECT_EQ(result.table.str(4, "status"), "failed");
+}
+
+}  // namespace
+}  // namespace binflow
