@@ -61,7 +61,11 @@ public:
   [[nodiscard]] std::int64_t read_int_attribute(const std::string& name) const;
 
   // Whole 1-D datasets (serial, or independent I/O on an MPI-IO file). `unit` and
-  // `description`, when not empty, become string attributes of the dataset.
+  // `description`, when not empty, become string attributes of the dataset. On an MPI-IO file
+  // every rank makes the same write and attribute calls (creating objects is collective), and
+  // strings are stored fixed-length, since HDF5 1.10 cannot write variable-length data there.
+  // Children (groups) must be closed before their file, as the MPI-IO driver requires; serial
+  // files follow the same rule.
   void write(const std::string& name, std::span<const double> values, std::string_view unit = {},
              std::string_view description = {}) const;
   void write(const std::string& name, std::span<const std::int64_t> values,

@@ -22,7 +22,8 @@ public:
   static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
   result_type operator()();
 
-  /// Uniform in (0, 1), 53 random bits, never exactly 0 or 1.
+  /// Uniform in (0, 1), never exactly 0 or 1: the midpoints of 2^52 equal cells. (53 bits
+  /// plus the half-cell offset would round the top cell to exactly 1.0.)
   double uniform();
   /// Standard normal (Box-Muller on two uniforms; no cached second value, so the
   /// stream position after k calls is always 2k uniforms).
@@ -57,5 +58,14 @@ private:
 
 /// SplitMix64 finaliser: a bijective 64-bit mix used to derive keys and seeds.
 std::uint64_t mix64(std::uint64_t x);
+
+namespace detail {
+/// The raw Philox4x32-10 bijection (counter words 0..3, key words 0..1), exposed so that
+/// the tests can check it against the Random123 known-answer vectors.
+std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
+                                           std::array<std::uint32_t, 2> key);
+/// The map from a 64-bit value to the open interval (0, 1) used by uniform().
+double to_unit(std::uint64_t bits);
+}  // namespace detail
 
 }  // namespace binflow
