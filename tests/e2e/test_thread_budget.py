@@ -48,9 +48,10 @@ def parse_cpuset(text):
 
 class Checks:
     def __init__(self, args):
-        self.binflow = args.binflow
-        self.mpiexec = args.mpiexec
-        self.workdir = args.workdir
+        # The runs start in the work directory, so relative paths must not change meaning.
+        self.binflow = os.path.abspath(args.binflow)
+        self.mpiexec = shutil.which(args.mpiexec) or os.path.abspath(args.mpiexec)
+        self.workdir = os.path.abspath(args.workdir)
         self.failures = 0
         self.affinity = sorted(os.sched_getaffinity(0))
         self.cores = physical_cores(self.affinity)
@@ -230,7 +231,7 @@ def main():
                  checks.nthreads):
         try:
             step()
-        except (subprocess.TimeoutExpired, KeyError, IndexError, ValueError) as err:
+        except (OSError, subprocess.TimeoutExpired, KeyError, IndexError, ValueError) as err:
             checks.check(step.__name__, False, f"raised {type(err).__name__}: {err}")
     print(f"{checks.failures} failed check(s); logs in {args.workdir}")
     return min(checks.failures, 100)

@@ -2,6 +2,8 @@
 // How many compute threads a rank may run, negotiated once per run so that the
 // threads of all ranks on a node never exceed its cores, and applied to every
 // threading runtime in the process (OpenMP, Eigen, any loaded BLAS, child programs).
+#include <array>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -11,14 +13,22 @@
 namespace binflow {
 
 /// Thread-related settings of the launch, read once at start-up (the only place
-/// binflow reads the environment for threads).
+/// binflow reads the environment for threads). Each one can only lower the cores a
+/// rank is granted, never raise them (see ThreadBudget::negotiate).
 struct LaunchEnvironment {
-  std::optional<int> omp_num_threads;      ///< OMP_NUM_THREADS (also what PBS sets from ompthreads)
-  std::optional<int> slurm_cpus_per_task;  ///< SLURM_CPUS_PER_TASK
-  std::optional<int> srun_cpus_per_task;   ///< SRUN_CPUS_PER_TASK
-  std::optional<int> pbs_ncpus;            ///< NCPUS (PBS Pro, per chunk)
+  std::optional<int> omp_num_threads{};      ///< OMP_NUM_THREADS (PBS sets it from ompthreads)
+  std::optional<int> slurm_cpus_per_task{};  ///< SLURM_CPUS_PER_TASK
+  std::optional<int> srun_cpus_per_task{};   ///< SRUN_CPUS_PER_TASK
+  std::optional<int> pbs_ncpus{};            ///< NCPUS (PBS Pro, per chunk)
 
+  /// from_lookup over the process environment. Not thread-safe (getenv).
   static LaunchEnvironment from_environ();
+  /// The same from any lookup (returns null for an unset name), for tests. Empty values
+  /// count as unset; NCPUS is read only inside a PBS job (PBS_JOBID set), since the name
+  /// is too generic to trust elsewhere. An OMP_NUM_THREADS list ("4,2", one value per
+  /// nesting level) gives its first element. UsageError naming the variable for a value
+  /// that is not a positive integer (or a list of them).
+  static LaunchEnvironment from_lookup(const std::function<const char*(const char*)>& lookup);
 };
 
 /// What the user asked for (`nthreads`, `--oversubscribe`).
@@ -33,9 +43,18 @@ public:
   /// Collective over rt.node: reads this process's cpuset with hwloc, counts the
   /// node-local ranks whose cpusets overlap it, divides the cores among them, caps by
   /// the launch environment, then honours `request`. Never returns less than 1.
+  ///
+  /// Cores are physical cores touching the cpuset (PUs when the topology has none), so
+  /// hyperthreads never count twice. Ranks overlap when their cpusets share a core. The
+  /// c cores are split among the n overlapping ranks as c / n each, and the first
+  /// c % n of them in node-rank order get one more, so identical cpusets sum to c.
+  /// An environment value or `request.nthreads` above the grant gets the grant and a
+  /// warning; `request.oversubscribe` lets `nthreads` exceed it. UsageError for
+  /// nthreads < 0; IoError when hwloc or MPI fail.
   static ThreadBudget negotiate(const Runtime& rt, const ThreadRequest& request,
                                 const LaunchEnvironment& env);
-  /// Budget of a nested invocation: exactly `threads` (default 1), no negotiation.
+  /// Budget of a nested invocation: exactly `threads` (default 1), no negotiation, no
+  /// cpuset (empty). UsageError for threads < 1.
   static ThreadBudget nested(int threads = 1);
 
   [[nodiscard]] int threads() const { return threads_; }
@@ -51,10 +70,12 @@ public:
   /// Applies the budget to the calling thread's OpenMP ICVs (num_threads,
   /// max_active_levels = 1), to Eigen, to any BLAS loaded in the process (OpenBLAS,
   /// MKL, BLIS, found with dlsym) and exports OMP/OPENBLAS/MKL/BLIS_NUM_THREADS for
-  /// child programs. Call from the thread that will open parallel regions.
+  /// child programs. Call from the thread that will open parallel regions, before other
+  /// threads start: Eigen, BLAS and the environment are process-wide, and setenv is not
+  /// thread-safe. IoError if setenv fails.
   void apply() const;
   /// Only the OpenMP part of apply(), for a further thread that opens parallel regions
-  /// (OpenMP's thread limit is per calling thread in libgomp and libomp).
+  /// (OpenMP's thread limit is per calling thread in libgomp and libomp). Thread-safe.
   void apply_to_current_thread() const;
 
 private:
@@ -65,8 +86,10 @@ private:
   std::vector<std::string> warnings_;
 };
 
-/// Restores the calling thread's OpenMP/BLAS thread settings on destruction; used
-/// around nested invocations that run with a smaller budget.
+/// Applies `inner` to the calling thread's OpenMP settings and to any loaded BLAS, and
+/// restores both on destruction; used around nested invocations that run with a
+/// smaller budget. The BLAS count is process-wide (as in threadpoolctl), so a scope on
+/// one thread also lowers it for the others while it lives.
 class ThreadBudgetScope {
 public:
   explicit ThreadBudgetScope(const ThreadBudget& inner);
@@ -76,7 +99,8 @@ public:
 
 private:
   int saved_omp_threads_;
-  int saved_blas_threads_;
+  int saved_max_active_levels_;
+  std::array<int, 3> saved_blas_threads_;  ///< OpenBLAS, MKL, BLIS; 0 when not loaded
 };
 
 /// One rank's line of `binflow info`.
@@ -87,6 +111,7 @@ struct RankPlacement {
   std::string cpuset;
   int threads = 1;
   int cpuset_cores = 1;
+  std::vector<std::string> warnings;  ///< the rank's ThreadBudget::warnings()
 };
 
 /// Per-node summary: cores used by all ranks' threads versus cores available.
@@ -103,9 +128,14 @@ struct Placement {
   std::vector<NodePlacement> nodes;  ///< in order of first rank on the node
   /// One line per node whose threads exceed its cores.
   [[nodiscard]] std::vector<std::string> oversubscription_warnings() const;
+  /// The ranks' budget warnings, one line per distinct text naming the ranks that
+  /// gave it ("ranks 0-3: OMP_NUM_THREADS=8 exceeds ..."), in order of first rank.
+  [[nodiscard]] std::vector<std::string> rank_warnings() const;
 };
 
 /// Collective over rt.comm; the result is filled on rank 0 only (empty elsewhere).
+/// A budget without a cpuset (ThreadBudget::nested) is placed on the process cpuset.
+/// cores_available is computed on each node's first rank. IoError when hwloc or MPI fail.
 Placement gather_placement(const Runtime& rt, const ThreadBudget& budget);
 
 }  // namespace binflow
