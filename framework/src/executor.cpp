@@ -43,7 +43,6 @@ enum Tag : int {
 constexpr double chunk_target_seconds = 2e-3;  // amortises a request over ~2 ms of work
 constexpr double report_interval_seconds = 0.05;
 constexpr std::size_t report_max_bytes = std::size_t{1} << 20;
-constexpr auto max_idle_sleep = std::chrono::microseconds(200);
 
 double now_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
@@ -55,10 +54,17 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
-std::int64_t peak_rss_kib() {
-  rusage usage{};
-  getrusage(RUSAGE_SELF, &usage);
-  return usage.ru_maxrss;
+// getrusage costs a system call; the peak moves slowly, so it is read at most every 10 ms.
+std::int64_t peak_rss_kib(double now) {
+  thread_local double last = -1.0;
+  thread_local std::int64_t peak = 0;
+  if (now - last >= 0.01) {
+    rusage usage{};
+    getrusage(RUSAGE_SELF, &usage);
+    peak = usage.ru_maxrss;
+    last = now;
+  }
+  return peak;
 }
 
 void send_bytes(const std::string& bytes, int dest, int tag, MPI_Comm comm) {
@@ -116,7 +122,6 @@ public:
     CompletedBin out;
     out.position = position;
     const double start = now_seconds();
-    const double cpu_start = process_cpu_seconds();
     try {
       out.row = fn_(ctx);
       schema_.check(out.row);
@@ -127,11 +132,16 @@ public:
       fail(out, "unknown exception");
     }
     const double end = now_seconds();
+    // One CPU-clock read per bin (it is a system call that locks the thread group): a
+    // bin's CPU time runs from the end of the previous bin on this thread, so it also
+    // holds the executor's own work between the two bins.
+    const double cpu_end = process_cpu_seconds();
     out.stats = BinStats{bin.index,         rank_,
                          start - t0_,       end - t0_,
-                         end - start,       process_cpu_seconds() - cpu_start,
-                         budget_.threads(), peak_rss_kib(),
+                         end - start,       cpu_end - cpu_mark_,
+                         budget_.threads(), peak_rss_kib(end),
                          false};
+    cpu_mark_ = cpu_end;
     log_.logger().debug("{}bin {} ran on rank {} with {} threads: wall {:.6f} s, cpu {:.6f} s",
                         run_marker, bin.index, rank_, budget_.threads(), out.stats.wall,
                         out.stats.cpu);
@@ -160,6 +170,7 @@ private:
   int rank_;
   double t0_;
   BinLog log_;
+  double cpu_mark_ = process_cpu_seconds();
   double busy_ = 0.0;
   std::int64_t bins_ = 0;
 };
@@ -187,13 +198,16 @@ public:
     }
     Positions pending;
     for (std::size_t pos = 0; pos < plan_size; ++pos) {
-      if (outcomes_[pos]) {
-        log_.submit(pos, outcomes_[pos]->log);
-      } else {
-        pending.push_back(static_cast<std::int64_t>(pos));
-      }
+      if (!outcomes_[pos]) pending.push_back(static_cast<std::int64_t>(pos));
     }
     return pending;
+  }
+
+  // Resumed bins write their log blocks again, so the log reads like an uninterrupted run's.
+  void replay_logs() {
+    for (std::size_t pos = 0; pos < outcomes_.size(); ++pos) {
+      if (outcomes_[pos]) log_.submit(pos, outcomes_[pos]->log);
+    }
   }
 
   void accept(CompletedBin bin) {
@@ -358,8 +372,11 @@ public:
 private:
   // Rank 0 ---------------------------------------------------------------------
   void run_inline(Collector& collector);
-  void serve(Collector& collector);
-  void compute_on_root(Dispatcher* dispatcher, const Positions* mine);
+  void serve_static(Collector& collector);
+  void serve_dynamic(Collector& collector);
+  bool service_step(Collector& collector, Dispatcher* dispatcher);
+  void wait_for_workers(Collector& collector, Dispatcher* dispatcher);
+  void compute_on_root(Dispatcher& dispatcher);
   bool handle_message(Collector& collector, Dispatcher* dispatcher);
   void accept_report(Collector& collector, const std::string& bytes, int source,
                      Dispatcher* dispatcher);
@@ -367,7 +384,7 @@ private:
   // Rank > 0 -------------------------------------------------------------------
   void worker_static(const Positions& mine, Reporter& reporter);
   void worker_dynamic(Reporter& reporter);
-  bool root_said_stop();
+  bool root_said_stop(double& next_check);
   void finish_worker(bool interrupted);
 
   const Communicator& comm_;
@@ -400,7 +417,13 @@ MapResult Map::run_root(Collector& collector) {
   if (comm_.size() == 1) {
     run_inline(collector);
   } else {
-    serve(collector);
+    worker_finished_.assign(static_cast<std::size_t>(comm_.size()), false);
+    worker_finished_[0] = true;
+    if (settings_.schedule == Schedule::dynamic) {
+      serve_dynamic(collector);
+    } else {
+      serve_static(collector);
+    }
   }
   MapResult result;
   result.wall = now_seconds() - t0_;
@@ -431,94 +454,103 @@ void Map::run_inline(Collector& collector) {
   }
 }
 
-// Several ranks: rank 0's bins run in a compute thread while the main thread (the
-// only one that calls MPI, so MPI_THREAD_FUNNELED suffices) answers requests at once
-// and collects results; a long bin on rank 0 never delays the other ranks' work.
-void Map::serve(Collector& collector) {
-  worker_finished_.assign(static_cast<std::size_t>(comm_.size()), false);
-  worker_finished_[0] = true;
-  std::optional<Dispatcher> dispatcher;
-  Positions mine;
-  if (settings_.schedule == Schedule::dynamic) {
-    dispatcher.emplace(pending_, comm_.size());
-  } else {
-    mine = static_share(pending_, settings_.schedule, 0, comm_.size());
-  }
-  Dispatcher* dispatch = dispatcher ? &*dispatcher : nullptr;
-  std::thread compute([this, dispatch, &mine] { compute_on_root(dispatch, &mine); });
-
-  // Short sleeps when idle: Open MPI's blocking receive would spin a core that the
-  // compute threads need. A 1 us timer slack makes the sleeps as short as asked.
-  prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
-  auto sleep = std::chrono::microseconds(1);
-  int finished_workers = 0;
-  while (true) {
-    bool active = false;
-    try {
-      while (handle_message(collector, dispatch)) active = true;
-      std::vector<CompletedBin> local;
-      {
-        std::lock_guard lock(done_mutex_);
-        local.swap(done_);
-      }
-      for (CompletedBin& bin : local) collector.accept(std::move(bin));
-      active = active || !local.empty();
-      collector.flush_if_due();
-      if (!stopping_ && (stop_requested() || collector.failure_limit_reached())) {
-        (stop_requested() ? interrupted_ : stopped_early_) = true;
-        broadcast_stop(dispatch);
-      }
-    } catch (...) {
-      stopping_ = true;
-      compute.join();
-      throw;
+// Several ranks, static shares: nobody waits for answers from rank 0, so its bins run
+// in this thread and messages are read between them, at most every millisecond.
+void Map::serve_static(Collector& collector) {
+  const Positions mine = static_share(pending_, settings_.schedule, 0, comm_.size());
+  double next_poll = 0.0;
+  for (const std::int64_t pos : mine) {
+    if (stopping_) break;
+    collector.accept(runner_.run(pos));
+    const double now = now_seconds();
+    if (now >= next_poll || stop_requested() || collector.failure_limit_reached()) {
+      service_step(collector, nullptr);
+      next_poll = now + 1e-3;
     }
-    finished_workers = static_cast<int>(std::count(worker_finished_.begin(), worker_finished_.end(), true));
-    if (compute_finished_ && finished_workers == comm_.size()) {
+  }
+  compute_finished_ = true;
+  wait_for_workers(collector, nullptr);
+}
+
+// Several ranks, dynamic: rank 0's bins run in a compute thread while this thread (the
+// only one that calls MPI, so MPI_THREAD_FUNNELED suffices) answers requests and
+// collects results; a long bin on rank 0 never delays the other ranks' next chunk.
+void Map::serve_dynamic(Collector& collector) {
+  Dispatcher dispatcher(pending_, comm_.size());
+  std::thread compute([this, &dispatcher] { compute_on_root(dispatcher); });
+  try {
+    wait_for_workers(collector, &dispatcher);
+  } catch (...) {
+    stopping_ = true;
+    compute.join();
+    throw;
+  }
+  compute.join();
+  if (compute_error_) std::rethrow_exception(compute_error_);
+}
+
+// Messages, rank 0's own completed bins, checkpoint flushes and stop conditions.
+bool Map::service_step(Collector& collector, Dispatcher* dispatcher) {
+  bool active = false;
+  while (handle_message(collector, dispatcher)) active = true;
+  std::vector<CompletedBin> local;
+  {
+    std::lock_guard lock(done_mutex_);
+    local.swap(done_);
+  }
+  for (CompletedBin& bin : local) collector.accept(std::move(bin));
+  collector.flush_if_due();
+  if (!stopping_ && (stop_requested() || collector.failure_limit_reached())) {
+    (stop_requested() ? interrupted_ : stopped_early_) = true;
+    broadcast_stop(dispatcher);
+  }
+  return active || !local.empty();
+}
+
+void Map::wait_for_workers(Collector& collector, Dispatcher* dispatcher) {
+  // Sleep while idle: Open MPI's blocking receive would spin on a core that compute
+  // threads need. With a 1 us timer slack the sleeps are as short as asked; they grow
+  // from 10 us to 0.5 ms, well inside the ~2 ms of work a prefetched chunk holds.
+  prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+  constexpr auto shortest = std::chrono::microseconds(10);
+  constexpr auto longest = std::chrono::microseconds(500);
+  auto sleep = shortest;
+  while (true) {
+    const bool active = service_step(collector, dispatcher);
+    const auto finished = std::count(worker_finished_.begin(), worker_finished_.end(), true);
+    if (compute_finished_ && finished == comm_.size()) {
       std::lock_guard lock(done_mutex_);
       if (done_.empty()) break;
       continue;
     }
     if (active) {
-      sleep = std::chrono::microseconds(1);
+      sleep = shortest;
     } else {
       std::this_thread::sleep_for(sleep);
-      sleep = std::min(sleep * 2, std::chrono::duration_cast<std::chrono::microseconds>(max_idle_sleep));
+      sleep = std::min(sleep * 2, longest);
     }
   }
-  compute.join();
   prctl(PR_SET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
-  if (compute_error_) std::rethrow_exception(compute_error_);
   for (int r = 1; r < comm_.size(); ++r) {
     const std::uint8_t none = 0;
     check_mpi(MPI_Send(&none, 1, MPI_BYTE, r, tag_release, comm_.get()), "MPI_Send");
   }
 }
 
-void Map::compute_on_root(Dispatcher* dispatcher, const Positions* mine) {
+void Map::compute_on_root(Dispatcher& dispatcher) {
   // OpenMP's thread limit belongs to the calling thread: set it in this one too.
   budget_.apply_to_current_thread();
   try {
-    auto run_one = [this](std::int64_t pos) {
-      CompletedBin bin = runner_.run(pos);
-      std::lock_guard lock(done_mutex_);
-      done_.push_back(std::move(bin));
-    };
-    if (dispatcher != nullptr) {
-      while (!stopping_) {
-        // The mean bin time only sizes chunks: this thread's own figure is good enough.
-        const double mean =
-            runner_.bins() == 0 ? 0.0 : runner_.busy() / static_cast<double>(runner_.bins());
-        const Chunk chunk = dispatcher->take(mean);
-        if (chunk.count == 0) break;
-        for (std::int64_t k = 0; k < chunk.count && !stopping_; ++k) {
-          run_one(dispatcher->position(chunk.first + k));
-        }
-      }
-    } else {
-      for (const std::int64_t pos : *mine) {
-        if (stopping_) break;
-        run_one(pos);
+    while (!stopping_) {
+      // The mean bin time only sizes chunks: this thread's own figure is good enough.
+      const double mean =
+          runner_.bins() == 0 ? 0.0 : runner_.busy() / static_cast<double>(runner_.bins());
+      const Chunk chunk = dispatcher.take(mean);
+      if (chunk.count == 0) break;
+      for (std::int64_t k = 0; k < chunk.count && !stopping_; ++k) {
+        CompletedBin bin = runner_.run(dispatcher.position(chunk.first + k));
+        std::lock_guard lock(done_mutex_);
+        done_.push_back(std::move(bin));
       }
     }
   } catch (...) {
@@ -576,10 +608,7 @@ void Map::accept_report(Collector& collector, const std::string& bytes, int sour
 
 void Map::broadcast_stop(Dispatcher* dispatcher) {
   stopping_ = true;
-  if (dispatcher != nullptr) {
-    dispatcher->stop();
-    return;
-  }
+  if (dispatcher != nullptr) dispatcher->stop();
   if (stop_sent_) return;
   stop_sent_ = true;
   for (int r = 1; r < comm_.size(); ++r) {
@@ -599,7 +628,11 @@ void Map::run_worker() {
   }
 }
 
-bool Map::root_said_stop() {
+// Probing costs ~0.1 us: with very short bins, look for a stop at most every ms.
+bool Map::root_said_stop(double& next_check) {
+  const double now = now_seconds();
+  if (now < next_check) return false;
+  next_check = now + 1e-3;
   int flag = 0;
   check_mpi(MPI_Iprobe(0, tag_stop, comm_.get(), &flag, MPI_STATUS_IGNORE), "MPI_Iprobe");
   if (flag) {
@@ -613,16 +646,11 @@ void Map::worker_static(const Positions& mine, Reporter& reporter) {
   bool interrupted = false;
   double next_check = 0.0;
   for (const std::int64_t pos : mine) {
-    // Probing costs ~0.1 us: with very short bins, look for a stop at most every ms.
-    const double now = now_seconds();
-    if (now >= next_check) {
-      next_check = now + 1e-3;
-      if (stop_requested()) {
-        interrupted = true;
-        break;
-      }
-      if (root_said_stop()) break;
+    if (stop_requested()) {
+      interrupted = true;
+      break;
     }
+    if (root_said_stop(next_check)) break;
     reporter.add(runner_.run(pos));
     if (reporter.due()) reporter.send(false, false);
   }
@@ -641,14 +669,20 @@ void Map::worker_dynamic(Reporter& reporter) {
   };
   ask();
   bool interrupted = false;
+  bool stopped = false;
+  double next_check = 0.0;
   while (true) {
     check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
-    if (assignment[1] == 0 || interrupted) break;
+    if (assignment[1] == 0 || interrupted || stopped) break;
     const Chunk chunk{assignment[0], assignment[1]};
     ask();
     for (std::int64_t k = 0; k < chunk.count; ++k) {
       if (stop_requested()) {
         interrupted = true;
+        break;
+      }
+      if (root_said_stop(next_check)) {
+        stopped = true;
         break;
       }
       reporter.add(runner_.run(pending_[static_cast<std::size_t>(chunk.first + k)]));
@@ -753,6 +787,7 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
       log_->info("{}resumed {} of {} bins from the checkpoint", run_marker, collector->resumed(),
                  plan.size());
     }
+    collector->replay_logs();
   }
   // Static schedules need the pending list on every rank; dynamic workers index it too.
   std::int64_t count = static_cast<std::int64_t>(pending.size());
