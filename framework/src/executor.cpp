@@ -10,6 +10,7 @@
 #include <csignal>
 #include <ctime>
 #include <exception>
+#include <iterator>
 #include <mutex>
 #include <optional>
 #include <thread>
@@ -214,8 +215,10 @@ public:
     if (bin.status == "failed") ++failed_;
     wall_sum_ += bin.stats.wall;
     ++accepted_;
-    bin.map = name_;
-    if (checkpoint_ != nullptr) checkpoint_->append(bin);
+    if (checkpoint_ != nullptr) {
+      bin.map = name_;
+      checkpoint_->append(bin);
+    }
     const auto pos = static_cast<std::size_t>(bin.position);
     log_.submit(pos, std::move(bin.log));
     bin.log.clear();
@@ -240,24 +243,27 @@ public:
   [[nodiscard]] std::int64_t failed() const { return failed_; }
   [[nodiscard]] std::int64_t resumed() const { return resumed_; }
 
-  void fill(MapResult& result, const BinPlan& plan, const Schema& schema) const {
+  // Moves the outcomes into the result: called once, at the end of the map.
+  void fill(MapResult& result, const BinPlan& plan, const Schema& schema) {
     Schema full;
     full.add({"bin", ColumnType::i64, "", "global bin index"});
     for (const Column& c : schema.columns()) full.add(c);
     full.add({"status", ColumnType::str, "", "ok, failed, or a tool-defined status such as empty"});
     full.add({"message", ColumnType::str, "", "why the bin failed (empty otherwise)"});
     Table table(std::move(full));
+    result.bins.reserve(outcomes_.size());
     for (std::size_t pos = 0; pos < outcomes_.size(); ++pos) {
-      const auto& bin = outcomes_[pos];
+      auto& bin = outcomes_[pos];
       if (!bin) continue;
       Row row;
       row.reserve(bin->row.size() + 3);
       row.emplace_back(plan[pos].index);
-      row.insert(row.end(), bin->row.begin(), bin->row.end());
-      row.emplace_back(bin->status);
-      row.emplace_back(bin->message);
+      std::move(bin->row.begin(), bin->row.end(), std::back_inserter(row));
+      row.emplace_back(std::move(bin->status));
+      row.emplace_back(std::move(bin->message));
       table.append(std::move(row));
       result.bins.push_back(bin->stats);
+      bin.reset();
     }
     result.table = std::move(table);
   }

@@ -142,23 +142,21 @@ void BinLog::begin(std::string_view header) {
 std::string BinLog::take() { return sink_->take(); }
 
 void OrderedLog::submit(std::size_t position, std::string text) {
-  if (position != next_) {
-    waiting_.emplace(position, std::move(text));
-    return;
-  }
-  if (!text.empty()) target_(text);
-  ++next_;
-  for (auto it = waiting_.begin(); it != waiting_.end() && it->first == next_;
-       it = waiting_.erase(it)) {
-    if (!it->second.empty()) target_(it->second);
+  if (position < next_) throw InternalError(fmt::format("log block {} submitted twice", position));
+  const std::size_t slot = position - next_;
+  if (slot >= waiting_.size()) waiting_.resize(slot + 1);
+  waiting_[slot] = std::move(text);
+  while (!waiting_.empty() && waiting_.front()) {
+    if (!waiting_.front()->empty()) target_(*waiting_.front());
+    waiting_.pop_front();
     ++next_;
   }
 }
 
 void OrderedLog::flush_remaining() {
-  for (auto& [position, text] : waiting_) {
-    if (!text.empty()) target_(text);
-    next_ = position + 1;
+  for (auto& block : waiting_) {
+    if (block && !block->empty()) target_(*block);
+    ++next_;
   }
   waiting_.clear();
 }

@@ -9,7 +9,8 @@
 #include <cstdint>
 #include <cstdio>
 #include <functional>
-#include <map>
+#include <deque>
+#include <optional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,7 +67,9 @@ public:
 
 private:
   LogTarget target_;
-  std::map<std::size_t, std::string> waiting_;
+  // Blocks that arrived before their turn, indexed by position - next_ (positions are
+  // dense, so a ring of slots beats a tree).
+  std::deque<std::optional<std::string>> waiting_;
   std::size_t next_ = 0;
 };
 

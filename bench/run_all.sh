@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# Runs every benchmark and prints its figures. Build first (scripts/test.sh or
+# cmake --build build). Usage: bench/run_all.sh [build-dir]
+set -euo pipefail
+source "$(dirname "$0")/../scripts/env.sh"
+build=${1:-$BINFLOW_BUILD}
+export OMPI_MCA_rmaps_base_oversubscribe=1
+echo "== executor overhead (2 ranks)"
+mpirun -n 2 "$build/bin/bench_executor_overhead" 200000 5
+echo "== load balance (2 ranks)"
+/usr/bin/python3 "$BINFLOW_ROOT/bench/load_balance.py" --binflow "$build/bin/binflow" --ranks 2
