@@ -44,6 +44,7 @@ void SyntheticTool::reset() {
   draws_ = 4096;
   log_lines_ = 1;
   fail_bins_.clear();
+  abort_rank_ = -1;
 }
 
 void SyntheticTool::declare(ParameterSet& params) {
@@ -62,6 +63,10 @@ void SyntheticTool::declare(ParameterSet& params) {
   params.add("log_lines", log_lines_, "lines each bin writes to its log block",
              Range<int>{0, 1000000});
   params.add_list("fail_bins", fail_bins_, "indices of bins that throw (to test failure handling)");
+  params.add("abort_rank", abort_rank_,
+             "rank that throws outside any bin, before the bins start (to test that the "
+             "whole job stops with one message instead of hanging); -1 = none",
+             Range<int>{-1, {}});
 }
 
 void SyntheticTool::validate() {
@@ -128,6 +133,9 @@ Row SyntheticTool::run_bin(BinContext& ctx) const {
 
 ToolOutput SyntheticTool::execute(RunContext& ctx) {
   std::sort(fail_bins_.begin(), fail_bins_.end());
+  if (abort_rank_ == ctx.runtime().rank()) {
+    throw IoError(fmt::format("rank {} fails outside any bin on purpose (abort_rank)", abort_rank_));
+  }
   const BinPlan plan = BinPlan::trials(bins_);
   ctx.log().info("{} bins, cost {} ms ({}), {} draws, {} log lines per bin", bins_, cost_ms_,
                  cost_dist_, draws_, log_lines_);

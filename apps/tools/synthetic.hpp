@@ -39,6 +39,7 @@ private:
   std::int64_t draws_;
   int log_lines_;
   std::vector<std::int64_t> fail_bins_;
+  int abort_rank_;
 };
 
 }  // namespace binflow::apps

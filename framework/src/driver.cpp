@@ -86,6 +86,11 @@ OutputPlan check_output(const StandardParameters& s) {
   if (access(dir.c_str(), W_OK) != 0) {
     throw UsageError(fmt::format("outfile: directory '{}' is not writable", dir.string()));
   }
+  if (!s.resume && !s.clobber && fs::exists(checkpoint_path(s.outfile))) {
+    throw UsageError(fmt::format("outfile: {} holds the checkpoint of an interrupted run "
+                                 "(resume=yes continues it, clobber=yes starts again)",
+                                 checkpoint_path(s.outfile)));
+  }
   if (fs::exists(out)) {
     if (s.resume && !fs::exists(checkpoint_path(s.outfile))) return OutputPlan::nothing_to_do;
     if (!s.clobber && !s.resume) {
@@ -226,6 +231,7 @@ private:
   std::optional<Runtime> runtime_;
   std::optional<ThreadBudget> budget_;
   std::unique_ptr<Checkpoint> checkpoint_;
+  std::unique_ptr<RunLogSink> sink_;  // rank 0
   std::string start_time_ = utc_now();
 };
 
@@ -266,6 +272,8 @@ std::optional<int> Driver::prepare() {
       checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
                                                  fmt::format("{}\n", fmt::join(key, "\n")), s.resume);
     }
+    // Last, so that a refused checkpoint leaves an existing log file as it was.
+    if (plan == OutputPlan::write) sink_ = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
   });
   int nothing = plan == OutputPlan::nothing_to_do ? 1 : 0;
   check_mpi(MPI_Bcast(&nothing, 1, MPI_INT, 0, world_.get()), "MPI_Bcast");
@@ -284,15 +292,16 @@ void Driver::log_placement(RunContext& ctx) const {
                    node.host, node.ranks, node.threads, node.cores_available);
   }
   for (const std::string& w : placement.oversubscription_warnings()) ctx.log().warn("{}{}", run_marker, w);
-  for (const std::string& w : ctx.budget().warnings()) ctx.log().warn("{}{}", run_marker, w);
+  for (const std::string& w : placement.rank_warnings()) ctx.log().warn("{}{}", run_marker, w);
 }
 
 int Driver::run() {
   const StandardParameters& s = tool_->standard();
-  std::unique_ptr<RunLogSink> sink;
-  if (world_.is_root()) sink = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
-  LogTarget target = [&sink](std::string_view text) {
-    if (sink) sink->write(text);
+  // Tools without bins (info) print straight to the console and have no log sink.
+  if (world_.is_root() && !sink_) sink_ = std::make_unique<RunLogSink>("", s.chatter > 0);
+  RunLogSink* sink = sink_.get();
+  LogTarget target = [sink](std::string_view text) {
+    if (sink != nullptr) sink->write(text);
   };
   const RunSettings settings{parse_schedule(s.schedule), s.max_failures, s.chatter, s.seed};
   const int ranks = world_.size();

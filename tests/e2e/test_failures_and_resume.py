@@ -28,6 +28,16 @@ ctx.check(r.returncode == 1, "max_failures: exit status 1")
 res = read_group(ctx.path("maxfail.h5"))
 ctx.check(len(res["bin"]) < 200, f"max_failures stops early ({len(res['bin'])} of 200 bins)")
 
+# --- an exception outside any bin on one rank stops the whole job, no hang -----------
+for ranks, victim in ((1, 0), (3, 2), (3, 0)):
+    r = ctx.run(["synthetic", "--bins", "50", "--cost_ms", "1", "--abort_rank", str(victim),
+                 "--outfile", ctx.path(f"abort{ranks}{victim}.h5")], ranks=ranks, timeout=60)
+    ours = [l for l in r.stderr.splitlines() if l.startswith("binflow")]
+    ctx.check(r.returncode != 0, f"abort on rank {victim} of {ranks}: non-zero exit ({r.returncode})")
+    ctx.check(len(ours) == 1 and "abort_rank" in ours[0],
+              f"abort on rank {victim} of {ranks}: one line saying why", r.stderr)
+    ctx.check(not os.path.exists(ctx.path(f"abort{ranks}{victim}.h5")), "no output written")
+
 # --- interruption and resume ----------------------------------------------------
 args = ["synthetic", "--bins", "240", "--cost_ms", "8", "--cost_dist", "uniform",
         "--log_lines", "1", "--seed", "9"]
