@@ -13,6 +13,12 @@ install(DIRECTORY ${PROJECT_SOURCE_DIR}/framework/include/binflow
 install(TARGETS binflow RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR})
 install(EXPORT binflowTargets NAMESPACE binflow:: FILE binflowTargets.cmake
         DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/binflow)
+get_target_property(binflow_framework_type binflow_framework TYPE)
+if(binflow_framework_type STREQUAL "STATIC_LIBRARY")
+  set(BINFLOW_FRAMEWORK_STATIC ON)
+else()
+  set(BINFLOW_FRAMEWORK_STATIC OFF)
+endif()
 configure_package_config_file(${PROJECT_SOURCE_DIR}/cmake/binflowConfig.cmake.in
   ${PROJECT_BINARY_DIR}/binflowConfig.cmake
   INSTALL_DESTINATION ${CMAKE_INSTALL_LIBDIR}/cmake/binflow)
