@@ -17,6 +17,7 @@ public:
   }
   /// Runs no bins and writes no output file.
   [[nodiscard]] bool uses_bins() const override { return false; }
+  [[nodiscard]] bool writes_outfile() const override { return false; }
 
   /// The placement as one JSON document: {"ranks": [...], "nodes": [...], "warnings": [...]}.
   [[nodiscard]] static std::string to_json(const Placement& placement);

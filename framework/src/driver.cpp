@@ -257,11 +257,11 @@ std::optional<int> Driver::prepare() {
   budget_.emplace(ThreadBudget::negotiate(*runtime_, {s.nthreads, s.oversubscribe},
                                           LaunchEnvironment::from_environ()));
   budget_->apply();
-  if (!tool_->uses_bins()) return std::nullopt;
+  if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
   agree(world_, [&] {
     plan = check_output(s);
-    if (plan == OutputPlan::write && !s.outfile.empty()) {
+    if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
       std::vector<std::string> key{fmt::format("tool={}", tool_->name())};
       // Settings that change how, not what, is computed may differ on resume.
       static const std::vector<std::string> free = {"nthreads", "oversubscribe", "schedule", "logfile",
@@ -306,7 +306,7 @@ int Driver::run() {
   const RunSettings settings{parse_schedule(s.schedule), s.max_failures, s.chatter, s.seed};
   const int ranks = world_.size();
   RunContext ctx(std::move(*runtime_), *budget_, settings, target, checkpoint_.get(), false);
-  if (tool_->uses_bins()) {
+  if (tool_->uses_bins() || tool_->writes_outfile()) {
     ctx.log().info("binflow {} {}", tool_->name(), version());
     ctx.log().info("{}{} ranks, schedule {}, {} threads on rank 0", run_marker, ranks, s.schedule,
                    ctx.budget().threads());

@@ -31,14 +31,17 @@ ParameterSet Tool::build_parameters() {
   p.add("chatter", s.chatter,
         "verbosity: 0 silent, 1 warnings, 2 normal, 3 adds per-bin timing lines, 4 debug",
         Range<int>{0, 4});
+  if (writes_outfile() || uses_bins()) {
+    p.add("logfile", s.logfile, "also write the ordered log to this file (rank 0)");
+    p.add("outfile", s.outfile,
+          uses_bins() ? "HDF5 output file (/results, /run); empty = print only" : "output file");
+    p.add("clobber", s.clobber, "overwrite an existing outfile");
+    p.add("seed", s.seed, "seed of the random streams; bin k draws from stream (seed, k)");
+  }
   if (!uses_bins()) return p;
   p.add_choice("schedule", s.schedule, {"static", "cyclic", "dynamic"},
                "how bins are spread over ranks: contiguous blocks, round robin, or "
                "self-scheduling from rank 0 (best for uneven bins)");
-  p.add("logfile", s.logfile, "also write the ordered log to this file (rank 0)");
-  p.add("outfile", s.outfile, "HDF5 output file (/results, /run); empty = print only");
-  p.add("clobber", s.clobber, "overwrite an existing outfile");
-  p.add("seed", s.seed, "seed of the random streams; bin k draws from stream (seed, k)");
   p.add("resume", s.resume,
         "skip the bins already in the checkpoint <outfile>.ckpt of an interrupted run");
   p.add("max_failures", s.max_failures,

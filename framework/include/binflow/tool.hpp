@@ -71,8 +71,14 @@ public:
   ToolOutput run(RunContext& ctx);
 
   [[nodiscard]] const StandardParameters& standard() const { return standard_; }
-  /// The standard parameters this tool shows (all by default).
+  /// Whether the tool maps over bins: shows `schedule`, `resume`, `max_failures` and gets
+  /// a checkpoint (default true).
   [[nodiscard]] virtual bool uses_bins() const { return true; }
+  /// Whether the tool writes an output file: shows `outfile`, `clobber`, `logfile`,
+  /// `seed`, and the driver checks the output path before the run (default true). A tool
+  /// that maps bins gets its /results written by the driver; one that does not
+  /// (ToolOutput::has_results false) writes `outfile` itself.
+  [[nodiscard]] virtual bool writes_outfile() const { return true; }
 
 protected:
   /// Declares the tool's own parameters (bound to members, whose values are defaults).
