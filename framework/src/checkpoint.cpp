@@ -143,6 +143,13 @@ void Checkpoint::append(const CompletedBin& bin) {
 void Checkpoint::flush_if_due() {
   const auto now = std::chrono::steady_clock::now();
   if (pending_records_ < flush_records && now - last_write_ < flush_interval) return;
+  write_pending(now - last_sync_ >= sync_interval);
+}
+
+void Checkpoint::flush() { write_pending(true); }
+
+void Checkpoint::write_pending(bool sync) {
+  const auto now = std::chrono::steady_clock::now();
   if (!pending_.empty()) {
     if (std::fwrite(pending_.data(), 1, pending_.size(), file_) != pending_.size() ||
         std::fflush(file_) != 0) {
@@ -151,19 +158,14 @@ void Checkpoint::flush_if_due() {
     pending_.clear();
     pending_records_ = 0;
   }
+  pending_records_ = 0;
   last_write_ = now;
   // fflush already survives a killed process; fdatasync is for a crashed node and costs
   // milliseconds, so it is rarer.
-  if (now - last_sync_ >= sync_interval) {
+  if (sync) {
     fdatasync(fileno(file_));
     last_sync_ = now;
   }
-}
-
-void Checkpoint::flush() {
-  pending_records_ = flush_records;
-  last_sync_ = std::chrono::steady_clock::time_point{};
-  flush_if_due();
 }
 
 void Checkpoint::remove() {

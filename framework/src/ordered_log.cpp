@@ -145,6 +145,7 @@ void OrderedLog::submit(std::size_t position, std::string text) {
   if (position < next_) throw InternalError(fmt::format("log block {} submitted twice", position));
   const std::size_t slot = position - next_;
   if (slot >= waiting_.size()) waiting_.resize(slot + 1);
+  if (waiting_[slot]) throw InternalError(fmt::format("log block {} submitted twice", position));
   waiting_[slot] = std::move(text);
   while (!waiting_.empty() && waiting_.front()) {
     if (!waiting_.front()->empty()) target_(*waiting_.front());

@@ -96,8 +96,19 @@ struct ParameterSet::Impl {
       const auto eq = word.find('=');
       if (!value_expected && word.rfind("-", 0) != 0 && eq != std::string::npos &&
           (find(word.substr(0, eq)) != nullptr || word.substr(0, eq) == "config")) {
-        out.push_back("--" + word);
+        const Param* p = find(word.substr(0, eq));
+        if (p != nullptr && p->is_flag) {
+          out.push_back("--" + word);
+        } else {
+          out.push_back("--" + word.substr(0, eq));
+          out.push_back(word.substr(eq + 1));  // may be empty: `fail_bins=` clears a list
+        }
         value_expected = false;
+        continue;
+      }
+      if (word.rfind("--", 0) == 0 && eq != std::string::npos && eq + 1 == word.size()) {
+        out.push_back(word.substr(0, eq));  // `--fail_bins=` likewise
+        out.push_back("");
         continue;
       }
       out.push_back(word);
@@ -137,7 +148,15 @@ void ParameterSet::add_number(const std::string& name, T& value, const std::stri
   p.range = range_text(range);
   p.option = impl_->app.add_option("--" + name, value, help);
   p.current = [&value] { return show(value); };
-  p.finish = [&value, range, name] {
+  p.finish = [&value, range, name, option = p.option] {
+    // CLI11 wraps "-1" into a huge unsigned value instead of refusing it.
+    if constexpr (std::is_unsigned_v<T>) {
+      for (const std::string& word : option->results()) {
+        if (word.find('-') != std::string::npos) {
+          throw UsageError(fmt::format("{}: '{}' is not a non-negative integer", name, word));
+        }
+      }
+    }
     if constexpr (std::is_floating_point_v<T>) {
       if (!std::isfinite(value)) throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
     }

@@ -366,10 +366,8 @@ TEST_F(CheckpointTest, WritesAreBatchedByCountAndTime) {
   EXPECT_GT(size(), all);
 }
 
-// Disabled: a framework bug (see the report). flush() forces a write by setting the
-// pending count to 256; when nothing is pending the count is never reset, so the next
-// flush_if_due() writes after a single record.
-TEST_F(CheckpointTest, DISABLED_FlushWithNothingPendingDoesNotDefeatBatching) {
+// A flush with nothing pending must not leave the journal in "write at once" mode.
+TEST_F(CheckpointTest, FlushWithNothingPendingDoesNotDefeatBatching) {
   Checkpoint c(path_, kFingerprint, false);
   const std::uintmax_t header = size();
   c.flush();

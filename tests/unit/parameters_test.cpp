@@ -227,7 +227,7 @@ TEST(Parameters, Lists) {
 // Disabled: a framework defect (see the report). An empty value after '=' is refused by
 // CLI11 ("--fail_bins: 1 required TEXT missing"), so `key=` cannot clear a list or a
 // string; only the separate word `--fail_bins ""` can.
-TEST(Parameters, DISABLED_EmptyValueAfterEqualsClearsAList) {
+TEST(Parameters, EmptyValueAfterEqualsClearsAList) {
   for (const Args& args : std::vector<Args>{{"fail_bins="}, {"--fail_bins="}}) {
     Tool t;
     t.parse(args);
@@ -279,10 +279,9 @@ TEST(Parameters, ValuesOfTheWrongTypeNameTheParameter) {
   }
 }
 
-// Disabled: a framework bug (see the report). CLI11 converts unsigned values with
-// strtoull semantics, so `seed=-1` is accepted as 18446744073709551615 (and
-// `seed=-18446744073709551615` as 1) instead of a UsageError naming seed.
-TEST(Parameters, DISABLED_NegativeUnsignedIsRejected) {
+// CLI11 converts unsigned values with strtoull semantics (`seed=-1` would become
+// 18446744073709551615): a negative value must be refused, naming the parameter.
+TEST(Parameters, NegativeUnsignedIsRejected) {
   for (const std::string arg : {"seed=-1", "seed=-18446744073709551615"}) {
     const std::string message = usage_message([&] {
       Tool t;

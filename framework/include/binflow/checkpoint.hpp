@@ -54,6 +54,7 @@ public:
 
 private:
   void open_for_append(std::int64_t keep_bytes);
+  void write_pending(bool sync);
   std::string path_;
   std::string fingerprint_;
   std::FILE* file_ = nullptr;
