@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
+#include <functional>
 #include <optional>
 
 #include <fmt/format.h>
@@ -22,45 +23,12 @@ namespace {
 
 namespace fs = std::filesystem;
 
-int status_of(const std::exception& e) {
-  if (dynamic_cast<const UsageError*>(&e) != nullptr) return exit_status::usage;
-  if (dynamic_cast<const IoError*>(&e) != nullptr) return exit_status::io;
-  return exit_status::internal;
-}
-
 std::string utc_now() {
   const std::time_t t = std::chrono::system_clock::to_time_t(std::chrono::system_clock::now());
   std::tm tm{};
   gmtime_r(&t, &tm);
   return fmt::format("{:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", tm.tm_year + 1900, tm.tm_mon + 1,
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
-}
-
-// Runs `check` on rank 0 and makes every rank throw what it threw, so that a failed
-// input check ends all ranks the same way without MPI_Abort.
-template <class Check>
-void agree(const Communicator& comm, Check&& check) {
-  int code = 0;
-  std::string message;
-  if (comm.is_root()) {
-    try {
-      check();
-    } catch (const std::exception& e) {
-      code = status_of(e);
-      message = e.what();
-    }
-  }
-  int length = static_cast<int>(message.size());
-  int header[2] = {code, length};
-  check_mpi(MPI_Bcast(header, 2, MPI_INT, 0, comm.get()), "MPI_Bcast");
-  message.resize(static_cast<std::size_t>(header[1]));
-  check_mpi(MPI_Bcast(message.data(), header[1], MPI_CHAR, 0, comm.get()), "MPI_Bcast");
-  switch (header[0]) {
-    case 0: return;
-    case exit_status::usage: throw UsageError(message);
-    case exit_status::io: throw IoError(message);
-    default: throw InternalError(message);
-  }
 }
 
 bool wants_help(const std::vector<std::string>& words) {
@@ -216,6 +184,10 @@ public:
   std::optional<int> prepare();
   // The run; a failure here may be on one rank only.
   int run();
+  // After bad input found during a fresh run: its journal holds nothing worth resuming.
+  void discard_checkpoint() {
+    if (checkpoint_ && !tool_->standard().resume) checkpoint_->remove();
+  }
 
 private:
   void print(const std::string& text) const {
@@ -259,7 +231,7 @@ std::optional<int> Driver::prepare() {
   budget_->apply();
   if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
-  agree(world_, [&] {
+  agree_on_root(world_, [&] {
     plan = check_output(s);
     if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
       std::vector<std::string> key{fmt::format("tool={}", tool_->name())};
@@ -358,13 +330,39 @@ void report(int rank, int size, const std::exception& e) {
 
 }  // namespace
 
+int exit_status_of(const std::exception& e) {
+  if (const auto* agreed = dynamic_cast<const AgreedError*>(&e)) return agreed->status();
+  if (dynamic_cast<const UsageError*>(&e) != nullptr) return exit_status::usage;
+  if (dynamic_cast<const IoError*>(&e) != nullptr) return exit_status::io;
+  return exit_status::internal;
+}
+
+void agree_on_root(const Communicator& comm, const std::function<void()>& check) {
+  int code = 0;
+  std::string message;
+  if (comm.is_root()) {
+    try {
+      check();
+    } catch (const std::exception& e) {
+      code = exit_status_of(e);
+      message = e.what();
+    }
+  }
+  int header[2] = {code, static_cast<int>(message.size())};
+  check_mpi(MPI_Bcast(header, 2, MPI_INT, 0, comm.get()), "MPI_Bcast");
+  if (header[0] == 0) return;
+  message.resize(static_cast<std::size_t>(header[1]));
+  check_mpi(MPI_Bcast(message.data(), header[1], MPI_CHAR, 0, comm.get()), "MPI_Bcast");
+  throw AgreedError(header[0], message);
+}
+
 int run_main(int argc, char** argv, const ToolRegistry& registry) {
   std::optional<Environment> env;
   try {
     env.emplace(argc, argv);
   } catch (const std::exception& e) {
     report(0, 1, e);
-    return status_of(e);
+    return exit_status_of(e);
   }
   int rank = 0;
   int size = 1;
@@ -377,13 +375,18 @@ int run_main(int argc, char** argv, const ToolRegistry& registry) {
   } catch (const std::exception& e) {
     // Every rank reached the same verdict: rank 0 says it once, nobody aborts.
     if (rank == 0) report(rank, 1, e);
-    return status_of(e);
+    return exit_status_of(e);
   }
   try {
     return driver->run();
+  } catch (const AgreedError& e) {
+    // Every rank has it (bad input found during the run): say it once, abort nothing.
+    if (rank == 0) report(rank, 1, e);
+    driver->discard_checkpoint();
+    return e.status();
   } catch (const std::exception& e) {
     report(rank, size, e);
-    Environment::abort(status_of(e));
+    Environment::abort(exit_status_of(e));
   }
 }
 

@@ -127,6 +127,12 @@ public:
       out.row = fn_(ctx);
       schema_.check(out.row);
       out.status = ctx.status();
+    } catch (const UsageError& e) {
+      fail(out, e.what());
+      out.bad_input = true;
+    } catch (const AgreedError& e) {
+      fail(out, e.what());
+      out.bad_input = e.status() == exit_status::usage;
     } catch (const std::exception& e) {
       fail(out, e.what());
     } catch (...) {
@@ -213,6 +219,7 @@ public:
 
   void accept(CompletedBin bin) {
     if (bin.status == "failed") ++failed_;
+    if (bin.bad_input && input_error_.empty()) input_error_ = bin.message;
     wall_sum_ += bin.stats.wall;
     ++accepted_;
     if (checkpoint_ != nullptr) {
@@ -234,9 +241,11 @@ public:
     if (checkpoint_ != nullptr) checkpoint_->flush();
   }
 
+  // Bad input stops the run at once: every further bin would fail the same way.
   [[nodiscard]] bool failure_limit_reached() const {
-    return settings_.max_failures > 0 && failed_ >= settings_.max_failures;
+    return (settings_.max_failures > 0 && failed_ >= settings_.max_failures) || !input_error_.empty();
   }
+  [[nodiscard]] const std::string& input_error() const { return input_error_; }
   [[nodiscard]] double mean_bin_seconds() const {
     return accepted_ == 0 ? 0.0 : wall_sum_ / static_cast<double>(accepted_);
   }
@@ -278,6 +287,7 @@ private:
   std::int64_t accepted_ = 0;
   std::int64_t resumed_ = 0;
   double wall_sum_ = 0.0;
+  std::string input_error_;
 };
 
 // ---------------------------------------------------------------------------------
@@ -811,11 +821,20 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
   } else {
     map.run_worker();
   }
-  std::int64_t flags[3] = {result.failed, result.interrupted ? 1 : 0, result.stopped_early ? 1 : 0};
-  check_mpi(MPI_Bcast(flags, 3, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
+  // A bin that found bad input (UsageError) ends the run on every rank with its message.
+  std::string input_error = collector ? collector->input_error() : std::string();
+  std::int64_t flags[4] = {result.failed, result.interrupted ? 1 : 0, result.stopped_early ? 1 : 0,
+                           static_cast<std::int64_t>(input_error.size())};
+  check_mpi(MPI_Bcast(flags, 4, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
   result.failed = flags[0];
   result.interrupted = flags[1] != 0;
   result.stopped_early = flags[2] != 0;
+  if (flags[3] > 0) {
+    input_error.resize(static_cast<std::size_t>(flags[3]));
+    check_mpi(MPI_Bcast(input_error.data(), static_cast<int>(flags[3]), MPI_CHAR, 0, comm.get()),
+              "MPI_Bcast");
+    throw AgreedError(exit_status::usage, input_error);
+  }
   return result;
 }
 

@@ -389,6 +389,11 @@ Handle::~Handle() {
   }
 }
 
+hid_t Handle::release() noexcept {
+  closer_ = nullptr;
+  return std::exchange(id_, H5I_INVALID_HID);
+}
+
 void Handle::close() {
   if (!valid() || closer_ == nullptr) return;
   silence_hdf5();
@@ -547,6 +552,104 @@ std::int64_t Location::extent(const std::string& name) const {
   const Handle dataset = open_dataset(*this, name, label);
   const Handle space(check_h5(H5Dget_space(dataset.get()), "H5Dget_space", label), H5Sclose);
   return static_cast<std::int64_t>(dataset_length(space.get(), label));
+}
+
+namespace {
+
+// File space of a 1-D dataset with [offset, offset + count) selected (nothing selected for
+// count 0), after checking that the range lies inside the dataset.
+Handle select_range(hid_t dataset, std::int64_t offset, std::int64_t count,
+                    const std::string& label) {
+  Handle space(check_h5(H5Dget_space(dataset), "H5Dget_space", label), H5Sclose);
+  const auto length = static_cast<std::int64_t>(dataset_length(space.get(), label));
+  if (offset < 0 || count < 0 || offset > length || count > length - offset) {
+    throw IoError(fmt::format("{}: elements [{}, {}) are outside the dataset of {} elements", label,
+                              offset, offset + count, length));
+  }
+  if (count == 0) {
+    check_h5(H5Sselect_none(space.get()), "H5Sselect_none", label);
+    return space;
+  }
+  const auto start = static_cast<hsize_t>(offset);
+  const auto n = static_cast<hsize_t>(count);
+  check_h5(H5Sselect_hyperslab(space.get(), H5S_SELECT_SET, &start, nullptr, &n, nullptr),
+           "H5Sselect_hyperslab", label);
+  return space;
+}
+
+// Memory space of `count` contiguous elements; a one-element space with nothing selected for
+// count 0, since a rank with no data still takes part in a collective transfer.
+Handle memory_space(std::int64_t count, const std::string& label) {
+  const hsize_t n = std::max<hsize_t>(1, static_cast<hsize_t>(count));
+  Handle space(check_h5(H5Screate_simple(1, &n, nullptr), "H5Screate_simple", label), H5Sclose);
+  if (count == 0) check_h5(H5Sselect_none(space.get()), "H5Sselect_none", label);
+  return space;
+}
+
+}  // namespace
+
+std::vector<double> Location::read_doubles(const std::string& name, std::int64_t offset,
+                                           std::int64_t count) const {
+  const std::string label = child_name(*this, name);
+  const Handle dataset = open_dataset(*this, name, label);
+  checked_type(H5Dget_type(dataset.get()), "H5Dget_type", {H5T_FLOAT, H5T_INTEGER}, "numbers",
+               label);
+  const Handle file_space = select_range(dataset.get(), offset, count, label);
+  std::vector<double> values(static_cast<std::size_t>(count));
+  if (count > 0) {
+    const Handle mem_space = memory_space(count, label);
+    check_h5(H5Dread(dataset.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
+                     H5P_DEFAULT, values.data()),
+             "H5Dread", label);
+  }
+  return values;
+}
+
+void Location::create_doubles(const std::string& name, std::int64_t size, std::int64_t chunk,
+                              std::string_view unit, std::string_view description) const {
+  const std::string label = child_name(*this, name);
+  if (size < 0 || chunk < 1) {
+    throw InternalError(fmt::format("{}: create_doubles with size {} and chunk {}", label, size,
+                                    chunk));
+  }
+  if (has(name)) check_h5(H5Ldelete(id(), name.c_str(), H5P_DEFAULT), "H5Ldelete", label);
+  const auto dims = static_cast<hsize_t>(size);
+  const hsize_t maxdims = H5S_UNLIMITED;  // as in write_dataset: lets a 0-element dataset be chunked
+  const Handle space(check_h5(H5Screate_simple(1, &dims, &maxdims), "H5Screate_simple", label),
+                     H5Sclose);
+  const Handle dcpl = make_plist(H5P_DATASET_CREATE, label);
+  const hsize_t chunk_size = std::clamp<hsize_t>(static_cast<hsize_t>(chunk), 1,
+                                                 std::max<hsize_t>(1, dims));
+  check_h5(H5Pset_chunk(dcpl.get(), 1, &chunk_size), "H5Pset_chunk", label);
+  // Every element is written by write_slab, so filling first would write the data twice.
+  check_h5(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", label);
+  const Handle lcpl = intermediate_groups_lcpl(label);
+  Handle dataset(check_h5(H5Dcreate2(id(), name.c_str(), H5T_IEEE_F64LE, space.get(), lcpl.get(),
+                                     dcpl.get(), H5P_DEFAULT),
+                          "H5Dcreate2", label),
+                 H5Dclose);
+  if (!unit.empty()) write_string_attribute(dataset.get(), "unit", unit, label);
+  if (!description.empty()) {
+    write_string_attribute(dataset.get(), "description", description, label);
+  }
+  dataset.close();
+}
+
+void Location::write_slab(const std::string& name, std::int64_t offset,
+                          std::span<const double> values) const {
+  const std::string label = child_name(*this, name);
+  const Handle dataset = open_dataset(*this, name, label);
+  const auto count = static_cast<std::int64_t>(values.size());
+  const Handle file_space = select_range(dataset.get(), offset, count, label);
+  const Handle mem_space = memory_space(count, label);
+  const Handle dxpl = make_plist(H5P_DATASET_XFER, label);
+  if (uses_mpio(dataset.get(), label)) {
+    check_h5(H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", label);
+  }
+  const double none = 0.0;  // HDF5 wants a buffer even when nothing is selected
+  check_h5(H5Dwrite(dataset.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
+                    dxpl.get(), values.empty() ? &none : values.data()),
+           "H5Dwrite", label);
 }
 
 Location create_file(const std::string& path) {

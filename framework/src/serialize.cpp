@@ -53,6 +53,7 @@ void put_completed(ByteWriter& w, const CompletedBin& bin) {
   put_row(w, bin.row);
   w.put_string(bin.log);
   w.put(bin.stats);
+  w.put<std::uint8_t>(bin.bad_input ? 1 : 0);
 }
 
 CompletedBin get_completed(ByteReader& r) {
@@ -64,6 +65,7 @@ CompletedBin get_completed(ByteReader& r) {
   bin.row = get_row(r);
   bin.log = r.get_string();
   bin.stats = r.get<BinStats>();
+  bin.bad_input = r.get<std::uint8_t>() != 0;
   return bin;
 }
 

@@ -97,6 +97,18 @@ std::string ToolRegistry::help(std::string_view program) const {
 std::string_view version() { return BINFLOW_VERSION; }
 
 ToolOutput BinContext::invoke(Tool& tool, const std::vector<std::string>& args, int threads) {
+  // Bad input of a nested tool is this bin's failure, not bad input of the whole run.
+  try {
+    return invoke_unguarded(tool, args, threads);
+  } catch (const UsageError& e) {
+    throw Error(fmt::format("nested {}: {}", tool.name(), e.what()));
+  } catch (const AgreedError& e) {
+    throw Error(fmt::format("nested {}: {}", tool.name(), e.what()));
+  }
+}
+
+ToolOutput BinContext::invoke_unguarded(Tool& tool, const std::vector<std::string>& args,
+                                        int threads) {
   std::vector<std::string> words = args;
   const bool seeded = std::any_of(words.begin(), words.end(), [](const std::string& w) {
     return w.rfind("seed=", 0) == 0 || w.rfind("--seed", 0) == 0;

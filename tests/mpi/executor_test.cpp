@@ -12,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "binflow/checkpoint.hpp"
+#include "binflow/error.hpp"
 #include "binflow/executor.hpp"
 #include "binflow/tool.hpp"
 
@@ -181,6 +182,23 @@ TEST_P(EverySchedule, StopThenResumeGivesTheUninterruptedResult) {
   for (const BinStats& b : second.bins) resumed += b.resumed ? 1 : 0;
   EXPECT_EQ(resumed, first.table.size());
   std::filesystem::remove(path);
+}
+
+TEST_P(EverySchedule, BadInputInABinEndsTheRunOnEveryRank) {
+  Captured log;
+  RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 1}, log.target());
+  // A UsageError from a bin means the input is wrong (a corrupt file, say): every rank
+  // must end the map with the same AgreedError instead of writing a result.
+  try {
+    (void)ctx.map("bins", BinPlan::trials(40), test_schema, [](BinContext& bin) {
+      if (bin.bin().index == 7) throw UsageError("obs.h5: /events/time is not sorted (row 8 < row 7)");
+      return simple_row(bin);
+    });
+    ADD_FAILURE() << "the map returned";
+  } catch (const AgreedError& e) {
+    EXPECT_EQ(e.status(), exit_status::usage);
+    EXPECT_STREQ(e.what(), "obs.h5: /events/time is not sorted (row 8 < row 7)");
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, EverySchedule,

@@ -24,6 +24,7 @@ struct CompletedBin {
   Row row;          ///< the tool's columns only
   std::string log;  ///< the bin's log block, replayed on resume
   BinStats stats;
+  bool bad_input = false;  ///< failed with a UsageError: the input is wrong, not the bin
 };
 
 /// Rank 0 only. Not thread-safe.

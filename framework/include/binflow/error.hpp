@@ -30,6 +30,17 @@ public:
   using Error::Error;
 };
 
+/// An error every rank of a run throws together (see agree_on_root in tool.hpp and bad
+/// input found inside a bin): the driver reports it once, without MPI_Abort.
+class AgreedError : public Error {
+public:
+  AgreedError(int status, const std::string& what) : Error(what), status_(status) {}
+  [[nodiscard]] int status() const { return status_; }
+
+private:
+  int status_;
+};
+
 /// Process exit statuses of every binflow tool.
 namespace exit_status {
 inline constexpr int ok = 0;

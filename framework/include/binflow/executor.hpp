@@ -104,6 +104,7 @@ public:
   ToolOutput invoke(Tool& tool, const std::vector<std::string>& args, int threads = 1);
 
 private:
+  ToolOutput invoke_unguarded(Tool& tool, const std::vector<std::string>& args, int threads);
   const Bin& bin_;
   spdlog::logger& log_;
   RngStream rng_;

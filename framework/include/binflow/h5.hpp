@@ -34,6 +34,9 @@ public:
   [[nodiscard]] hid_t get() const { return id_; }
   [[nodiscard]] bool valid() const { return id_ >= 0; }
   void close();  ///< closes and throws IoError on failure
+  /// Gives up ownership without closing and returns the id (for an object whose close is
+  /// collective and must not be attempted by one rank alone while unwinding).
+  [[nodiscard]] hid_t release() noexcept;
 
 private:
   hid_t id_ = H5I_INVALID_HID;
@@ -50,6 +53,9 @@ public:
   [[nodiscard]] Location create_group(const std::string& path) const;
   [[nodiscard]] Location open_group(const std::string& path) const;
   void close() { handle_.close(); }
+  /// Gives up the handle without closing it (see Handle::release): an MPI-IO file that a
+  /// rank abandons while unwinding alone, where a collective close would block.
+  void abandon() noexcept { static_cast<void>(handle_.release()); }
 
   // Attributes on this location.
   void write_attribute(const std::string& name, std::string_view value) const;
@@ -77,6 +83,25 @@ public:
   [[nodiscard]] std::vector<std::string> read_strings(const std::string& name) const;
   /// Number of elements of a 1-D dataset.
   [[nodiscard]] std::int64_t extent(const std::string& name) const;
+
+  // Parts of 1-D datasets (hyperslabs), so that a slice of a large dataset is read or
+  // written without touching the rest of the file.
+  /// Elements [offset, offset + count) of a 1-D numeric dataset. Independent I/O: on an
+  /// MPI-IO file any rank may call it alone. IoError naming the dataset if the range is
+  /// not inside it.
+  [[nodiscard]] std::vector<double> read_doubles(const std::string& name, std::int64_t offset,
+                                                 std::int64_t count) const;
+  /// Creates (replacing) a 1-D f64 dataset of `size` elements in chunks of `chunk`
+  /// elements (clamped to [1, size]), for write_slab to fill; no fill values are written.
+  /// On an MPI-IO file collective: every rank calls it with the same arguments.
+  void create_doubles(const std::string& name, std::int64_t size, std::int64_t chunk = 65536,
+                      std::string_view unit = {}, std::string_view description = {}) const;
+  /// Writes `values` to elements [offset, offset + values.size()) of a 1-D f64 dataset. On an
+  /// MPI-IO file collective (H5FD_MPIO_COLLECTIVE): every rank calls it once per round, each
+  /// with its own range, which may be empty; ranges must not overlap. On a serial file a
+  /// plain write. IoError naming the dataset if the range is not inside it.
+  void write_slab(const std::string& name, std::int64_t offset,
+                  std::span<const double> values) const;
 
 private:
   Handle handle_;

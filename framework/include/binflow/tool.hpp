@@ -112,6 +112,14 @@ private:
   std::vector<Entry> entries_;
 };
 
+/// Collective over `comm`: runs `check` on rank 0 only (input validation that reads
+/// files, say); if it throws, every rank throws AgreedError with rank 0's message and exit
+/// status, so the run ends with one message and no MPI_Abort.
+void agree_on_root(const Communicator& comm, const std::function<void()>& check);
+
+/// Exit status for an exception (error.hpp): usage 2, io 3, AgreedError its own, else 4.
+int exit_status_of(const std::exception& e);
+
 /// The driver behind `binflow TOOL ARGS...`: MPI start-up, parameter parsing, thread
 /// budget, output checks, the run, the final HDF5 file (written to a temporary name and
 /// renamed), the run report, and one funnel that turns any failure into one line and
