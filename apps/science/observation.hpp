@@ -1,0 +1,56 @@
+#pragma once
+// The data of one observation as SCIENCE.md section 1 defines it: response tables,
+// good time intervals, pointing and bookkeeping, and event lists.
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace binflow::science {
+
+/// Instrument response tables on an energy grid (TeV), strictly increasing, > 0.
+struct IrfTables {
+  std::vector<double> energy;     ///< TeV
+  std::vector<double> aeff;       ///< cm^2, >= 0
+  std::vector<double> psf_sigma;  ///< deg, > 0
+  std::vector<double> bkg_rate;   ///< counts s^-1 TeV^-1 deg^-2, >= 0
+};
+
+/// Good time intervals [start, stop), MET s, sorted and non-overlapping.
+struct Gti {
+  std::vector<double> start;
+  std::vector<double> stop;
+  [[nodiscard]] std::size_t size() const { return start.size(); }
+};
+
+/// File-level attributes of an event file.
+struct ObservationInfo {
+  double mjdref = 51544.5;
+  std::string object = "Crab";
+  double ra_pnt = 83.6331;   ///< deg
+  double dec_pnt = 22.0145;  ///< deg
+  double deadtime_fraction = 0.05;
+};
+
+/// Everything but the events.
+struct Observation {
+  ObservationInfo info;
+  IrfTables irf;
+  Gti gti;
+};
+
+/// Events in column form (all four columns have the same length).
+struct Events {
+  std::vector<double> time;    ///< MET s
+  std::vector<double> energy;  ///< TeV
+  std::vector<double> ra;      ///< deg
+  std::vector<double> dec;     ///< deg
+  [[nodiscard]] std::size_t size() const { return time.size(); }
+  void reserve(std::size_t n) {
+    time.reserve(n);
+    energy.reserve(n);
+    ra.reserve(n);
+    dec.reserve(n);
+  }
+};
+
+}  // namespace binflow::science
