@@ -1,6 +1,7 @@
 // The `binflow` driver: one executable, one subcommand per tool.
 #include "binflow/tool.hpp"
 #include "tools/info.hpp"
+#include "tools/simulate.hpp"
 #include "tools/synthetic.hpp"
 
 int main(int argc, char** argv) {
@@ -9,5 +10,7 @@ int main(int argc, char** argv) {
                [] { return std::make_unique<binflow::apps::InfoTool>(); });
   registry.add("synthetic", "framework exercise: bins with configurable cost, logs and failures",
                [] { return std::make_unique<binflow::apps::SyntheticTool>(); });
+  registry.add("simulate", "simulate an event file: point source plus background on an observation's GTIs",
+               [] { return std::make_unique<binflow::apps::SimulateTool>(); });
   return binflow::run_main(argc, argv, registry);
 }

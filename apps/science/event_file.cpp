@@ -1,0 +1,396 @@
+#include "science/event_file.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <filesystem>
+#include <span>
+#include <system_error>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+#include "binflow/runtime.hpp"
+#include "binflow/tool.hpp"
+#include "science/gti.hpp"
+#include "science/response.hpp"
+
+namespace binflow::science {
+
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr std::string_view format_name = "eventlist";
+constexpr std::int64_t format_version = 1;
+constexpr std::array<const char*, 4> event_columns = {"time", "energy", "ra", "dec"};
+
+// Below this many rows the binary search reads the whole bracket at once: 32 KiB, less than
+// one chunk, so the probes above it are the only other reads.
+constexpr std::int64_t search_window = 4096;
+
+// Rows per collective write round: 4 chunks (2 MiB per column) keep the number of rounds,
+// and so of collective calls, small without holding much memory.
+constexpr std::int64_t round_rows = 4 * event_chunk_rows;
+
+std::string describe(double value) {
+  if (std::isnan(value)) return "NaN";
+  return value > 0 ? "+inf" : "-inf";
+}
+
+// Opens the file, telling "not HDF5" (the user's mistake) from an unreadable one.
+h5::Location open_event_file(const std::string& path) {
+  std::error_code ec;
+  if (!fs::exists(path, ec)) throw UsageError(fmt::format("{}: no such file", path));
+  if (fs::is_directory(path, ec)) throw UsageError(fmt::format("{}: is a directory, not an event file", path));
+  try {
+    return h5::open_file(path);
+  } catch (const IoError&) {
+    if (H5Fis_hdf5(path.c_str()) == 0) {
+      throw UsageError(fmt::format("{}: not an HDF5 file (expected an event file)", path));
+    }
+    throw;
+  }
+}
+
+// Attribute and dataset reads whose failure, on a file that opened as HDF5, means the content
+// is not what SCIENCE.md section 1 describes.
+template <class Read>
+auto root_attribute(const h5::Location& root, const std::string& path, const std::string& name,
+                    Read read) {
+  if (!root.has_attribute(name)) {
+    throw UsageError(fmt::format("{}: root attribute '{}' is missing", path, name));
+  }
+  try {
+    return read(name);
+  } catch (const IoError& e) {
+    throw UsageError(fmt::format("{}: root attribute '{}' is malformed: {}", path, name, e.what()));
+  }
+}
+
+std::vector<double> numeric_dataset(const h5::Location& file, const std::string& path,
+                                    const std::string& name) {
+  if (!file.has(name)) throw UsageError(fmt::format("{}: dataset {} is missing", path, name));
+  try {
+    return file.read_doubles(name);
+  } catch (const IoError& e) {
+    throw UsageError(fmt::format("{}: dataset {} is malformed: {}", path, name, e.what()));
+  }
+}
+
+Observation read_observation(const h5::Location& file, const std::string& path) {
+  const auto text = [&](const std::string& n) { return file.read_string_attribute(n); };
+  const auto integer = [&](const std::string& n) { return file.read_int_attribute(n); };
+  const auto number = [&](const std::string& n) { return file.read_double_attribute(n); };
+  const std::string format = root_attribute(file, path, "format", text);
+  if (format != format_name) {
+    throw UsageError(fmt::format("{}: root attribute 'format' is '{}', expected '{}'", path, format,
+                                 format_name));
+  }
+  const std::int64_t version = root_attribute(file, path, "format_version", integer);
+  if (version != format_version) {
+    throw UsageError(fmt::format("{}: root attribute 'format_version' is {}, this binflow reads "
+                                 "version {}",
+                                 path, version, format_version));
+  }
+  Observation obs;
+  ObservationInfo& info = obs.info;
+  info.mjdref = root_attribute(file, path, "mjdref", number);
+  info.object = root_attribute(file, path, "object", text);
+  info.ra_pnt = root_attribute(file, path, "ra_pnt", number);
+  info.dec_pnt = root_attribute(file, path, "dec_pnt", number);
+  info.deadtime_fraction = root_attribute(file, path, "deadtime_fraction", number);
+  const auto require = [&](bool ok, std::string_view name, double value, std::string_view what) {
+    if (!ok) {
+      throw UsageError(fmt::format("{}: root attribute '{}' is {}, {}", path, name, value, what));
+    }
+  };
+  require(std::isfinite(info.mjdref), "mjdref", info.mjdref, "expected a finite MJD");
+  require(std::isfinite(info.ra_pnt), "ra_pnt", info.ra_pnt, "expected a finite angle");
+  require(std::isfinite(info.dec_pnt) && std::abs(info.dec_pnt) <= 90.0, "dec_pnt", info.dec_pnt,
+          "expected a declination in [-90, 90]");
+  require(info.deadtime_fraction >= 0.0 && info.deadtime_fraction < 1.0, "deadtime_fraction",
+          info.deadtime_fraction, "expected a fraction in [0, 1)");
+
+  obs.irf.energy = numeric_dataset(file, path, "/irf/energy");
+  obs.irf.aeff = numeric_dataset(file, path, "/irf/aeff");
+  obs.irf.psf_sigma = numeric_dataset(file, path, "/irf/psf_sigma");
+  obs.irf.bkg_rate = numeric_dataset(file, path, "/irf/bkg_rate");
+  static_cast<void>(Response(obs.irf, path));  // validates; messages name path and dataset
+
+  obs.gti.start = numeric_dataset(file, path, "/gti/start");
+  obs.gti.stop = numeric_dataset(file, path, "/gti/stop");
+  validate_gti(obs.gti, path + ": /gti");
+  return obs;
+}
+
+std::int64_t event_rows(const h5::Location& file, const std::string& path) {
+  std::int64_t rows = -1;
+  std::string first;
+  for (const char* column : event_columns) {
+    const std::string name = fmt::format("/events/{}", column);
+    if (!file.has(name)) throw UsageError(fmt::format("{}: dataset {} is missing", path, name));
+    std::int64_t n = 0;
+    try {
+      n = file.extent(name);
+      static_cast<void>(file.read_doubles(name, 0, 0));  // checks that the values are numbers
+    } catch (const IoError& e) {
+      throw UsageError(fmt::format("{}: dataset {} is malformed: {}", path, name, e.what()));
+    }
+    if (rows >= 0 && n != rows) {
+      throw UsageError(fmt::format("{}: dataset {} has {} rows but {} has {}", path, name, n, first,
+                                   rows));
+    }
+    rows = n;
+    first = name;
+  }
+  return rows;
+}
+
+void append(Events& to, const Events& from, std::size_t begin, std::size_t end) {
+  const auto range = [&](const std::vector<double>& v, std::vector<double>& out) {
+    out.insert(out.end(), v.begin() + static_cast<std::ptrdiff_t>(begin),
+               v.begin() + static_cast<std::ptrdiff_t>(end));
+  };
+  range(from.time, to.time);
+  range(from.energy, to.energy);
+  range(from.ra, to.ra);
+  range(from.dec, to.dec);
+}
+
+void drop_front(Events& events, std::size_t n) {
+  for (auto* column : {&events.time, &events.energy, &events.ra, &events.dec}) {
+    column->erase(column->begin(), column->begin() + static_cast<std::ptrdiff_t>(n));
+  }
+}
+
+std::string temporary_name(const std::string& path, MPI_Comm comm) {
+  int rank = 0;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  // Rank 0's pid, so that every rank opens the same file.
+  std::string name = rank == 0 ? fmt::format("{}.tmp.{}", path, ::getpid()) : std::string();
+  int length = static_cast<int>(name.size());
+  check_mpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm), "MPI_Bcast");
+  name.resize(static_cast<std::size_t>(length));
+  check_mpi(MPI_Bcast(name.data(), length, MPI_CHAR, 0, comm), "MPI_Bcast");
+  return name;
+}
+
+}  // namespace
+
+Observation default_observation(double duration_s, double tstart) {
+  if (!std::isfinite(duration_s) || duration_s <= 0.0) {
+    throw UsageError(fmt::format("duration: {} s is not a finite number > 0", duration_s));
+  }
+  if (!std::isfinite(tstart)) throw UsageError(fmt::format("tstart: {} is not finite", tstart));
+  // Runs of 30 minutes with 2-minute gaps, as an IACT observes a source in wobble runs.
+  constexpr double run = 1800.0;
+  constexpr double gap = 120.0;
+  Observation obs;
+  obs.irf = default_irf();
+  const double end = tstart + duration_s;
+  for (std::int64_t k = 0;; ++k) {
+    const double start = tstart + static_cast<double>(k) * (run + gap);
+    if (start >= end) break;
+    obs.gti.start.push_back(start);
+    obs.gti.stop.push_back(std::min(start + run, end));
+  }
+  return obs;
+}
+
+// ---- reader ----
+
+EventFileReader::EventFileReader(std::string path)
+    : path_(std::move(path)), file_(open_event_file(path_)),
+      observation_(read_observation(file_, path_)), rows_(event_rows(file_, path_)) {}
+
+std::vector<double> EventFileReader::read_time(std::int64_t offset, std::int64_t count) const {
+  time_rows_read_ += count;
+  return file_.read_doubles("/events/time", offset, count);
+}
+
+std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_t hi) const {
+  while (hi - lo > search_window) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    const double value = read_time(mid, 1).front();
+    if (!std::isfinite(value)) {
+      throw UsageError(fmt::format("{}: /events/time is {} at row {}", path_, describe(value), mid));
+    }
+    if (value < t) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  const std::vector<double> window = read_time(lo, hi - lo);
+  for (std::size_t i = 0; i < window.size(); ++i) {
+    const auto row = lo + static_cast<std::int64_t>(i);
+    if (!std::isfinite(window[i])) {
+      throw UsageError(fmt::format("{}: /events/time is {} at row {}", path_, describe(window[i]), row));
+    }
+    if (i > 0 && window[i] < window[i - 1]) {
+      throw UsageError(fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row,
+                                   row - 1));
+    }
+  }
+  return lo + (std::lower_bound(window.begin(), window.end(), t) - window.begin());
+}
+
+Events EventFileReader::read_time_range(double t0, double t1) const {
+  Events events;
+  if (!(t0 < t1) || rows_ == 0) return events;
+  const std::int64_t first = lower_bound(t0, 0, rows_);
+  const std::int64_t last = lower_bound(t1, first, rows_);
+  const std::int64_t count = last - first;
+  if (count == 0) return events;
+  events.time = read_time(first, count);
+  events.energy = file_.read_doubles("/events/energy", first, count);
+  events.ra = file_.read_doubles("/events/ra", first, count);
+  events.dec = file_.read_doubles("/events/dec", first, count);
+  const auto check_finite = [&](const std::vector<double>& column, std::string_view name) {
+    for (std::size_t i = 0; i < column.size(); ++i) {
+      if (!std::isfinite(column[i])) {
+        throw UsageError(fmt::format("{}: /events/{} is {} at row {}", path_, name,
+                                     describe(column[i]), first + static_cast<std::int64_t>(i)));
+      }
+    }
+  };
+  check_finite(events.time, "time");
+  for (std::size_t i = 1; i < events.size(); ++i) {
+    if (events.time[i] < events.time[i - 1]) {
+      const auto row = first + static_cast<std::int64_t>(i);
+      throw UsageError(fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row,
+                                   row - 1));
+    }
+  }
+  check_finite(events.energy, "energy");
+  check_finite(events.ra, "ra");
+  check_finite(events.dec, "dec");
+  return events;
+}
+
+// ---- writer ----
+
+EventFileWriter::EventFileWriter(std::string path, const Observation& observation,
+                                 std::int64_t total_rows, MPI_Comm comm)
+    : path_(std::move(path)), temporary_(temporary_name(path_, comm)), comm_(comm),
+      file_(h5::create_file_parallel(temporary_, comm)), total_rows_(total_rows) {
+  check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
+  const ObservationInfo& info = observation.info;
+  file_.write_attribute("format", format_name);
+  file_.write_attribute("format_version", format_version);
+  file_.write_attribute("mjdref", info.mjdref);
+  file_.write_attribute("object", info.object);
+  file_.write_attribute("ra_pnt", info.ra_pnt);
+  file_.write_attribute("dec_pnt", info.dec_pnt);
+  file_.write_attribute("deadtime_fraction", info.deadtime_fraction);
+  file_.write_attribute("creator", fmt::format("binflow {}", version()));
+  {
+    const h5::Location irf = file_.create_group("irf");
+    irf.write("energy", observation.irf.energy, "TeV", "energy grid of the response");
+    irf.write("aeff", observation.irf.aeff, "cm2", "effective area");
+    irf.write("psf_sigma", observation.irf.psf_sigma, "deg", "sigma of the 2-D Gaussian PSF");
+    irf.write("bkg_rate", observation.irf.bkg_rate, "1/(s TeV deg2)", "background rate");
+  }
+  {
+    const h5::Location gti = file_.create_group("gti");
+    gti.write("start", observation.gti.start, "s", "good time interval start, MET");
+    gti.write("stop", observation.gti.stop, "s", "good time interval stop (exclusive), MET");
+  }
+  {
+    const h5::Location events = file_.create_group("events");
+    events.create_doubles("time", total_rows_, event_chunk_rows, "s", "arrival time, MET, sorted");
+    events.create_doubles("energy", total_rows_, event_chunk_rows, "TeV", "reconstructed energy");
+    events.create_doubles("ra", total_rows_, event_chunk_rows, "deg", "reconstructed right ascension");
+    events.create_doubles("dec", total_rows_, event_chunk_rows, "deg", "reconstructed declination");
+  }
+}
+
+EventFileWriter::~EventFileWriter() {
+  if (committed_) return;
+  file_.abandon();
+  if (rank_ == 0) {
+    std::error_code ec;
+    fs::remove(temporary_, ec);  // best effort: nothing to report to from a destructor
+  }
+}
+
+void EventFileWriter::write_rows(std::int64_t first_row, std::int64_t rows,
+                                 const Producer& produce) {
+  if (first_row < 0 || rows < 0 || first_row + rows > total_rows_) {
+    throw InternalError(fmt::format("{}: rows [{}, {}) are outside the {} rows of /events", path_,
+                                    first_row, first_row + rows, total_rows_));
+  }
+  const std::int64_t local_rounds = (rows + round_rows - 1) / round_rows;
+  std::int64_t rounds = 0;
+  check_mpi(MPI_Allreduce(&local_rounds, &rounds, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+  Events buffer;
+  bool exhausted = false;
+  std::int64_t written = 0;
+  const auto produced_wrong = [&](std::int64_t produced) {
+    return InternalError(fmt::format("{}: the producer gave at least {} rows, {} were counted",
+                                     path_, produced, rows));
+  };
+  for (std::int64_t round = 0; round < rounds; ++round) {
+    const std::int64_t need = std::min(round_rows, rows - written);
+    while (static_cast<std::int64_t>(buffer.size()) < need && !exhausted) {
+      const Events more = produce();
+      exhausted = more.size() == 0;
+      append(buffer, more, 0, more.size());
+    }
+    if (static_cast<std::int64_t>(buffer.size()) < need) {
+      throw produced_wrong(written + static_cast<std::int64_t>(buffer.size()));
+    }
+    const auto n = static_cast<std::size_t>(need);
+    const std::int64_t offset = first_row + written;
+    file_.write_slab("/events/time", offset, std::span(buffer.time.data(), n));
+    file_.write_slab("/events/energy", offset, std::span(buffer.energy.data(), n));
+    file_.write_slab("/events/ra", offset, std::span(buffer.ra.data(), n));
+    file_.write_slab("/events/dec", offset, std::span(buffer.dec.data(), n));
+    drop_front(buffer, n);
+    written += need;
+  }
+  if (!exhausted && buffer.size() == 0) buffer = produce();
+  if (buffer.size() > 0) throw produced_wrong(rows + static_cast<std::int64_t>(buffer.size()));
+}
+
+void EventFileWriter::commit() {
+  file_.close();
+  std::string message;
+  if (rank_ == 0) {
+    std::error_code ec;
+    fs::rename(temporary_, path_, ec);
+    if (ec) message = fmt::format("{}: cannot rename {} to it: {}", path_, temporary_, ec.message());
+  }
+  int length = static_cast<int>(message.size());
+  check_mpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm_), "MPI_Bcast");
+  message.resize(static_cast<std::size_t>(length));
+  check_mpi(MPI_Bcast(message.data(), length, MPI_CHAR, 0, comm_), "MPI_Bcast");
+  if (!message.empty()) throw IoError(message);  // the destructor removes the temporary file
+  committed_ = true;
+}
+
+void write_event_file(const std::string& path, const Observation& observation, const Events& local,
+                      MPI_Comm comm) {
+  const auto rows = static_cast<std::int64_t>(local.size());
+  std::int64_t first = 0;
+  std::int64_t total = 0;
+  check_mpi(MPI_Exscan(&rows, &first, 1, MPI_INT64_T, MPI_SUM, comm), "MPI_Exscan");
+  int rank = 0;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  if (rank == 0) first = 0;  // MPI_Exscan leaves rank 0's result undefined
+  check_mpi(MPI_Allreduce(&rows, &total, 1, MPI_INT64_T, MPI_SUM, comm), "MPI_Allreduce");
+  EventFileWriter writer(path, observation, total, comm);
+  bool given = false;
+  writer.write_rows(first, rows, [&] {
+    if (given) return Events{};
+    given = true;
+    return local;
+  });
+  writer.commit();
+}
+
+}  // namespace binflow::science

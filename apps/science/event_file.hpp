@@ -1,0 +1,120 @@
+#pragma once
+// Event files (SCIENCE.md section 1): the embedded default observation, a serial reader that
+// takes a time range out of a large file with a few hyperslab reads, and a collective
+// parallel writer.
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include <mpi.h>
+
+#include "binflow/h5.hpp"
+#include "science/observation.hpp"
+
+namespace binflow::science {
+
+/// Rows per chunk of the /events datasets (SCIENCE.md: about 64k events, 512 KiB of doubles).
+inline constexpr std::int64_t event_chunk_rows = 65536;
+
+/// The embedded default instrument and observation of SCIENCE.md section 4: default_irf(),
+/// Crab pointing, deadtime 0.05, mjdref 51544.5, and GTIs made of runs of 1800 s separated by
+/// 120 s gaps from `tstart` until `duration_s` seconds of wall-clock time have passed; the
+/// last run is cut at tstart + duration_s (and a cut falling in a gap adds no run). So
+/// duration 1800 is one run, and the default 14400 s are 7 full runs plus one of 960 s.
+/// UsageError unless duration_s > 0 and both are finite.
+Observation default_observation(double duration_s, double tstart = 0.0);
+
+/// Read-only, serial access to an event file. Every rank may open the same file on its
+/// own. Not thread-safe (HDF5 is not). The constructor validates everything but the event
+/// rows themselves, which are checked as they are read.
+class EventFileReader {
+public:
+  /// Opens and validates `path`: the root attributes (format "eventlist", format_version 1,
+  /// mjdref, object, ra_pnt, dec_pnt, deadtime_fraction in [0, 1)), /irf (through Response),
+  /// /gti (validate_gti), and the four 1-D /events datasets of equal length. UsageError
+  /// naming the file and the dataset or attribute for a missing or non-HDF5 file, a missing
+  /// or malformed dataset or attribute, a wrong format or version.
+  explicit EventFileReader(std::string path);
+
+  [[nodiscard]] const std::string& path() const { return path_; }
+  [[nodiscard]] const Observation& observation() const { return observation_; }
+  /// Number of event rows.
+  [[nodiscard]] std::int64_t size() const { return rows_; }
+
+  /// Exactly the events with t0 <= time < t1, in file order. A binary search on
+  /// /events/time probes single elements until the bracket is small (O(log N) reads), then
+  /// the four columns are read for that row range only. UsageError naming the file, dataset
+  /// and row if the times read are not sorted or not finite, or energy/ra/dec not finite.
+  [[nodiscard]] Events read_time_range(double t0, double t1) const;
+
+  /// Elements of /events/time read so far, probes included (to check that a range read
+  /// does not read the file).
+  [[nodiscard]] std::int64_t time_rows_read() const { return time_rows_read_; }
+
+private:
+  /// First row in [lo, hi) whose time is >= t (hi if none).
+  [[nodiscard]] std::int64_t lower_bound(double t, std::int64_t lo, std::int64_t hi) const;
+  [[nodiscard]] std::vector<double> read_time(std::int64_t offset, std::int64_t count) const;
+
+  std::string path_;
+  h5::Location file_;
+  Observation observation_;
+  std::int64_t rows_ = 0;
+  mutable std::int64_t time_rows_read_ = 0;
+};
+
+/// Collective writer of one event file through parallel HDF5 (MPI-IO). The file is written
+/// under a temporary name chosen by rank 0 ("<path>.tmp.<pid>") and renamed to `path` by
+/// rank 0 after the collective close in commit(), so a failed run leaves nothing under
+/// `path`. Every rank makes every call, in the same order. Not thread-safe: call from the
+/// thread that calls MPI.
+class EventFileWriter {
+public:
+  /// Collective over comm: creates the temporary file, writes the root attributes, /irf and
+  /// /gti, and creates the /events datasets of `total_rows` rows (same on every rank) in
+  /// chunks of event_chunk_rows.
+  EventFileWriter(std::string path, const Observation& observation, std::int64_t total_rows,
+                  MPI_Comm comm);
+  EventFileWriter(const EventFileWriter&) = delete;
+  EventFileWriter& operator=(const EventFileWriter&) = delete;
+  /// Without commit(): gives up the file handle without the collective close (a rank may be
+  /// unwinding alone; the driver's MPI_Abort then ends the job) and rank 0 removes the
+  /// temporary file. Never throws.
+  ~EventFileWriter();
+
+  /// Produces the next events of this rank in row order (e.g. one time slice); an empty
+  /// result means "no more".
+  using Producer = std::function<Events()>;
+  /// Collective: this rank's rows are [first_row, first_row + rows); `produce` is called
+  /// whenever the write buffer holds fewer rows than the next round needs. Rows go out in
+  /// collective rounds of at most 4 chunks per rank (ranks that are done take part with
+  /// nothing), so a rank holds one round plus one producer result at a time.
+  /// InternalError if `produce` yields more or fewer than `rows` rows.
+  void write_rows(std::int64_t first_row, std::int64_t rows, const Producer& produce);
+
+  /// The open file, for extra attributes or groups (same calls on every rank; close
+  /// groups before commit()).
+  [[nodiscard]] const h5::Location& file() const { return file_; }
+
+  /// Collective: closes the file and renames it to `path` (rank 0); IoError on every rank
+  /// if either fails.
+  void commit();
+
+private:
+  std::string path_;
+  std::string temporary_;
+  MPI_Comm comm_;
+  int rank_ = 0;
+  h5::Location file_;
+  std::int64_t total_rows_ = 0;
+  bool committed_ = false;
+};
+
+/// Collective over comm: writes `path` with the events of all ranks, each rank holding a
+/// contiguous block of rows in rank order (rank 0 first). Events must be sorted by time
+/// over the whole file; this is not checked here.
+void write_event_file(const std::string& path, const Observation& observation,
+                      const Events& local, MPI_Comm comm);
+
+}  // namespace binflow::science

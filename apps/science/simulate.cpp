@@ -1,0 +1,553 @@
+#include "science/simulate.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <exception>
+#include <fstream>
+#include <limits>
+#include <numbers>
+#include <numeric>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+#include "binflow/runtime.hpp"
+#include "science/event_file.hpp"
+#include "science/geometry.hpp"
+#include "science/gti.hpp"
+
+namespace binflow::science {
+
+namespace {
+
+constexpr double deg = std::numbers::pi / 180.0;
+constexpr double minus_inf = -std::numeric_limits<double>::infinity();
+
+// More slices than this means a slice length that is a typo (and vectors of counts that do
+// not fit in memory).
+constexpr double max_slices = 0x1p40;
+
+void require_finite(double value, std::string_view name) {
+  if (!std::isfinite(value)) throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
+}
+
+void append(Events& to, const Events& from) {
+  to.time.insert(to.time.end(), from.time.begin(), from.time.end());
+  to.energy.insert(to.energy.end(), from.energy.begin(), from.energy.end());
+  to.ra.insert(to.ra.end(), from.ra.begin(), from.ra.end());
+  to.dec.insert(to.dec.end(), from.dec.begin(), from.dec.end());
+}
+
+std::string_view trim(std::string_view s) {
+  const auto first = s.find_first_not_of(" \t\r");
+  if (first == std::string_view::npos) return {};
+  const auto last = s.find_last_not_of(" \t\r");
+  return s.substr(first, last - first + 1);
+}
+
+// Runs body(i) for i in [0, n) over the calling thread's OpenMP budget; the first exception
+// thrown by any iteration is rethrown afterwards (none may escape a region).
+template <class Body>
+void parallel_for(std::int64_t n, const Body& body) {
+  std::exception_ptr error;
+#pragma omp parallel for schedule(dynamic) default(none) shared(n, body, error)
+  for (std::int64_t i = 0; i < n; ++i) {
+    try {
+      body(i);
+    } catch (...) {
+#pragma omp critical(binflow_simulate_error)
+      if (!error) error = std::current_exception();
+    }
+  }
+  if (error) std::rethrow_exception(error);
+}
+
+}  // namespace
+
+// ---- time profile ----
+
+TimeProfile TimeProfile::constant() { return {}; }
+
+TimeProfile TimeProfile::flare(double amplitude, double t_peak, double width) {
+  require_finite(amplitude, "amplitude");
+  require_finite(t_peak, "t_peak");
+  require_finite(width, "width");
+  if (amplitude < 0.0) throw UsageError(fmt::format("amplitude: {} is negative (f must stay >= 0)", amplitude));
+  if (width <= 0.0) throw UsageError(fmt::format("width: {} s is not > 0", width));
+  TimeProfile p;
+  p.kind_ = Kind::flare;
+  p.amplitude_ = amplitude;
+  p.t_peak_ = t_peak;
+  p.width_ = width;
+  return p;
+}
+
+TimeProfile TimeProfile::table(std::vector<double> time, std::vector<double> value,
+                               const std::string& source) {
+  if (time.empty() || time.size() != value.size()) {
+    throw UsageError(fmt::format("{}: a profile table needs at least one point and as many values "
+                                 "as times ({} times, {} values)",
+                                 source, time.size(), value.size()));
+  }
+  for (std::size_t i = 0; i < time.size(); ++i) {
+    if (!std::isfinite(time[i]) || !std::isfinite(value[i])) {
+      throw UsageError(fmt::format("{}: point {} ({}, {}) is not finite", source, i, time[i], value[i]));
+    }
+    if (value[i] < 0.0) throw UsageError(fmt::format("{}: point {} has f = {} < 0", source, i, value[i]));
+    if (i > 0 && time[i] <= time[i - 1]) {
+      throw UsageError(fmt::format("{}: point {} at time {} does not come after {}", source, i,
+                                   time[i], time[i - 1]));
+    }
+  }
+  TimeProfile p;
+  p.kind_ = Kind::table;
+  p.time_ = std::move(time);
+  p.value_ = std::move(value);
+  return p;
+}
+
+TimeProfile TimeProfile::from_file(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("{}: cannot open the profile table (missing or unreadable)", path));
+  std::vector<double> time;
+  std::vector<double> value;
+  std::string line;
+  for (int number = 1; std::getline(in, line); ++number) {
+    std::string_view text = trim(line);
+    if (text.empty() || text.front() == '#') continue;
+    std::string words(text);
+    std::replace(words.begin(), words.end(), ',', ' ');
+    std::array<double, 2> pair{};
+    std::string_view rest = words;
+    bool ok = true;
+    for (double& x : pair) {
+      rest = trim(rest);
+      const auto [end, ec] = std::from_chars(rest.data(), rest.data() + rest.size(), x);
+      if (ec != std::errc{}) {
+        ok = false;
+        break;
+      }
+      rest.remove_prefix(static_cast<std::size_t>(end - rest.data()));
+      if (!rest.empty() && rest.front() != ' ' && rest.front() != '\t') ok = false;
+    }
+    if (!ok || !trim(rest).empty()) {
+      throw UsageError(fmt::format("{}:{}: expected two numbers 'time value', got '{}'", path, number, text));
+    }
+    if (!std::isfinite(pair[0]) || !std::isfinite(pair[1])) {
+      throw UsageError(fmt::format("{}:{}: time and value must be finite, got '{}'", path, number, text));
+    }
+    if (pair[1] < 0.0) throw UsageError(fmt::format("{}:{}: f = {} is negative (f must be >= 0)", path, number, pair[1]));
+    if (!time.empty() && pair[0] <= time.back()) {
+      throw UsageError(fmt::format("{}:{}: time {} does not come after the previous time {}", path,
+                                   number, pair[0], time.back()));
+    }
+    time.push_back(pair[0]);
+    value.push_back(pair[1]);
+  }
+  if (in.bad()) throw UsageError(fmt::format("{}: read error in the profile table", path));
+  if (time.empty()) throw UsageError(fmt::format("{}: no 'time value' lines in the profile table", path));
+  return table(std::move(time), std::move(value), path);
+}
+
+double TimeProfile::operator()(double t) const {
+  switch (kind_) {
+    case Kind::constant:
+      return 1.0;
+    case Kind::flare: {
+      const double z = (t - t_peak_) / width_;
+      return 1.0 + amplitude_ * std::exp(-0.5 * z * z);
+    }
+    case Kind::table:
+      break;
+  }
+  if (t <= time_.front()) return value_.front();
+  if (t >= time_.back()) return value_.back();
+  const auto i = static_cast<std::size_t>(std::upper_bound(time_.begin(), time_.end(), t) - time_.begin()) - 1;
+  const double w = (t - time_[i]) / (time_[i + 1] - time_[i]);
+  return value_[i] + w * (value_[i + 1] - value_[i]);
+}
+
+double TimeProfile::integral(double t0, double t1) const {
+  if (!(t1 > t0)) return 0.0;
+  switch (kind_) {
+    case Kind::constant:
+      return t1 - t0;
+    case Kind::flare: {
+      // erfc on the side away from the peak keeps the tail accurate (erf differences cancel).
+      const double scale = std::numbers::sqrt2 * width_;
+      const double a = (t0 - t_peak_) / scale;
+      const double b = (t1 - t_peak_) / scale;
+      double mass = 0.0;
+      if (a >= 0.0) {
+        mass = std::erfc(a) - std::erfc(b);
+      } else if (b <= 0.0) {
+        mass = std::erfc(-b) - std::erfc(-a);
+      } else {
+        mass = std::erf(b) - std::erf(a);
+      }
+      return (t1 - t0) + amplitude_ * width_ * std::sqrt(std::numbers::pi / 2.0) * mass;
+    }
+    case Kind::table:
+      break;
+  }
+  // Trapezoids between t0, the table times inside (t0, t1), and t1: exact for a piecewise
+  // linear f with constant ends.
+  double total = 0.0;
+  double t = t0;
+  double f = (*this)(t0);
+  auto it = std::upper_bound(time_.begin(), time_.end(), t0);
+  for (; it != time_.end() && *it < t1; ++it) {
+    const double fn = value_[static_cast<std::size_t>(it - time_.begin())];
+    total += 0.5 * (f + fn) * (*it - t);
+    t = *it;
+    f = fn;
+  }
+  return total + 0.5 * (f + (*this)(t1)) * (t1 - t);
+}
+
+double TimeProfile::max(double t0, double t1) const {
+  switch (kind_) {
+    case Kind::constant:
+      return 1.0;
+    case Kind::flare:
+      return (*this)(std::clamp(t_peak_, t0, t1));  // f is unimodal around t_peak
+    case Kind::table:
+      break;
+  }
+  double m = std::max((*this)(t0), (*this)(t1));
+  for (auto it = std::upper_bound(time_.begin(), time_.end(), t0); it != time_.end() && *it < t1; ++it) {
+    m = std::max(m, value_[static_cast<std::size_t>(it - time_.begin())]);
+  }
+  return m;
+}
+
+std::string TimeProfile::name() const {
+  switch (kind_) {
+    case Kind::constant:
+      return "constant";
+    case Kind::flare:
+      return "flare";
+    case Kind::table:
+      return "table";
+  }
+  return "?";
+}
+
+// ---- spectra ----
+
+namespace detail {
+
+LogLogSpectrum::LogLogSpectrum(const std::vector<double>& energy, std::vector<double> log_density)
+    : energy_(energy), log_density_(std::move(log_density)) {
+  const std::size_t n = energy_.size();
+  if (n < 2 || log_density_.size() != n) {
+    throw InternalError(fmt::format("LogLogSpectrum: {} energies and {} densities", n, log_density_.size()));
+  }
+  log_energy_.resize(n);
+  std::transform(energy_.begin(), energy_.end(), log_energy_.begin(), [](double e) { return std::log(e); });
+  cumulative_.assign(n, 0.0);
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    const double l0 = log_density_[i];
+    const double l1 = log_density_[i + 1];
+    double cell = 0.0;
+    if (std::isfinite(l0) && std::isfinite(l1)) {
+      const double h = log_energy_[i + 1] - log_energy_[i];
+      const double d = l1 - l0;
+      cell = std::exp(l0) * h * (std::abs(d) < 1e-10 ? 1.0 + 0.5 * d : std::expm1(d) / d);
+    }
+    cumulative_[i + 1] = cumulative_[i] + cell;
+  }
+}
+
+double LogLogSpectrum::sample(double uniform) const {
+  const double total_mass = total();
+  double y = uniform * total_mass;
+  // Cell i holds [cumulative_[i], cumulative_[i+1]); cells of zero mass are never chosen.
+  auto cell = static_cast<std::size_t>(std::upper_bound(cumulative_.begin(), cumulative_.end(), y) -
+                                       cumulative_.begin());
+  if (cell >= cumulative_.size()) {  // y rounded up to the total: the top of the last live cell
+    cell = cumulative_.size() - 1;
+    while (cell > 1 && cumulative_[cell - 1] == total_mass) --cell;
+    y = total_mass;
+  }
+  const std::size_t i = cell - 1;
+  const double h = log_energy_[i + 1] - log_energy_[i];
+  const double d = log_density_[i + 1] - log_density_[i];
+  const double base = std::exp(log_density_[i]) * h;
+  const double r = y - cumulative_[i];
+  // Solve base (exp(d w) - 1) / d = r for the fraction w of the cell.
+  double w = std::abs(d) < 1e-10 ? r / base : std::log1p(std::max(r * d / base, std::expm1(d))) / d;
+  if (!(w >= 0.0)) w = 0.0;
+  w = std::min(w, 1.0);
+  return std::clamp(std::exp(log_energy_[i] + w * h), energy_[i], energy_[i + 1]);
+}
+
+}  // namespace detail
+
+// ---- simulator ----
+
+struct Simulator::Window {
+  double start = 0.0;
+  double stop = 0.0;
+  std::vector<std::pair<double, double>> pieces;  // [lo, hi) parts inside GTIs
+  double ontime = 0.0;
+  double profile_integral = 0.0;  // Int f dt over the pieces
+  double profile_max = 1.0;
+};
+
+Simulator::Simulator(const Observation& observation, const Response& response,
+                     const SourceModel& model, TimeProfile profile, double slice)
+    : gti_(observation.gti), response_(response), model_(model), profile_(std::move(profile)),
+      slice_(slice) {
+  for (const auto& [name, value] :
+       {std::pair{"ra", model.ra}, {"dec", model.dec}, {"N0", model.n0}, {"gamma", model.gamma},
+        {"beta", model.beta}, {"theta_sim", model.theta_sim}, {"slice", slice}}) {
+    require_finite(value, name);
+  }
+  if (std::abs(model.dec) > 90.0) throw UsageError(fmt::format("dec: {} is outside [-90, 90]", model.dec));
+  if (model.n0 < 0.0) throw UsageError(fmt::format("N0: {} is negative", model.n0));
+  if (model.beta < 0.0) throw UsageError(fmt::format("beta: {} is negative", model.beta));
+  if (!(model.theta_sim > 0.0 && model.theta_sim <= 90.0)) {
+    throw UsageError(fmt::format("theta_sim: {} deg is outside (0, 90]", model.theta_sim));
+  }
+  if (!(slice > 0.0)) throw UsageError(fmt::format("slice: {} s is not > 0", slice));
+  const double deadtime = observation.info.deadtime_fraction;
+  if (!(deadtime >= 0.0 && deadtime < 1.0)) {
+    throw UsageError(fmt::format("deadtime_fraction: {} is outside [0, 1)", deadtime));
+  }
+  validate_gti(gti_, "observation");
+  live_fraction_ = 1.0 - deadtime;
+
+  if (gti_.size() > 0) {
+    tstart_ = gti_.start.front();
+    tstop_ = gti_.stop.back();
+    const double n = std::ceil((tstop_ - tstart_) / slice_);
+    if (n > max_slices) {
+      throw UsageError(fmt::format("slice: {} s cuts the observation into {:.3g} slices (at most "
+                                   "2^40)",
+                                   slice_, n));
+    }
+    slices_ = static_cast<std::int64_t>(n);
+  }
+
+  const IrfTables& irf = response_.tables();
+  const std::size_t n = irf.energy.size();
+  // Solid angle of the cap, 2 pi (1 - cos theta) = 4 pi sin^2(theta / 2), in deg^2.
+  cap_half_angle_sine_ = std::sin(0.5 * model.theta_sim * deg);
+  const double cap_deg2 = 4.0 * std::numbers::pi * cap_half_angle_sine_ * cap_half_angle_sine_ / (deg * deg);
+  std::vector<double> source(n, minus_inf);
+  std::vector<double> background(n, minus_inf);
+  for (std::size_t i = 0; i < n; ++i) {
+    const double u = std::log(irf.energy[i]);  // ln(E / 1 TeV); + u is the Jacobian dE = E du
+    if (model.n0 > 0.0 && irf.aeff[i] > 0.0) {
+      source[i] = std::log(model.n0) - model.gamma * u + std::log(irf.aeff[i]) + u;
+    }
+    if (model.beta > 0.0 && irf.bkg_rate[i] > 0.0) {
+      background[i] = std::log(model.beta * cap_deg2) + std::log(irf.bkg_rate[i]) + u;
+    }
+  }
+  source_spectrum_ = detail::LogLogSpectrum(irf.energy, std::move(source));
+  background_spectrum_ = detail::LogLogSpectrum(irf.energy, std::move(background));
+  source_rate_ = source_spectrum_.total();
+  background_rate_ = background_spectrum_.total();
+}
+
+std::pair<double, double> Simulator::slice_range(std::int64_t k) const {
+  const double start = tstart_ + static_cast<double>(k) * slice_;
+  const double stop = k + 1 >= slices_ ? tstop_ : tstart_ + static_cast<double>(k + 1) * slice_;
+  return {start, stop};
+}
+
+std::pair<double, double> Simulator::expected() const {
+  double exposure = 0.0;
+  double ontime_total = 0.0;
+  for (std::size_t i = 0; i < gti_.size(); ++i) {
+    exposure += profile_.integral(gti_.start[i], gti_.stop[i]);
+    ontime_total += gti_.stop[i] - gti_.start[i];
+  }
+  return {source_rate_ * live_fraction_ * exposure, background_rate_ * live_fraction_ * ontime_total};
+}
+
+Simulator::Window Simulator::window(std::int64_t k) const {
+  Window w;
+  std::tie(w.start, w.stop) = slice_range(k);
+  auto i = static_cast<std::size_t>(std::upper_bound(gti_.stop.begin(), gti_.stop.end(), w.start) -
+                                    gti_.stop.begin());
+  for (; i < gti_.size() && gti_.start[i] < w.stop; ++i) {
+    const double lo = std::max(w.start, gti_.start[i]);
+    const double hi = std::min(w.stop, gti_.stop[i]);
+    if (hi <= lo) continue;
+    w.pieces.emplace_back(lo, hi);
+    w.ontime += hi - lo;
+    w.profile_integral += profile_.integral(lo, hi);
+  }
+  w.profile_max = profile_.max(w.start, w.stop);
+  return w;
+}
+
+SliceCounts Simulator::draw_counts(RngStream& rng, const Window& w) const {
+  SliceCounts c;
+  c.expected_source = source_rate_ * live_fraction_ * w.profile_integral;
+  c.expected_background = background_rate_ * live_fraction_ * w.ontime;
+  c.source = rng.poisson(c.expected_source);
+  c.background = rng.poisson(c.expected_background);
+  return c;
+}
+
+SliceCounts Simulator::counts(std::uint64_t seed, std::int64_t k) const {
+  RngStream rng(seed, static_cast<std::uint64_t>(k));
+  return draw_counts(rng, window(k));
+}
+
+namespace {
+
+// Uniform in the union of the pieces (half-open: never a piece's stop).
+double uniform_time(RngStream& rng, const std::vector<std::pair<double, double>>& pieces, double ontime) {
+  double x = rng.uniform() * ontime;
+  for (std::size_t j = 0; j < pieces.size(); ++j) {
+    const auto [lo, hi] = pieces[j];
+    if (x < hi - lo || j + 1 == pieces.size()) {
+      return std::clamp(lo + x, lo, std::nextafter(hi, lo));
+    }
+    x -= hi - lo;
+  }
+  throw InternalError("uniform_time: a slice with counts but no time inside a GTI");
+}
+
+}  // namespace
+
+Events Simulator::events(std::uint64_t seed, std::int64_t k) const {
+  RngStream rng(seed, static_cast<std::uint64_t>(k));
+  const Window w = window(k);
+  const SliceCounts c = draw_counts(rng, w);
+  Events raw;
+  raw.reserve(static_cast<std::size_t>(c.total()));
+  const auto push = [&raw](double t, double e, SkyDirection dir) {
+    raw.time.push_back(t);
+    raw.energy.push_back(e);
+    raw.ra.push_back(dir.ra);
+    raw.dec.push_back(dir.dec);
+  };
+  for (std::uint64_t i = 0; i < c.source; ++i) {
+    // Thinning: uniform times accepted with probability f(t) / max f over the slice.
+    double t = uniform_time(rng, w.pieces, w.ontime);
+    if (!profile_.is_constant()) {
+      while (rng.uniform() * w.profile_max > profile_(t)) t = uniform_time(rng, w.pieces, w.ontime);
+    }
+    const double e = source_spectrum_.sample(rng.uniform());
+    const double offset = response_.psf_sigma(e) * std::sqrt(-2.0 * std::log(rng.uniform()));
+    const double bearing = 2.0 * std::numbers::pi * rng.uniform();
+    push(t, e, offset_direction(model_.ra, model_.dec, offset, bearing));
+  }
+  for (std::uint64_t i = 0; i < c.background; ++i) {
+    const double t = uniform_time(rng, w.pieces, w.ontime);
+    const double e = background_spectrum_.sample(rng.uniform());
+    // Uniform in 1 - cos theta = 2 sin^2(theta / 2), written so that small angles keep
+    // their precision (1 - cos loses half the digits at 0.3 deg).
+    const double theta = 2.0 * std::asin(cap_half_angle_sine_ * std::sqrt(rng.uniform())) / deg;
+    const double bearing = 2.0 * std::numbers::pi * rng.uniform();
+    push(t, e, offset_direction(model_.ra, model_.dec, theta, bearing));
+  }
+  std::vector<std::size_t> order(raw.size());
+  std::iota(order.begin(), order.end(), std::size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&raw](std::size_t a, std::size_t b) { return raw.time[a] < raw.time[b]; });
+  Events out;
+  out.reserve(raw.size());
+  for (const std::size_t j : order) {
+    out.time.push_back(raw.time[j]);
+    out.energy.push_back(raw.energy[j]);
+    out.ra.push_back(raw.ra[j]);
+    out.dec.push_back(raw.dec[j]);
+  }
+  return out;
+}
+
+Events simulate_events(const Observation& observation, const Response& response,
+                       const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
+                       double slice) {
+  const Simulator simulator(observation, response, model, profile, slice);
+  std::vector<Events> parts(static_cast<std::size_t>(simulator.slices()));
+  parallel_for(simulator.slices(), [&](std::int64_t k) {
+    parts[static_cast<std::size_t>(k)] = simulator.events(seed, k);
+  });
+  std::size_t total = 0;
+  for (const Events& p : parts) total += p.size();
+  Events out;
+  out.reserve(total);
+  for (const Events& p : parts) append(out, p);
+  return out;
+}
+
+SimulationSummary simulate_to_file(const std::string& path, const Observation& observation,
+                                   const Simulator& simulator, std::uint64_t seed, MPI_Comm comm,
+                                   const std::vector<std::pair<std::string, std::string>>& provenance) {
+  int rank = 0;
+  int size = 1;
+  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  const std::int64_t slices = simulator.slices();
+  const std::int64_t first_slice = slices * rank / size;
+  const std::int64_t last_slice = slices * (rank + 1) / size;
+
+  // Pass 1: counts only (two Poisson draws per slice).
+  std::vector<SliceCounts> counts(static_cast<std::size_t>(last_slice - first_slice));
+  parallel_for(last_slice - first_slice, [&](std::int64_t i) {
+    counts[static_cast<std::size_t>(i)] = simulator.counts(seed, first_slice + i);
+  });
+  std::array<std::uint64_t, 3> local{};  // rows, source, background
+  for (const SliceCounts& c : counts) {
+    local[0] += c.total();
+    local[1] += c.source;
+    local[2] += c.background;
+  }
+  std::array<std::uint64_t, 3> global{};
+  check_mpi(MPI_Allreduce(local.data(), global.data(), 3, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce");
+  std::uint64_t first_row = 0;
+  check_mpi(MPI_Exscan(local.data(), &first_row, 1, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan");
+  if (rank == 0) first_row = 0;  // MPI_Exscan leaves rank 0's result undefined
+
+  EventFileWriter writer(path, observation, static_cast<std::int64_t>(global[0]), comm);
+  if (!provenance.empty()) {
+    const h5::Location group = writer.file().create_group("simulation");
+    for (const auto& [name, value] : provenance) group.write_attribute(name, value);
+  }
+
+  // Pass 2: one slice per thread at a time, in slice order.
+  const std::int64_t batch = std::max(1, omp_get_max_threads());
+  std::int64_t next = first_slice;
+  const auto produce = [&]() {
+    Events out;
+    while (out.size() == 0 && next < last_slice) {
+      const std::int64_t n = std::min(batch, last_slice - next);
+      std::vector<Events> parts(static_cast<std::size_t>(n));
+      parallel_for(n, [&](std::int64_t j) { parts[static_cast<std::size_t>(j)] = simulator.events(seed, next + j); });
+      for (std::int64_t j = 0; j < n; ++j) {
+        const Events& part = parts[static_cast<std::size_t>(j)];
+        const SliceCounts& c = counts[static_cast<std::size_t>(next + j - first_slice)];
+        if (part.size() != c.total()) {
+          throw InternalError(fmt::format("slice {}: {} events generated but {} counted", next + j,
+                                          part.size(), c.total()));
+        }
+        append(out, part);
+      }
+      next += n;
+    }
+    return out;
+  };
+  writer.write_rows(static_cast<std::int64_t>(first_row), static_cast<std::int64_t>(local[0]), produce);
+  writer.commit();
+
+  SimulationSummary summary;
+  summary.events = static_cast<std::int64_t>(global[0]);
+  summary.slices = slices;
+  summary.source = global[1];
+  summary.background = global[2];
+  std::tie(summary.expected_source, summary.expected_background) = simulator.expected();
+  return summary;
+}
+
+}  // namespace binflow::science

@@ -1,0 +1,185 @@
+#pragma once
+// Poisson realisations of the model of SCIENCE.md (sections 2 and 4) on an observation's GTIs.
+//
+// Time is cut into fixed slices of `slice` seconds from the first GTI start; slice k draws
+// everything from RngStream(seed, k) alone (its two Poisson counts first, then its events),
+// and its events are sorted by time. The output is therefore the same bits for any number of
+// ranks and threads, and the counts of a slice can be drawn without its events (the first
+// pass of the parallel writer).
+//
+// Source: N0 (E / 1 TeV)^-gamma f(t) aeff(E), events at a 2-D Gaussian PSF offset of
+// sigma(E) from (ra, dec): offset sigma sqrt(-2 ln u), uniform bearing. Background:
+// beta bkg_rate(E) per deg^2 of solid angle, uniform on the spherical cap theta < theta_sim
+// around (ra, dec) (uniform in cos theta). Both are placed with offset_direction, exactly.
+// Energies cover the whole IRF grid; an analysis cuts its own emin/emax. Livetime is the GTI
+// time times (1 - deadtime_fraction).
+//
+// Energies are drawn by exact inversion of the cumulative spectrum: between grid energies
+// the response is log-log linear (SCIENCE.md section 1), so the density in ln E is one
+// exponential per grid cell, integrated and inverted in closed form (no table, and no
+// discretisation error to document).
+#include <cstdint>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <mpi.h>
+
+#include "binflow/rng.hpp"
+#include "science/observation.hpp"
+#include "science/response.hpp"
+
+namespace binflow::science {
+
+namespace detail {
+/// A spectrum sampled by exact inversion: on each grid cell [E_i, E_i+1] the density in
+/// u = ln E is exp(l_i + (l_i+1 - l_i) (u - u_i) / (u_i+1 - u_i)) (zero if either l is
+/// -inf), which is what log-log interpolation of the response times a power law gives.
+/// Immutable, thread-safe.
+class LogLogSpectrum {
+public:
+  LogLogSpectrum() = default;
+  /// `log_density` at the grid energies (per unit ln E), -inf for zero.
+  LogLogSpectrum(const std::vector<double>& energy, std::vector<double> log_density);
+  /// Int density du over the grid.
+  [[nodiscard]] double total() const { return cumulative_.empty() ? 0.0 : cumulative_.back(); }
+  /// The energy whose cumulative fraction is `uniform` in (0, 1); requires total() > 0.
+  [[nodiscard]] double sample(double uniform) const;
+
+private:
+  std::vector<double> energy_;
+  std::vector<double> log_energy_;
+  std::vector<double> log_density_;
+  std::vector<double> cumulative_;  ///< integral below grid energy i
+};
+}  // namespace detail
+
+/// The simulated sky: a point source and the background normalisation.
+struct SourceModel {
+  double ra = 83.6331;      ///< source position, deg
+  double dec = 22.0145;     ///< deg
+  double n0 = 3.5e-11;      ///< ph cm^-2 s^-1 TeV^-1 at 1 TeV, >= 0
+  double gamma = 2.5;       ///< power-law index
+  double beta = 1.0;        ///< background normalisation, >= 0
+  double theta_sim = 0.3;   ///< radius of the background cap, deg, in (0, 90]
+};
+
+/// The source's light curve f(t) >= 0 that multiplies the flux. Immutable, thread-safe.
+class TimeProfile {
+public:
+  /// f = 1.
+  static TimeProfile constant();
+  /// f = 1 + amplitude exp(-(t - t_peak)^2 / (2 width^2)). UsageError naming the parameter
+  /// unless amplitude >= 0, width > 0 and all are finite.
+  static TimeProfile flare(double amplitude, double t_peak, double width);
+  /// Piecewise linear through (time[i], value[i]); before the first and after the last time
+  /// the end values hold. Times (MET s) strictly increasing, values finite and >= 0, at
+  /// least one point. UsageError naming `source` otherwise.
+  static TimeProfile table(std::vector<double> time, std::vector<double> value,
+                           const std::string& source);
+  /// table() from a text file of two columns "time value" (MET s, whitespace or comma
+  /// separated); blank lines and lines starting with '#' are skipped. UsageError naming
+  /// path:line for a bad line, and the path for a missing or unreadable file.
+  static TimeProfile from_file(const std::string& path);
+
+  [[nodiscard]] double operator()(double t) const;
+  /// Int_t0^t1 f dt (exact for every kind).
+  [[nodiscard]] double integral(double t0, double t1) const;
+  /// An upper bound of f on [t0, t1] (the maximum itself for every kind).
+  [[nodiscard]] double max(double t0, double t1) const;
+  [[nodiscard]] bool is_constant() const { return kind_ == Kind::constant; }
+  /// "constant", "flare" or "table", for logs.
+  [[nodiscard]] std::string name() const;
+
+private:
+  enum class Kind { constant, flare, table };
+  Kind kind_ = Kind::constant;
+  double amplitude_ = 0.0;
+  double t_peak_ = 0.0;
+  double width_ = 1.0;
+  std::vector<double> time_;
+  std::vector<double> value_;
+};
+
+/// Counts of one slice: the Poisson means and the numbers drawn.
+struct SliceCounts {
+  double expected_source = 0.0;
+  double expected_background = 0.0;
+  std::uint64_t source = 0;
+  std::uint64_t background = 0;
+  [[nodiscard]] std::uint64_t total() const { return source + background; }
+};
+
+/// One observation's simulation set up once (rates, spectra, slices). Immutable after
+/// construction and thread-safe; every rank builds the same one from the same inputs.
+class Simulator {
+public:
+  /// UsageError for a bad model (n0 < 0, beta < 0, theta_sim outside (0, 90], non-finite
+  /// values, dec outside [-90, 90]) or slice <= 0, naming the parameter.
+  Simulator(const Observation& observation, const Response& response, const SourceModel& model,
+            TimeProfile profile, double slice = 60.0);
+
+  /// Number of slices from the first GTI start to the last GTI stop (0 without GTIs).
+  [[nodiscard]] std::int64_t slices() const { return slices_; }
+  /// [start, stop) of slice k, s.
+  [[nodiscard]] std::pair<double, double> slice_range(std::int64_t k) const;
+  /// Source and background events per s of livetime at f = 1, over the whole energy grid.
+  [[nodiscard]] double source_rate() const { return source_rate_; }
+  [[nodiscard]] double background_rate() const { return background_rate_; }
+  /// Expected source and background events of the whole observation.
+  [[nodiscard]] std::pair<double, double> expected() const;
+
+  /// The counts of slice k drawn from RngStream(seed, k) without its events.
+  [[nodiscard]] SliceCounts counts(std::uint64_t seed, std::int64_t k) const;
+  /// The events of slice k, sorted by time (the same counts as counts(seed, k)).
+  [[nodiscard]] Events events(std::uint64_t seed, std::int64_t k) const;
+
+private:
+  struct Window;  // one slice's overlap with the GTIs
+  [[nodiscard]] Window window(std::int64_t k) const;
+  [[nodiscard]] SliceCounts draw_counts(RngStream& rng, const Window& w) const;
+
+  Gti gti_;
+  Response response_;
+  SourceModel model_;
+  TimeProfile profile_;
+  double live_fraction_ = 1.0;
+  double slice_ = 60.0;
+  double tstart_ = 0.0;
+  double tstop_ = 0.0;
+  std::int64_t slices_ = 0;
+  detail::LogLogSpectrum source_spectrum_;      // per s of livetime at f = 1
+  detail::LogLogSpectrum background_spectrum_;  // per s of livetime, whole cap
+  double source_rate_ = 0.0;
+  double background_rate_ = 0.0;
+  double cap_half_angle_sine_ = 0.0;  // sin(theta_sim / 2)
+};
+
+/// All events of a simulation in memory (for nested use, e.g. pull trials), sorted by time.
+/// Slices run in parallel over the calling thread's OpenMP budget; the result does not
+/// depend on the thread count. Not collective.
+Events simulate_events(const Observation& observation, const Response& response,
+                       const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
+                       double slice = 60.0);
+
+/// What simulate_to_file did (the same on every rank).
+struct SimulationSummary {
+  std::int64_t events = 0;
+  std::int64_t slices = 0;
+  std::uint64_t source = 0;
+  std::uint64_t background = 0;
+  double expected_source = 0.0;
+  double expected_background = 0.0;
+};
+
+/// Collective over comm: writes the event file `path` (EventFileWriter: temporary name,
+/// renamed at the end). Slices are spread over ranks in contiguous blocks. Pass 1 draws
+/// each slice's counts only, MPI_Exscan gives each rank its first row, pass 2 generates the
+/// events a batch of slices at a time (one slice per OpenMP thread of the calling thread's
+/// budget) and writes them in collective rounds, so a rank never holds more than one batch
+/// plus the write buffer. `provenance` becomes string attributes of the group /simulation.
+SimulationSummary simulate_to_file(const std::string& path, const Observation& observation,
+                                   const Simulator& simulator, std::uint64_t seed, MPI_Comm comm,
+                                   const std::vector<std::pair<std::string, std::string>>& provenance = {});
+
+}  // namespace binflow::science
