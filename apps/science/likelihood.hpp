@@ -6,7 +6,9 @@
 // Sums over events use fixed-size blocks whose partial sums are combined in block order,
 // so every result is bit-identical for any number of OpenMP threads (the calling
 // thread's OpenMP budget is used).
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -39,7 +41,8 @@ struct RoiEvents {
 };
 
 /// Events with t0 <= time < t1 inside a GTI, emin <= energy <= emax and
-/// theta < theta_max from (ra, dec). `events` may hold more than the bin.
+/// theta < theta_max from (ra, dec). `events` may hold more than the bin; its times are
+/// sorted ascending, as in the event file (the bin is found by binary search).
 RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
                      double deadtime_fraction, const FitSettings& settings);
 
@@ -61,11 +64,53 @@ struct FitResult {
 
 /// Fits one bin. Never throws for a bin's content: an empty bin gives status "empty", a
 /// fit that does not converge status "failed" with the message; errors are NaN when the
-/// information matrix is singular.
+/// information matrix is singular. Builds a BinFitter per call: tools fitting many bins
+/// should build one BinFitter and call fit() on it.
 FitResult fit_bin(const Response& response, const RoiEvents& events, const FitSettings& settings);
 
 /// The extended log-likelihood at (n0, gamma, beta) (for tests and profile scans).
 double log_likelihood(const Response& response, const RoiEvents& events,
                       const FitSettings& settings, double n0, double gamma, double beta);
+
+/// lnL with its analytic gradient and Hessian, parameters in the order (n0, gamma, beta).
+struct LikelihoodDerivatives {
+  double lnl = 0.0;
+  std::array<double, 3> gradient{};
+  std::array<std::array<double, 3>, 3> hessian{};
+};
+
+namespace detail {
+struct FitTables;
+}
+
+/// The fit of many bins with one response and one set of settings. The constructor
+/// tabulates what every bin shares (the response on the Simpson nodes of the energy
+/// integrals, per-cell interpolation coefficients); afterwards the object is immutable and
+/// thread-safe, and each call uses the calling thread's OpenMP budget (omp_get_max_threads).
+/// Events where the response is zero (aeff = bkg_rate = 0, outside the IRF grid) carry
+/// no information and are left out of the sums, as GammaLib does (see docs/science.md).
+class BinFitter {
+public:
+  /// UsageError naming the parameter when a setting is out of range.
+  BinFitter(const Response& response, const FitSettings& settings);
+
+  /// See fit_bin().
+  [[nodiscard]] FitResult fit(const RoiEvents& events) const;
+  [[nodiscard]] double log_likelihood(const RoiEvents& events, double n0, double gamma,
+                                      double beta) const;
+  [[nodiscard]] LikelihoodDerivatives derivatives(const RoiEvents& events, double n0,
+                                                  double gamma, double beta) const;
+  /// max over beta >= 0 of lnL at fixed (n0, gamma): the profile behind the upper limit.
+  [[nodiscard]] double profile_log_likelihood(const RoiEvents& events, double n0,
+                                              double gamma) const;
+  [[nodiscard]] const FitSettings& settings() const;
+
+private:
+  std::shared_ptr<const detail::FitTables> tables_;
+};
+
+/// Quantile of the chi^2 distribution with 1 degree of freedom at probability p in [0, 1)
+/// (2.705543 at p = 0.9, the 95% one-sided upper limit).
+double chi2_quantile_1dof(double p);
 
 }  // namespace binflow::science

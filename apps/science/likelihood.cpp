@@ -1,0 +1,1008 @@
+#include "science/likelihood.hpp"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <array>
+#include <cmath>
+#include <cstddef>
+#include <limits>
+#include <new>
+#include <numbers>
+#include <utility>
+#include <vector>
+
+#include <Eigen/Dense>
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+#include "science/geometry.hpp"
+#include "science/gti.hpp"
+#include "science/integrate.hpp"
+
+// Notation (docs/science.md, "Likelihood and fit"): with s = T N0 A(gamma) the predicted
+// source counts, mu = T beta B the predicted background counts, p_i = a_i / A the source
+// and q_i = b_i / B the background density of event i,
+//     lnL = sum_i ln(s p_i + mu q_i) - s - mu.
+// In (mu_total = s + mu, f = s / mu_total) the likelihood separates: mu_total = n at the
+// optimum and f maximises the concave g(f) = sum_i ln(f p_i + (1 - f) q_i) on [0, 1], so the
+// fit with the index fixed is a bracketed one-dimensional Newton solve whose passes over the
+// events need divisions only (logarithms only for the reported lnL, TS and the limit).
+
+namespace binflow::science {
+
+namespace detail {
+
+/// Response interpolation in u = ln E for one grid cell, in the form Response uses
+/// (log-log for aeff and bkg_rate, linear for psf_sigma); two extra cells stand for below
+/// and above the grid (zero aeff and background, the end value of the PSF).
+struct Cell {
+  double u0 = 0.0;
+  double du = 1.0;
+  double log_aeff = 0.0;
+  double dlog_aeff = 0.0;
+  double log_bkg = 0.0;
+  double dlog_bkg = 0.0;
+  double sigma = 0.0;
+  double dsigma = 0.0;
+};
+
+struct Interpolated {
+  double log_aeff;
+  double log_bkg;
+  double sigma;
+};
+
+struct FitTables {
+  FitSettings settings;
+  std::vector<double> log_energy;  // the IRF grid in ln E
+  std::vector<Cell> cells;         // grid cells, then below, then above
+  std::vector<int> bucket_cell;    // uniform buckets in ln E -> a cell at or left of them
+  double bucket_scale = 0.0;
+  double u_lo = 0.0;
+  double u_hi = 0.0;
+  double tol_lo = 0.0;
+  double tol_hi = 0.0;
+  // Simpson nodes of Int E^-gamma aeff Fpsf dE: node_w = weight * aeff * Fpsf * E.
+  std::vector<double> node_u;
+  std::vector<double> node_w;
+  double simpson_factor = 0.0;  // h / 3
+  double bkg_integral = 0.0;    // B = pi theta_max^2 Int bkg_rate dE
+  double ul_delta = 0.0;        // the chi^2 quantile of the limit
+
+  FitTables(const Response& response, const FitSettings& s);
+  [[nodiscard]] Interpolated interpolate(double u) const;
+};
+
+}  // namespace detail
+
+namespace {
+
+using detail::FitTables;
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+constexpr double inf = std::numeric_limits<double>::infinity();
+constexpr double grid_tolerance = 1e-12;  // SCIENCE.md section 1, as in Response
+// Partial sums are formed per block of this many events and added in block order, so the
+// result does not depend on the number of threads.
+constexpr std::size_t block_size = 2048;
+// Below this many blocks a parallel region costs more than it saves (about 1 us each).
+constexpr std::size_t min_parallel_blocks = 4;
+constexpr int max_iterations = 100;
+constexpr double fraction_tolerance = 1e-12;  // relative, on f and on the index
+constexpr double limit_tolerance = 1e-11;     // relative, on the counts of the limit
+
+// 64-byte aligned storage: a vectorised loop then peels the same way in every run, so the
+// rounding of its sums does not depend on where malloc put the column.
+template <class T>
+struct AlignedAllocator {
+  using value_type = T;
+  static constexpr std::align_val_t alignment{64};
+  AlignedAllocator() = default;
+  template <class U>
+  explicit AlignedAllocator(const AlignedAllocator<U>& /*other*/) {}
+  T* allocate(std::size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), alignment)); }
+  void deallocate(T* p, std::size_t /*n*/) { ::operator delete(p, alignment); }
+  friend bool operator==(const AlignedAllocator&, const AlignedAllocator&) { return true; }
+};
+using Column = std::vector<double, AlignedAllocator<double>>;
+
+// ---------------------------------------------------------------------------------------
+// Blocks: the deterministic parallel sums.
+
+class Blocks {
+public:
+  Blocks(std::size_t n, int threads)
+      : n_(n),
+        count_((n + block_size - 1) / block_size),
+        threads_(count_ >= min_parallel_blocks ? std::max(threads, 1) : 1) {}
+
+  // kernel(begin, end) -> std::array<double, K>: partial sums of one block. The serial
+  // and the parallel path call the same out-of-line kernel on the same blocks.
+  template <std::size_t K, class Kernel>
+  std::array<double, K> sum(const Kernel& kernel) const {
+    std::array<double, K> total{};
+    const auto add = [&total](const std::array<double, K>& part) {
+      for (std::size_t k = 0; k < K; ++k) total[k] += part[k];
+    };
+    if (threads_ == 1) {
+      for (std::size_t b = 0; b < count_; ++b) add(kernel(begin(b), end(b)));
+      return total;
+    }
+    std::vector<std::array<double, K>> parts(count_);
+    const std::size_t count = count_;
+    const Blocks& self = *this;
+#pragma omp parallel for default(none) shared(parts, kernel, self) firstprivate(count) \
+    num_threads(threads_) schedule(static)
+    for (std::size_t b = 0; b < count; ++b) parts[b] = kernel(self.begin(b), self.end(b));
+    for (const auto& part : parts) add(part);
+    return total;
+  }
+
+  // kernel(begin, end): element-wise work without a result.
+  template <class Kernel>
+  void each(const Kernel& kernel) const {
+    sum<1>([&kernel](std::size_t b, std::size_t e) {
+      kernel(b, e);
+      return std::array<double, 1>{};
+    });
+  }
+
+  [[nodiscard]] std::size_t begin(std::size_t block) const { return block * block_size; }
+  [[nodiscard]] std::size_t end(std::size_t block) const {
+    return std::min(n_, (block + 1) * block_size);
+  }
+
+private:
+  std::size_t n_;
+  std::size_t count_;
+  int threads_;
+};
+
+// ---------------------------------------------------------------------------------------
+// Block kernels (out of line: see Blocks::sum).
+
+struct EventColumns {
+  Column u;     // ln E
+  Column lc;    // ln aeff - theta^2 / (2 sigma^2)
+  Column norm;  // 1 / (2 pi sigma^2), deg^-2
+  Column q;     // b_i / B
+  Column p;     // a_i(gamma) / A(gamma)
+  void resize(std::size_t n) {
+    u.resize(n);
+    lc.resize(n);
+    norm.resize(n);
+    q.resize(n);
+    p.resize(n);
+  }
+};
+
+[[gnu::noinline]] std::array<double, 1> prepare_block(const FitTables& t, const double* energy,
+                                                      const double* theta, EventColumns& c,
+                                                      std::size_t begin, std::size_t end) {
+  double outside = 0.0;
+  const double inv_bkg = 1.0 / t.bkg_integral;
+  for (std::size_t i = begin; i < end; ++i) {
+    const double u = std::log(energy[i]);
+    const detail::Interpolated r = t.interpolate(u);
+    const double s2 = r.sigma * r.sigma;
+    c.u[i] = u;
+    c.lc[i] = r.log_aeff - theta[i] * theta[i] / (2.0 * s2);
+    c.norm[i] = 1.0 / (2.0 * std::numbers::pi * s2);
+    c.q[i] = std::exp(r.log_bkg) * inv_bkg;
+    if (r.log_aeff == -inf && r.log_bkg == -inf) outside += 1.0;
+  }
+  return {outside};
+}
+
+[[gnu::noinline]] void source_density_block(EventColumns& c, double gamma, double inv_a,
+                                            std::size_t begin, std::size_t end) {
+  const double* u = c.u.data();
+  const double* lc = c.lc.data();
+  const double* norm = c.norm.data();
+  double* p = c.p.data();
+  for (std::size_t i = begin; i < end; ++i) p[i] = std::exp(lc[i] - gamma * u[i]) * norm[i] * inv_a;
+}
+
+// g'(f) and -g''(f) of g(f) = sum ln(f p + (1 - f) q).
+[[gnu::noinline]] std::array<double, 2> fraction_block(const double* p, const double* q, double f,
+                                                       std::size_t begin, std::size_t end) {
+  double d1 = 0.0;
+  double d2 = 0.0;
+#pragma omp simd reduction(+ : d1, d2)
+  for (std::size_t i = begin; i < end; ++i) {
+    const double d = p[i] - q[i];
+    const double r = d / (q[i] + f * d);
+    d1 += r;
+    d2 += r * r;
+  }
+  return {d1, d2};
+}
+
+// sum q/m and sum (q/m)^2 with m = s p + mu q: the background score at fixed s.
+[[gnu::noinline]] std::array<double, 2> background_block(const double* p, const double* q,
+                                                         double s, double mu, std::size_t begin,
+                                                         std::size_t end) {
+  double d1 = 0.0;
+  double d2 = 0.0;
+#pragma omp simd reduction(+ : d1, d2)
+  for (std::size_t i = begin; i < end; ++i) {
+    const double r = q[i] / (s * p[i] + mu * q[i]);
+    d1 += r;
+    d2 += r * r;
+  }
+  return {d1, d2};
+}
+
+// sum ln(m_hat / m) and sum p / m with m = s p + mu q: the limit's equation and slope.
+[[gnu::noinline]] std::array<double, 2> limit_block(const double* p, const double* q, double s,
+                                                    double mu, double s_hat, double mu_hat,
+                                                    std::size_t begin, std::size_t end) {
+  double lr = 0.0;
+  double sp = 0.0;
+  for (std::size_t i = begin; i < end; ++i) {
+    const double m = s * p[i] + mu * q[i];
+    lr += std::log((s_hat * p[i] + mu_hat * q[i]) / m);
+    sp += p[i] / m;
+  }
+  return {lr, sp};
+}
+
+[[gnu::noinline]] std::array<double, 1> log_block(const double* p, const double* q, double s,
+                                                  double mu, std::size_t begin, std::size_t end) {
+  double sum = 0.0;
+  for (std::size_t i = begin; i < end; ++i) sum += std::log(s * p[i] + mu * q[i]);
+  return {sum};
+}
+
+// sum ln((f p + (1 - f) q) / q): lnL_best - lnL_null.
+[[gnu::noinline]] std::array<double, 1> ts_block(const double* p, const double* q, double f,
+                                                 std::size_t begin, std::size_t end) {
+  double sum = 0.0;
+  for (std::size_t i = begin; i < end; ++i) sum += std::log1p(f * (p[i] - q[i]) / q[i]);
+  return {sum};
+}
+
+// Derivatives of g(f, gamma) in gamma, with v = ubar - u = d ln p / d gamma and
+// d v / d gamma = -var: sums of (p-q)^2/m^2, p v/m, (p-q) p v/m^2, p (v^2-var)/m, p^2 v^2/m^2.
+[[gnu::noinline]] std::array<double, 5> index_block(const EventColumns& c, double f, double ubar,
+                                                    double var, std::size_t begin,
+                                                    std::size_t end) {
+  std::array<double, 5> s{};
+  for (std::size_t i = begin; i < end; ++i) {
+    const double p = c.p[i];
+    const double d = p - c.q[i];
+    const double m = c.q[i] + f * d;
+    const double v = ubar - c.u[i];
+    const double x = d / m;
+    const double y = p * v / m;
+    s[0] += x * x;
+    s[1] += y;
+    s[2] += x * y;
+    s[3] += p * (v * v - var) / m;
+    s[4] += y * y;
+  }
+  return s;
+}
+
+// The sums of the gradient and Hessian in (n0, gamma, beta), with x = a/m, y = b/m:
+// x, u x, u^2 x, y, x^2, u x^2, u^2 x^2, x y, u x y, y^2, ln(T m).
+[[gnu::noinline]] std::array<double, 11> derivative_block(const EventColumns& c, double n0a,
+                                                          double a, double betab, double b,
+                                                          double livetime, std::size_t begin,
+                                                          std::size_t end) {
+  std::array<double, 11> s{};
+  for (std::size_t i = begin; i < end; ++i) {
+    const double m = n0a * c.p[i] + betab * c.q[i];
+    const double x = a * c.p[i] / m;
+    const double y = b * c.q[i] / m;
+    const double u = c.u[i];
+    s[0] += x;
+    s[1] += u * x;
+    s[2] += u * u * x;
+    s[3] += y;
+    s[4] += x * x;
+    s[5] += u * x * x;
+    s[6] += u * u * x * x;
+    s[7] += x * y;
+    s[8] += u * x * y;
+    s[9] += y * y;
+    s[10] += std::log(livetime * m);
+  }
+  return s;
+}
+
+// ---------------------------------------------------------------------------------------
+// One-dimensional bracketed Newton.
+
+struct Slope {
+  double d = 0.0;     // first derivative of the function maximised
+  double dd = 0.0;    // second derivative
+  bool usable = true; // false: the point lies beyond the optimum in a flat region
+};
+
+struct Argmax {
+  double x = nan;
+  int iterations = 0;
+  bool converged = false;
+};
+
+// Maximises a smooth function with a single maximum on [lo, hi] from its derivatives:
+// Newton steps inside the bracket of the sign change of the derivative, the untested bound
+// when Newton leaves [lo, hi] (optima on a bound are found in one step), bisection otherwise.
+template <class Eval>
+Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, double tol_rel,
+                   double tol_abs) {
+  double a = lo;
+  double b = hi;
+  double x = std::clamp(x0, lo, hi);
+  double good = nan;  // the last usable point
+  bool lo_tested = false;
+  bool hi_tested = false;
+  for (int it = 1; it <= max_iterations; ++it) {
+    const Slope s = eval(x);
+    if (!s.usable) {
+      if (std::isnan(good)) return {x, it, true};
+      (x > good ? b : a) = x;
+      const double next = 0.5 * (good + x);
+      if (std::abs(next - good) <= tol_abs + tol_rel * std::abs(good)) return {good, it, true};
+      x = next;
+      continue;
+    }
+    if (std::isnan(s.d)) return {x, it, false};
+    good = x;
+    lo_tested = lo_tested || x == lo;
+    hi_tested = hi_tested || x == hi;
+    if (s.d == 0.0 || (s.d > 0.0 && x == hi) || (s.d < 0.0 && x == lo)) return {x, it, true};
+    (s.d > 0.0 ? a : b) = x;
+    double next = s.dd < 0.0 && std::isfinite(s.d) && std::isfinite(s.dd) ? x - s.d / s.dd : nan;
+    if (!(next > a && next < b)) {
+      if (s.d > 0.0) {
+        next = b == hi && !hi_tested ? hi : 0.5 * (a + b);
+      } else {
+        next = a == lo && !lo_tested ? lo : 0.5 * (a + b);
+      }
+    }
+    if (std::abs(next - x) <= tol_abs + tol_rel * std::abs(x)) return {next, it, true};
+    x = next;
+  }
+  return {x, max_iterations, false};
+}
+
+// ---------------------------------------------------------------------------------------
+// The events of one bin in the form the fit uses.
+
+struct SourceIntegral {
+  double a = 0.0;     // A(gamma) = Int E^-gamma aeff Fpsf dE
+  double ubar = 0.0;  // mean of ln E over the predicted source counts = -A'/A
+  double var = 0.0;   // their variance = A''/A - ubar^2
+};
+
+SourceIntegral source_integral(const FitTables& t, double gamma) {
+  double s0 = 0.0;
+  double s1 = 0.0;
+  double s2 = 0.0;
+  for (std::size_t k = 0; k < t.node_u.size(); ++k) {
+    const double u = t.node_u[k];
+    const double w = t.node_w[k] * std::exp(-gamma * u);
+    s0 += w;
+    s1 += w * u;
+    s2 += w * u * u;
+  }
+  if (!(s0 > 0.0)) return {0.0, nan, nan};
+  const double ubar = s1 / s0;
+  return {s0 * t.simpson_factor, ubar, s2 / s0 - ubar * ubar};
+}
+
+// d/dgamma of Int_emin^emax E^-gamma dE = -Int u e^(g u) du over [ln emin, ln emax], g = 1 - gamma.
+double power_law_integral_dgamma(double gamma, double emin, double emax) {
+  const double g = 1.0 - gamma;
+  const double ua = std::log(emin);
+  const double ub = std::log(emax);
+  if (std::abs(g) * std::max(std::abs(ua), std::abs(ub)) < 1e-3) {
+    // Series in g: the closed form cancels catastrophically near gamma = 1.
+    double sum = 0.0;
+    double term = 1.0;  // g^k / k!
+    for (int k = 0; k < 12; ++k) {
+      sum += term * (std::pow(ub, k + 2) - std::pow(ua, k + 2)) / (k + 2);
+      term *= g / (k + 1);
+    }
+    return -sum;
+  }
+  const auto primitive = [g](double u) { return std::exp(g * u) * (u / g - 1.0 / (g * g)); };
+  return -(primitive(ub) - primitive(ua));
+}
+
+class Bin {
+public:
+  Bin(const FitTables& t, const RoiEvents& events, int threads)
+      : t_(t), livetime_(events.livetime), roi_events_(events.energy.size()) {
+    const std::size_t n = events.energy.size();
+    c_.resize(n);
+    const Blocks blocks(n, threads);
+    const double* energy = events.energy.data();
+    const double* theta = events.theta.data();
+    const auto outside = blocks.sum<1>([&](std::size_t b, std::size_t e) {
+      return prepare_block(t_, energy, theta, c_, b, e);
+    })[0];
+    outside_ = static_cast<std::size_t>(outside);
+    if (outside_ > 0) drop_outside();
+    blocks_ = Blocks(c_.u.size(), threads);
+  }
+
+  [[nodiscard]] std::size_t n() const { return c_.u.size(); }
+  [[nodiscard]] double count() const { return static_cast<double>(n()); }
+  [[nodiscard]] std::size_t outside() const { return outside_; }
+  [[nodiscard]] std::size_t roi_events() const { return roi_events_; }
+  [[nodiscard]] double livetime() const { return livetime_; }
+  [[nodiscard]] const SourceIntegral& source() const { return source_; }
+  [[nodiscard]] double gamma() const { return gamma_; }
+
+  void set_gamma(double gamma) {
+    if (gamma == gamma_) return;
+    gamma_ = gamma;
+    source_ = source_integral(t_, gamma);
+    if (!(source_.a > 0.0)) return;
+    const double inv_a = 1.0 / source_.a;
+    blocks_.each([&](std::size_t b, std::size_t e) { source_density_block(c_, gamma, inv_a, b, e); });
+  }
+
+  [[nodiscard]] Slope fraction_slope(double f) const {
+    const auto s = blocks_.sum<2>([&](std::size_t b, std::size_t e) {
+      return fraction_block(c_.p.data(), c_.q.data(), f, b, e);
+    });
+    return {s[0], -s[1]};
+  }
+
+  [[nodiscard]] Argmax solve_fraction(double f0) const {
+    return maximise_1d([this](double f) { return fraction_slope(f); }, 0.0, 1.0, f0,
+                       fraction_tolerance, 1e-300);
+  }
+
+  // The background counts maximising lnL at fixed source counts s (bracket [0, n]: the
+  // score sum q/(s p + mu q) - 1 is <= n/mu - 1).
+  [[nodiscard]] Argmax solve_background(double s, double mu0) const {
+    const auto slope = [&](double mu) {
+      const auto r = blocks_.sum<2>([&](std::size_t b, std::size_t e) {
+        return background_block(c_.p.data(), c_.q.data(), s, mu, b, e);
+      });
+      return Slope{r[0] - 1.0, -r[1]};
+    };
+    return maximise_1d(slope, 0.0, count(), mu0, fraction_tolerance, 1e-300);
+  }
+
+  // Derivatives in gamma of h(gamma) = max_f g(f, gamma) at the optimum f of this gamma.
+  [[nodiscard]] Slope index_slope(double f) const {
+    const auto s = blocks_.sum<5>([&](std::size_t b, std::size_t e) {
+      return index_block(c_, f, source_.ubar, source_.var, b, e);
+    });
+    const double g_gamma = f * s[1];
+    const double g_gg = f * s[3] - f * f * s[4];
+    if (f >= 1.0) return {g_gamma, g_gg};
+    const double g_fg = s[1] - f * s[2];
+    return {g_gamma, g_gg + g_fg * g_fg / s[0]};  // g_ff = -s[0]
+  }
+
+  [[nodiscard]] double sum_log(double s, double mu) const {
+    return blocks_.sum<1>([&](std::size_t b, std::size_t e) {
+      return log_block(c_.p.data(), c_.q.data(), s, mu, b, e);
+    })[0];
+  }
+
+  [[nodiscard]] double ts(double f) const {
+    if (f == 0.0) return 0.0;  // the best fit is the null hypothesis
+    const double sum = blocks_.sum<1>([&](std::size_t b, std::size_t e) {
+      return ts_block(c_.p.data(), c_.q.data(), f, b, e);
+    })[0];
+    return std::max(0.0, 2.0 * sum);
+  }
+
+  [[nodiscard]] std::array<double, 2> limit_terms(double s, double mu, double s_hat,
+                                                  double mu_hat) const {
+    return blocks_.sum<2>([&](std::size_t b, std::size_t e) {
+      return limit_block(c_.p.data(), c_.q.data(), s, mu, s_hat, mu_hat, b, e);
+    });
+  }
+
+  [[nodiscard]] LikelihoodDerivatives derivatives(double n0, double beta) const;
+
+private:
+  void drop_outside() {
+    std::size_t k = 0;
+    for (std::size_t i = 0; i < c_.u.size(); ++i) {
+      if (c_.lc[i] == -inf && c_.q[i] == 0.0) continue;
+      c_.u[k] = c_.u[i];
+      c_.lc[k] = c_.lc[i];
+      c_.norm[k] = c_.norm[i];
+      c_.q[k] = c_.q[i];
+      ++k;
+    }
+    c_.resize(k);
+  }
+
+  const FitTables& t_;
+  double livetime_;
+  std::size_t roi_events_;
+  std::size_t outside_ = 0;
+  EventColumns c_;
+  Blocks blocks_{0, 1};
+  double gamma_ = nan;
+  SourceIntegral source_;
+};
+
+LikelihoodDerivatives Bin::derivatives(double n0, double beta) const {
+  const double a = source_.a;
+  const double b = t_.bkg_integral;
+  const double tl = livetime_;
+  const auto s = blocks_.sum<11>([&](std::size_t bb, std::size_t e) {
+    return derivative_block(c_, n0 * a, a, beta * b, b, tl, bb, e);
+  });
+  const double da = -a * source_.ubar;                                  // A'
+  const double dda = a * (source_.var + source_.ubar * source_.ubar);  // A''
+  LikelihoodDerivatives d;
+  d.lnl = s[10] - tl * (n0 * a + beta * b);
+  d.gradient = {s[0] - tl * a, -n0 * s[1] - tl * n0 * da, s[3] - tl * b};
+  auto& h = d.hessian;
+  h[0][0] = -s[4];
+  h[0][1] = -s[1] + n0 * s[5] - tl * da;
+  h[0][2] = -s[7];
+  h[1][1] = n0 * s[2] - n0 * n0 * s[6] - tl * n0 * dda;
+  h[1][2] = n0 * s[8];
+  h[2][2] = -s[9];
+  h[1][0] = h[0][1];
+  h[2][0] = h[0][2];
+  h[2][1] = h[1][2];
+  return d;
+}
+
+// ---------------------------------------------------------------------------------------
+// The fit.
+
+struct Optimum {
+  double f = nan;
+  int iterations = 0;
+  bool converged = false;
+  std::string message;
+};
+
+// Start from the excess over the background model at beta = 1 (T B expected counts).
+double start_fraction(const Bin& bin, const FitTables& t) {
+  const double background = bin.livetime() * t.bkg_integral;
+  return std::clamp(1.0 - background / bin.count(), 0.05, 0.95);
+}
+
+Optimum fit_fixed(Bin& bin, const FitTables& t) {
+  bin.set_gamma(t.settings.gamma_ref);
+  const Argmax r = bin.solve_fraction(start_fraction(bin, t));
+  Optimum o{r.x, r.iterations, r.converged, ""};
+  if (!r.converged) {
+    o.message = fmt::format("the source fraction did not converge in {} iterations", r.iterations);
+  }
+  return o;
+}
+
+// h(gamma) = max_f g(f, gamma) by a bracketed Newton in gamma; where the optimal f is 0 the
+// index has no effect (h is flat), which the Newton steps treat as overshooting.
+Optimum fit_free(Bin& bin, const FitTables& t) {
+  const FitSettings& s = t.settings;
+  double f = start_fraction(bin, t);
+  bool inner_failed = false;
+  int evaluations = 0;
+  const auto eval = [&](double gamma) {
+    ++evaluations;
+    bin.set_gamma(gamma);
+    const Argmax r = bin.solve_fraction(f == 0.0 ? 0.5 : f);
+    if (!r.converged) {
+      inner_failed = true;
+      return Slope{0.0, 0.0, true};  // a zero slope ends the search
+    }
+    if (r.x == 0.0) {
+      if (evaluations == 1) f = 0.0;
+      return Slope{0.0, 0.0, false};
+    }
+    f = r.x;
+    return bin.index_slope(f);
+  };
+  const Argmax g = maximise_1d(eval, s.gamma_min, s.gamma_max, s.gamma_ref, fraction_tolerance,
+                               fraction_tolerance);
+  Optimum o{0.0, g.iterations, g.converged && !inner_failed, ""};
+  if (inner_failed) {
+    o.message = "the source fraction did not converge in 100 iterations";
+    return o;
+  }
+  if (!g.converged) {
+    o.message = fmt::format("the index did not converge in {} iterations", g.iterations);
+    return o;
+  }
+  if (f == 0.0 && evaluations == 1) return o;  // N0 = 0 at gamma_ref: the index is irrelevant
+  // The returned index is the last Newton step, not yet evaluated.
+  bin.set_gamma(g.x);
+  const Argmax r = bin.solve_fraction(f);
+  o.f = r.x;
+  if (!r.converged) {
+    o.converged = false;
+    o.message = "the source fraction did not converge in 100 iterations";
+  }
+  return o;
+}
+
+// Covariance from the inverse observed information over the free parameters; false when
+// the information is singular or not positive definite.
+bool covariance(const LikelihoodDerivatives& d, const std::array<bool, 3>& free,
+                Eigen::Matrix3d& cov) {
+  std::array<int, 3> index{};
+  int k = 0;
+  for (int i = 0; i < 3; ++i) {
+    if (free[static_cast<std::size_t>(i)]) index[static_cast<std::size_t>(k++)] = i;
+  }
+  Eigen::MatrixXd info(k, k);
+  for (int i = 0; i < k; ++i) {
+    for (int j = 0; j < k; ++j) {
+      info(i, j) = -d.hessian[static_cast<std::size_t>(index[static_cast<std::size_t>(i)])]
+                             [static_cast<std::size_t>(index[static_cast<std::size_t>(j)])];
+    }
+  }
+  if (!info.allFinite() || (info.diagonal().array() <= 0.0).any()) return false;
+  // Scale to unit diagonal: N0 (1e-11) and beta (1) differ by 22 orders in the information.
+  const Eigen::VectorXd scale = info.diagonal().cwiseSqrt().cwiseInverse();
+  const Eigen::MatrixXd unit = scale.asDiagonal() * info * scale.asDiagonal();
+  const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(unit);
+  const Eigen::VectorXd values = eigen.eigenvalues();
+  // A condition number of 1e12 is singular for the errors' purpose (one event, or a
+  // parameter the data do not constrain).
+  if (eigen.info() != Eigen::Success || !(values.minCoeff() > 1e-12 * values.maxCoeff())) {
+    return false;
+  }
+  const Eigen::MatrixXd inverse = eigen.eigenvectors() * values.cwiseInverse().asDiagonal() *
+                                  eigen.eigenvectors().transpose();
+  cov.setConstant(nan);
+  for (int i = 0; i < k; ++i) {
+    for (int j = 0; j < k; ++j) {
+      cov(index[static_cast<std::size_t>(i)], index[static_cast<std::size_t>(j)]) =
+          scale(i) * inverse(i, j) * scale(j);
+    }
+  }
+  return true;
+}
+
+void set_errors(const Bin& bin, const FitTables& t, FitResult& r) {
+  const bool index_free = t.settings.free_index && r.n0 > 0.0;
+  Eigen::Matrix3d cov;
+  if (!covariance(bin.derivatives(r.n0, r.beta), {true, index_free, true}, cov)) {
+    r.n0_err = r.beta_err = r.flux_err = nan;
+    return;
+  }
+  r.n0_err = std::sqrt(cov(0, 0));
+  r.beta_err = std::sqrt(cov(2, 2));
+  const double flux_n0 = power_law_integral(1.0, r.gamma, t.settings.emin, t.settings.emax);
+  double var = flux_n0 * flux_n0 * cov(0, 0);
+  if (index_free) {
+    r.gamma_err = std::sqrt(cov(1, 1));
+    const double flux_gamma =
+        r.n0 * power_law_integral_dgamma(r.gamma, t.settings.emin, t.settings.emax);
+    var += 2.0 * flux_n0 * flux_gamma * cov(0, 1) + flux_gamma * flux_gamma * cov(1, 1);
+  }
+  r.flux_err = std::sqrt(std::max(var, 0.0));
+}
+
+// Source counts s > s_hat where lnL_best - lnL_profile(s) = delta / 2. The left side is
+// convex and increasing in s beyond s_hat (the profile of a concave function is concave),
+// so Newton from either side lands right of the root and then decreases monotonically;
+// the bracket catches what rounding might do otherwise.
+double limit_counts(const Bin& bin, double f_hat, double delta, double s_start) {
+  const double n = bin.count();
+  const double s_hat = f_hat * n;
+  const double mu_hat = (1.0 - f_hat) * n;
+  const double target = 0.5 * delta;
+  double lo = s_hat;
+  double hi = inf;
+  double s = s_start > s_hat && std::isfinite(s_start) ? s_start : s_hat + target + std::sqrt(2.0 * delta * (s_hat + 1.0));
+  double mu = mu_hat;
+  for (int it = 0; it < max_iterations; ++it) {
+    const Argmax m = bin.solve_background(s, mu);
+    if (!m.converged) return nan;
+    mu = m.x;
+    const auto terms = bin.limit_terms(s, mu, s_hat, mu_hat);
+    const double excess = terms[0] - n + s + mu - target;
+    const double slope = 1.0 - terms[1];
+    (excess > 0.0 ? hi : lo) = s;
+    double next = slope > 0.0 ? s - excess / slope : nan;
+    if (!(next > lo && next < hi)) next = std::isfinite(hi) ? 0.5 * (lo + hi) : lo + 2.0 * (s - lo);
+    if (std::abs(next - s) <= limit_tolerance * s) return next;
+    s = next;
+  }
+  return nan;
+}
+
+FitResult empty_result(const FitTables& t, const RoiEvents& events, std::string message) {
+  const FitSettings& s = t.settings;
+  FitResult r;
+  r.status = "empty";
+  r.message = std::move(message);
+  r.livetime = events.livetime;
+  r.n_events = static_cast<std::int64_t>(events.energy.size());
+  r.gamma = s.gamma_ref;
+  r.n0_err = r.beta_err = r.gamma_err = r.flux_err = nan;
+  r.n0_ul = r.flux_ul = nan;
+  // With no events lnL = -s - mu, so the profile limit is s = delta / 2 counts.
+  const double a = source_integral(t, s.gamma_ref).a;
+  if (s.calc_ulim && events.livetime > 0.0 && a > 0.0) {
+    r.n0_ul = 0.5 * t.ul_delta / (events.livetime * a);
+    r.flux_ul = power_law_integral(r.n0_ul, s.gamma_ref, s.emin, s.emax);
+  }
+  return r;
+}
+
+void check_columns(const RoiEvents& events) {
+  if (events.energy.size() != events.theta.size()) {
+    throw InternalError(fmt::format("RoiEvents has {} energies but {} offsets",
+                                    events.energy.size(), events.theta.size()));
+  }
+}
+
+void require(bool ok, std::string_view parameter, double value, std::string_view rule) {
+  if (!ok) throw UsageError(fmt::format("parameter {} = {} {}", parameter, value, rule));
+}
+
+void validate(const FitSettings& s) {
+  require(std::isfinite(s.emin) && s.emin > 0.0, "emin", s.emin, "must be finite and > 0");
+  require(std::isfinite(s.emax) && s.emax > s.emin, "emax", s.emax, "must be finite and > emin");
+  require(std::isfinite(s.ra), "ra", s.ra, "must be finite");
+  require(std::abs(s.dec) <= 90.0, "dec", s.dec, "must be in [-90, 90]");
+  require(s.theta_max > 0.0 && s.theta_max < 180.0, "theta_max", s.theta_max,
+          "must be in (0, 180) deg");
+  require(std::isfinite(s.gamma_min) && std::isfinite(s.gamma_max) && s.gamma_min < s.gamma_max,
+          "gamma_min", s.gamma_min, "must be finite and < gamma_max");
+  require(std::isfinite(s.gamma_ref) && (!s.free_index || (s.gamma_ref >= s.gamma_min &&
+                                                           s.gamma_ref <= s.gamma_max)),
+          "gamma_ref", s.gamma_ref, "must be finite and within [gamma_min, gamma_max]");
+  require(s.confidence > 0.5 && s.confidence < 1.0, "confidence", s.confidence,
+          "must be in (0.5, 1)");
+}
+
+// Standard normal quantile: Acklam's rational approximation (relative error 1.2e-9)
+// refined by one Halley step on erfc, which brings it to full double precision.
+double normal_quantile(double p) {
+  static constexpr std::array<double, 6> a{-3.969683028665376e+01, 2.209460984245205e+02,
+                                           -2.759285104469687e+02, 1.383577518672690e+02,
+                                           -3.066479806614716e+01, 2.506628277459239e+00};
+  static constexpr std::array<double, 5> b{-5.447609879822406e+01, 1.615858368580409e+02,
+                                           -1.556989798598866e+02, 6.680131188771972e+01,
+                                           -1.328068155288572e+01};
+  static constexpr std::array<double, 6> c{-7.784894002430293e-03, -3.223964580411365e-01,
+                                           -2.400758277161838e+00, -2.549732539343734e+00,
+                                           4.374664141464968e+00,  2.938163982698783e+00};
+  static constexpr std::array<double, 4> d{7.784695709041462e-03, 3.224671290700398e-01,
+                                           2.445134137142996e+00, 3.754408661907416e+00};
+  if (p <= 0.0) return -inf;
+  if (p >= 1.0) return inf;
+  const auto tail = [&](double r) {
+    const double q = std::sqrt(-2.0 * std::log(r));
+    return (((((c[0] * q + c[1]) * q + c[2]) * q + c[3]) * q + c[4]) * q + c[5]) /
+           ((((d[0] * q + d[1]) * q + d[2]) * q + d[3]) * q + 1.0);
+  };
+  double x = 0.0;
+  if (p < 0.02425) {
+    x = tail(p);
+  } else if (p > 1.0 - 0.02425) {
+    x = -tail(1.0 - p);
+  } else {
+    const double q = p - 0.5;
+    const double r = q * q;
+    x = (((((a[0] * r + a[1]) * r + a[2]) * r + a[3]) * r + a[4]) * r + a[5]) * q /
+        (((((b[0] * r + b[1]) * r + b[2]) * r + b[3]) * r + b[4]) * r + 1.0);
+  }
+  const double e = 0.5 * std::erfc(-x / std::numbers::sqrt2) - p;
+  const double u = e * std::sqrt(2.0 * std::numbers::pi) * std::exp(0.5 * x * x);
+  return x - u / (1.0 + 0.5 * x * u);
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------
+
+namespace detail {
+
+FitTables::FitTables(const Response& response, const FitSettings& s) : settings(s) {
+  validate(s);
+  const IrfTables& irf = response.tables();
+  const std::size_t k = irf.energy.size();
+  for (const double e : irf.energy) log_energy.push_back(std::log(e));
+  const auto log_pair = [](double v0, double v1) {
+    if (v0 <= 0.0 || v1 <= 0.0) return std::pair{-inf, 0.0};  // zero on either side: zero
+    return std::pair{std::log(v0), std::log(v1) - std::log(v0)};
+  };
+  for (std::size_t i = 0; i + 1 < k; ++i) {
+    const auto [la, dla] = log_pair(irf.aeff[i], irf.aeff[i + 1]);
+    const auto [lb, dlb] = log_pair(irf.bkg_rate[i], irf.bkg_rate[i + 1]);
+    cells.push_back({log_energy[i], log_energy[i + 1] - log_energy[i], la, dla, lb, dlb,
+                     irf.psf_sigma[i], irf.psf_sigma[i + 1] - irf.psf_sigma[i]});
+  }
+  cells.push_back({0.0, 1.0, -inf, 0.0, -inf, 0.0, irf.psf_sigma.front(), 0.0});
+  cells.push_back({0.0, 1.0, -inf, 0.0, -inf, 0.0, irf.psf_sigma.back(), 0.0});
+  u_lo = log_energy.front();
+  u_hi = log_energy.back();
+  tol_lo = grid_tolerance * std::max(1.0, std::abs(u_lo));
+  tol_hi = grid_tolerance * std::max(1.0, std::abs(u_hi));
+  const std::size_t buckets = 8 * (k - 1);
+  bucket_scale = static_cast<double>(buckets) / (u_hi - u_lo);
+  for (std::size_t j = 0; j < buckets; ++j) {
+    const double edge = u_lo + static_cast<double>(j) / bucket_scale;
+    const auto it = std::upper_bound(log_energy.begin(), log_energy.end(), edge);
+    const auto cell = std::clamp<std::ptrdiff_t>(it - log_energy.begin() - 2, 0,
+                                                  static_cast<std::ptrdiff_t>(k) - 2);
+    bucket_cell.push_back(static_cast<int>(cell));
+  }
+
+  const double ua = std::log(s.emin);
+  const double h = (std::log(s.emax) - ua) / simpson_intervals;
+  const double t2 = s.theta_max * s.theta_max;
+  for (int i = 0; i <= simpson_intervals; ++i) {
+    const double u = ua + h * i;
+    const double e = std::exp(u);
+    const double weight = (i == 0 || i == simpson_intervals) ? 1.0 : (i % 2 == 1 ? 4.0 : 2.0);
+    const double sigma = response.psf_sigma(e);
+    const double containment = -std::expm1(-t2 / (2.0 * sigma * sigma));
+    node_u.push_back(u);
+    node_w.push_back(weight * response.aeff(e) * containment * e);
+  }
+  simpson_factor = h / 3.0;
+  bkg_integral = std::numbers::pi * t2 *
+                 simpson_log([&response](double e) { return response.bkg_rate(e); }, s.emin, s.emax);
+  ul_delta = chi2_quantile_1dof(2.0 * s.confidence - 1.0);
+}
+
+Interpolated FitTables::interpolate(double u) const {
+  const std::size_t k = log_energy.size();
+  std::size_t cell = 0;
+  double uc = u;
+  if (u < u_lo - tol_lo) {
+    cell = k - 1;
+  } else if (u > u_hi + tol_hi) {
+    cell = k;
+  } else {
+    uc = std::clamp(u, u_lo, u_hi);
+    const auto bucket = std::min(static_cast<std::size_t>((uc - u_lo) * bucket_scale),
+                                 bucket_cell.size() - 1);
+    cell = static_cast<std::size_t>(bucket_cell[bucket]);
+    while (cell + 2 < k && log_energy[cell + 1] <= uc) ++cell;
+    while (cell > 0 && log_energy[cell] > uc) --cell;
+  }
+  const Cell& c = cells[cell];
+  const double frac = (uc - c.u0) / c.du;
+  return {c.log_aeff + frac * c.dlog_aeff, c.log_bkg + frac * c.dlog_bkg, c.sigma + frac * c.dsigma};
+}
+
+}  // namespace detail
+
+// ---------------------------------------------------------------------------------------
+
+RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
+                     double deadtime_fraction, const FitSettings& settings) {
+  RoiEvents roi;
+  roi.livetime = livetime(gti, t0, t1, deadtime_fraction);
+  const auto first = std::lower_bound(events.time.begin(), events.time.end(), t0);
+  const auto last = std::lower_bound(first, events.time.end(), t1);
+  const auto begin = static_cast<std::size_t>(first - events.time.begin());
+  const auto end = static_cast<std::size_t>(last - events.time.begin());
+  // |dec - dec_src| bounds the distance from below: a cheap rejection before the exact
+  // formula, with a margin far above its rounding.
+  const double dec_window = settings.theta_max + 1e-9;
+  for (std::size_t i = begin; i < end; ++i) {
+    const double e = events.energy[i];
+    if (!(e >= settings.emin && e <= settings.emax)) continue;
+    if (std::abs(events.dec[i] - settings.dec) >= dec_window) continue;
+    if (!in_gti(gti, events.time[i])) continue;
+    const double theta = angular_distance(settings.ra, settings.dec, events.ra[i], events.dec[i]);
+    if (!(theta < settings.theta_max)) continue;
+    roi.energy.push_back(e);
+    roi.theta.push_back(theta);
+  }
+  return roi;
+}
+
+double chi2_quantile_1dof(double p) {
+  if (!(p >= 0.0 && p < 1.0)) {
+    throw UsageError(fmt::format("chi^2 quantile: probability {} is not in [0, 1)", p));
+  }
+  // (Phi^-1((1 + p) / 2))^2, from the lower tail (1 - p) / 2 to keep digits as p -> 1.
+  const double z = normal_quantile(0.5 * (1.0 - p));
+  return z * z;
+}
+
+BinFitter::BinFitter(const Response& response, const FitSettings& settings)
+    : tables_(std::make_shared<const detail::FitTables>(response, settings)) {}
+
+const FitSettings& BinFitter::settings() const { return tables_->settings; }
+
+FitResult BinFitter::fit(const RoiEvents& events) const {
+  check_columns(events);
+  const FitTables& t = *tables_;
+  const FitSettings& s = t.settings;
+  if (events.energy.empty() || !(events.livetime > 0.0)) return empty_result(t, events, "");
+  Bin bin(t, events, omp_get_max_threads());
+  if (bin.n() == 0) {
+    auto r = empty_result(t, events, fmt::format("all {} events lie outside the response grid",
+                                                 bin.outside()));
+    r.n_events = 0;
+    return r;
+  }
+  FitResult r;
+  r.livetime = bin.livetime();
+  r.n_events = static_cast<std::int64_t>(bin.n());
+  r.gamma = s.gamma_ref;
+  r.gamma_err = r.n0_err = r.beta_err = r.flux_err = r.ts = r.n0_ul = r.flux_ul = nan;
+  if (!(t.bkg_integral > 0.0) || !(source_integral(t, s.gamma_ref).a > 0.0)) {
+    r.status = "failed";
+    r.message = "the model predicts no source or no background counts in [emin, emax]";
+    return r;
+  }
+  const Optimum o = s.free_index ? fit_free(bin, t) : fit_fixed(bin, t);
+  const double n = bin.count();
+  const double src = o.f * n;
+  const double bkg = (1.0 - o.f) * n;
+  r.iterations = o.iterations;
+  r.gamma = bin.gamma();
+  r.n0 = src / (r.livetime * bin.source().a);
+  r.beta = bkg / (r.livetime * t.bkg_integral);
+  r.npred = src + bkg;
+  r.lnl = bin.sum_log(src, bkg) - r.npred;
+  r.flux = power_law_integral(r.n0, r.gamma, s.emin, s.emax);
+  if (bin.outside() > 0) {
+    r.message = fmt::format("{} events outside the response grid ignored", bin.outside());
+  }
+  if (!o.converged) {
+    r.status = "failed";
+    r.message = o.message;
+    return r;
+  }
+  set_errors(bin, t, r);
+  if (s.calc_ts) r.ts = bin.ts(o.f);
+  if (s.calc_ulim) {
+    const double start = src + std::sqrt(t.ul_delta) * r.livetime * bin.source().a * r.n0_err;
+    const double counts = limit_counts(bin, o.f, t.ul_delta, start);
+    r.n0_ul = counts / (r.livetime * bin.source().a);
+    r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
+    if (std::isnan(counts)) r.message = "the upper limit did not converge";
+  }
+  return r;
+}
+
+double BinFitter::log_likelihood(const RoiEvents& events, double n0, double gamma,
+                                 double beta) const {
+  check_columns(events);
+  Bin bin(*tables_, events, omp_get_max_threads());
+  bin.set_gamma(gamma);
+  const double src = bin.livetime() * n0 * bin.source().a;
+  const double bkg = bin.livetime() * beta * tables_->bkg_integral;
+  return bin.sum_log(src, bkg) - src - bkg;
+}
+
+LikelihoodDerivatives BinFitter::derivatives(const RoiEvents& events, double n0, double gamma,
+                                             double beta) const {
+  check_columns(events);
+  Bin bin(*tables_, events, omp_get_max_threads());
+  bin.set_gamma(gamma);
+  return bin.derivatives(n0, beta);
+}
+
+double BinFitter::profile_log_likelihood(const RoiEvents& events, double n0, double gamma) const {
+  check_columns(events);
+  Bin bin(*tables_, events, omp_get_max_threads());
+  bin.set_gamma(gamma);
+  const double src = bin.livetime() * n0 * bin.source().a;
+  const Argmax m = bin.solve_background(src, 0.5 * bin.count());
+  if (!m.converged) return nan;
+  return bin.sum_log(src, m.x) - src - m.x;
+}
+
+FitResult fit_bin(const Response& response, const RoiEvents& events, const FitSettings& settings) {
+  return BinFitter(response, settings).fit(events);
+}
+
+double log_likelihood(const Response& response, const RoiEvents& events,
+                      const FitSettings& settings, double n0, double gamma, double beta) {
+  return BinFitter(response, settings).log_likelihood(events, n0, gamma, beta);
+}
+
+}  // namespace binflow::science
