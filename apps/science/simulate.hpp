@@ -170,6 +170,11 @@ struct SimulationSummary {
   std::uint64_t background = 0;
   double expected_source = 0.0;
   double expected_background = 0.0;
+  // Wall seconds on this rank (they differ between ranks): pass 1, event generation, and
+  // the rest of pass 2 (file creation, collective writes, close and rename).
+  double count_seconds = 0.0;
+  double generate_seconds = 0.0;
+  double write_seconds = 0.0;
 };
 
 /// Collective over comm: writes the event file `path` (EventFileWriter: temporary name,

@@ -153,8 +153,10 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
                  "({:.1f} expected)",
                  s.slices, slice_, s.source, s.expected_source, s.background, s.expected_background);
   ctx.log().info("wrote {} events to {}", s.events, outfile);
-  ctx.log().info("{}simulated and wrote in {:.3f} s on {} ranks x {} threads", run_marker, wall,
-                 ctx.runtime().size(), ctx.budget().threads());
+  ctx.log().info("{}simulated and wrote in {:.3f} s on {} ranks x {} threads (rank 0: counts "
+                 "{:.3f} s, events {:.3f} s, file {:.3f} s)",
+                 run_marker, wall, ctx.runtime().size(), ctx.budget().threads(), s.count_seconds,
+                 s.generate_seconds, s.write_seconds);
   ToolOutput out;
   out.has_results = false;
   out.wall = wall;
