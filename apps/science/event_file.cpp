@@ -45,7 +45,8 @@ std::string describe(double value) {
 h5::Location open_event_file(const std::string& path) {
   std::error_code ec;
   if (!fs::exists(path, ec)) throw UsageError(fmt::format("{}: no such file", path));
-  if (fs::is_directory(path, ec)) throw UsageError(fmt::format("{}: is a directory, not an event file", path));
+  if (fs::is_directory(path, ec))
+    throw UsageError(fmt::format("{}: is a directory, not an event file", path));
   try {
     return h5::open_file(path);
   } catch (const IoError&) {
@@ -92,9 +93,10 @@ Observation read_observation(const h5::Location& file, const std::string& path) 
   }
   const std::int64_t version = root_attribute(file, path, "format_version", integer);
   if (version != format_version) {
-    throw UsageError(fmt::format("{}: root attribute 'format_version' is {}, this binflow reads "
-                                 "version {}",
-                                 path, version, format_version));
+    throw UsageError(
+        fmt::format("{}: root attribute 'format_version' is {}, this binflow reads "
+                    "version {}",
+                    path, version, format_version));
   }
   Observation obs;
   ObservationInfo& info = obs.info;
@@ -141,8 +143,8 @@ std::int64_t event_rows(const h5::Location& file, const std::string& path) {
       throw UsageError(fmt::format("{}: dataset {} is malformed: {}", path, name, e.what()));
     }
     if (rows >= 0 && n != rows) {
-      throw UsageError(fmt::format("{}: dataset {} has {} rows but {} has {}", path, name, n, first,
-                                   rows));
+      throw UsageError(
+          fmt::format("{}: dataset {} has {} rows but {} has {}", path, name, n, first, rows));
     }
     rows = n;
     first = name;
@@ -204,8 +206,10 @@ Observation default_observation(double duration_s, double tstart) {
 // ---- reader ----
 
 EventFileReader::EventFileReader(std::string path)
-    : path_(std::move(path)), file_(open_event_file(path_)),
-      observation_(read_observation(file_, path_)), rows_(event_rows(file_, path_)) {}
+    : path_(std::move(path)),
+      file_(open_event_file(path_)),
+      observation_(read_observation(file_, path_)),
+      rows_(event_rows(file_, path_)) {}
 
 std::vector<double> EventFileReader::read_time(std::int64_t offset, std::int64_t count) const {
   time_rows_read_ += count;
@@ -217,7 +221,8 @@ std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_
     const std::int64_t mid = lo + (hi - lo) / 2;
     const double value = read_time(mid, 1).front();
     if (!std::isfinite(value)) {
-      throw UsageError(fmt::format("{}: /events/time is {} at row {}", path_, describe(value), mid));
+      throw UsageError(
+          fmt::format("{}: /events/time is {} at row {}", path_, describe(value), mid));
     }
     if (value < t) {
       lo = mid + 1;
@@ -229,11 +234,12 @@ std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_
   for (std::size_t i = 0; i < window.size(); ++i) {
     const auto row = lo + static_cast<std::int64_t>(i);
     if (!std::isfinite(window[i])) {
-      throw UsageError(fmt::format("{}: /events/time is {} at row {}", path_, describe(window[i]), row));
+      throw UsageError(
+          fmt::format("{}: /events/time is {} at row {}", path_, describe(window[i]), row));
     }
     if (i > 0 && window[i] < window[i - 1]) {
-      throw UsageError(fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row,
-                                   row - 1));
+      throw UsageError(
+          fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row, row - 1));
     }
   }
   return lo + (std::lower_bound(window.begin(), window.end(), t) - window.begin());
@@ -262,8 +268,8 @@ Events EventFileReader::read_time_range(double t0, double t1) const {
   for (std::size_t i = 1; i < events.size(); ++i) {
     if (events.time[i] < events.time[i - 1]) {
       const auto row = first + static_cast<std::int64_t>(i);
-      throw UsageError(fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row,
-                                   row - 1));
+      throw UsageError(
+          fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row, row - 1));
     }
   }
   check_finite(events.energy, "energy");
@@ -276,8 +282,11 @@ Events EventFileReader::read_time_range(double t0, double t1) const {
 
 EventFileWriter::EventFileWriter(std::string path, const Observation& observation,
                                  std::int64_t total_rows, MPI_Comm comm)
-    : path_(std::move(path)), temporary_(temporary_name(path_, comm)), comm_(comm),
-      file_(h5::create_file_parallel(temporary_, comm)), total_rows_(total_rows) {
+    : path_(std::move(path)),
+      temporary_(temporary_name(path_, comm)),
+      comm_(comm),
+      file_(h5::create_file_parallel(temporary_, comm)),
+      total_rows_(total_rows) {
   check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
   const ObservationInfo& info = observation.info;
   file_.write_attribute("format", format_name);
@@ -304,7 +313,8 @@ EventFileWriter::EventFileWriter(std::string path, const Observation& observatio
     const h5::Location events = file_.create_group("events");
     events.create_doubles("time", total_rows_, event_chunk_rows, "s", "arrival time, MET, sorted");
     events.create_doubles("energy", total_rows_, event_chunk_rows, "TeV", "reconstructed energy");
-    events.create_doubles("ra", total_rows_, event_chunk_rows, "deg", "reconstructed right ascension");
+    events.create_doubles("ra", total_rows_, event_chunk_rows, "deg",
+                          "reconstructed right ascension");
     events.create_doubles("dec", total_rows_, event_chunk_rows, "deg", "reconstructed declination");
   }
 }
@@ -363,7 +373,8 @@ void EventFileWriter::commit() {
   if (rank_ == 0) {
     std::error_code ec;
     fs::rename(temporary_, path_, ec);
-    if (ec) message = fmt::format("{}: cannot rename {} to it: {}", path_, temporary_, ec.message());
+    if (ec)
+      message = fmt::format("{}: cannot rename {} to it: {}", path_, temporary_, ec.message());
   }
   int length = static_cast<int>(message.size());
   check_mpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm_), "MPI_Bcast");

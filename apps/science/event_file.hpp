@@ -2,12 +2,12 @@
 // Event files (SCIENCE.md section 1): the embedded default observation, a serial reader that
 // takes a time range out of a large file with a few hyperslab reads, and a collective
 // parallel writer.
+#include <mpi.h>
+
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
-
-#include <mpi.h>
 
 #include "binflow/h5.hpp"
 #include "science/observation.hpp"
@@ -114,7 +114,7 @@ private:
 /// Collective over comm: writes `path` with the events of all ranks, each rank holding a
 /// contiguous block of rows in rank order (rank 0 first). Events must be sorted by time
 /// over the whole file; this is not checked here.
-void write_event_file(const std::string& path, const Observation& observation,
-                      const Events& local, MPI_Comm comm);
+void write_event_file(const std::string& path, const Observation& observation, const Events& local,
+                      MPI_Comm comm);
 
 }  // namespace binflow::science

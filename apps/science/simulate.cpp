@@ -31,7 +31,8 @@ constexpr double minus_inf = -std::numeric_limits<double>::infinity();
 constexpr double max_slices = 0x1p40;
 
 void require_finite(double value, std::string_view name) {
-  if (!std::isfinite(value)) throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
+  if (!std::isfinite(value))
+    throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
 }
 
 void append(Events& to, const Events& from) {
@@ -75,7 +76,8 @@ TimeProfile TimeProfile::flare(double amplitude, double t_peak, double width) {
   require_finite(amplitude, "amplitude");
   require_finite(t_peak, "t_peak");
   require_finite(width, "width");
-  if (amplitude < 0.0) throw UsageError(fmt::format("amplitude: {} is negative (f must stay >= 0)", amplitude));
+  if (amplitude < 0.0)
+    throw UsageError(fmt::format("amplitude: {} is negative (f must stay >= 0)", amplitude));
   if (width <= 0.0) throw UsageError(fmt::format("width: {} s is not > 0", width));
   TimeProfile p;
   p.kind_ = Kind::flare;
@@ -88,15 +90,18 @@ TimeProfile TimeProfile::flare(double amplitude, double t_peak, double width) {
 TimeProfile TimeProfile::table(std::vector<double> time, std::vector<double> value,
                                const std::string& source) {
   if (time.empty() || time.size() != value.size()) {
-    throw UsageError(fmt::format("{}: a profile table needs at least one point and as many values "
-                                 "as times ({} times, {} values)",
-                                 source, time.size(), value.size()));
+    throw UsageError(
+        fmt::format("{}: a profile table needs at least one point and as many values "
+                    "as times ({} times, {} values)",
+                    source, time.size(), value.size()));
   }
   for (std::size_t i = 0; i < time.size(); ++i) {
     if (!std::isfinite(time[i]) || !std::isfinite(value[i])) {
-      throw UsageError(fmt::format("{}: point {} ({}, {}) is not finite", source, i, time[i], value[i]));
+      throw UsageError(
+          fmt::format("{}: point {} ({}, {}) is not finite", source, i, time[i], value[i]));
     }
-    if (value[i] < 0.0) throw UsageError(fmt::format("{}: point {} has f = {} < 0", source, i, value[i]));
+    if (value[i] < 0.0)
+      throw UsageError(fmt::format("{}: point {} has f = {} < 0", source, i, value[i]));
     if (i > 0 && time[i] <= time[i - 1]) {
       throw UsageError(fmt::format("{}: point {} at time {} does not come after {}", source, i,
                                    time[i], time[i - 1]));
@@ -111,7 +116,9 @@ TimeProfile TimeProfile::table(std::vector<double> time, std::vector<double> val
 
 TimeProfile TimeProfile::from_file(const std::string& path) {
   std::ifstream in(path);
-  if (!in) throw UsageError(fmt::format("{}: cannot open the profile table (missing or unreadable)", path));
+  if (!in)
+    throw UsageError(
+        fmt::format("{}: cannot open the profile table (missing or unreadable)", path));
   std::vector<double> time;
   std::vector<double> value;
   std::string line;
@@ -134,12 +141,16 @@ TimeProfile TimeProfile::from_file(const std::string& path) {
       if (!rest.empty() && rest.front() != ' ' && rest.front() != '\t') ok = false;
     }
     if (!ok || !trim(rest).empty()) {
-      throw UsageError(fmt::format("{}:{}: expected two numbers 'time value', got '{}'", path, number, text));
+      throw UsageError(
+          fmt::format("{}:{}: expected two numbers 'time value', got '{}'", path, number, text));
     }
     if (!std::isfinite(pair[0]) || !std::isfinite(pair[1])) {
-      throw UsageError(fmt::format("{}:{}: time and value must be finite, got '{}'", path, number, text));
+      throw UsageError(
+          fmt::format("{}:{}: time and value must be finite, got '{}'", path, number, text));
     }
-    if (pair[1] < 0.0) throw UsageError(fmt::format("{}:{}: f = {} is negative (f must be >= 0)", path, number, pair[1]));
+    if (pair[1] < 0.0)
+      throw UsageError(
+          fmt::format("{}:{}: f = {} is negative (f must be >= 0)", path, number, pair[1]));
     if (!time.empty() && pair[0] <= time.back()) {
       throw UsageError(fmt::format("{}:{}: time {} does not come after the previous time {}", path,
                                    number, pair[0], time.back()));
@@ -148,7 +159,8 @@ TimeProfile TimeProfile::from_file(const std::string& path) {
     value.push_back(pair[1]);
   }
   if (in.bad()) throw UsageError(fmt::format("{}: read error in the profile table", path));
-  if (time.empty()) throw UsageError(fmt::format("{}: no 'time value' lines in the profile table", path));
+  if (time.empty())
+    throw UsageError(fmt::format("{}: no 'time value' lines in the profile table", path));
   return table(std::move(time), std::move(value), path);
 }
 
@@ -165,7 +177,8 @@ double TimeProfile::operator()(double t) const {
   }
   if (t <= time_.front()) return value_.front();
   if (t >= time_.back()) return value_.back();
-  const auto i = static_cast<std::size_t>(std::upper_bound(time_.begin(), time_.end(), t) - time_.begin()) - 1;
+  const auto i =
+      static_cast<std::size_t>(std::upper_bound(time_.begin(), time_.end(), t) - time_.begin()) - 1;
   const double w = (t - time_[i]) / (time_[i + 1] - time_[i]);
   return value_[i] + w * (value_[i + 1] - value_[i]);
 }
@@ -218,7 +231,8 @@ double TimeProfile::max(double t0, double t1) const {
       break;
   }
   double m = std::max((*this)(t0), (*this)(t1));
-  for (auto it = std::upper_bound(time_.begin(), time_.end(), t0); it != time_.end() && *it < t1; ++it) {
+  for (auto it = std::upper_bound(time_.begin(), time_.end(), t0); it != time_.end() && *it < t1;
+       ++it) {
     m = std::max(m, value_[static_cast<std::size_t>(it - time_.begin())]);
   }
   return m;
@@ -244,10 +258,12 @@ LogLogSpectrum::LogLogSpectrum(const std::vector<double>& energy, std::vector<do
     : energy_(energy), log_density_(std::move(log_density)) {
   const std::size_t n = energy_.size();
   if (n < 2 || log_density_.size() != n) {
-    throw InternalError(fmt::format("LogLogSpectrum: {} energies and {} densities", n, log_density_.size()));
+    throw InternalError(
+        fmt::format("LogLogSpectrum: {} energies and {} densities", n, log_density_.size()));
   }
   log_energy_.resize(n);
-  std::transform(energy_.begin(), energy_.end(), log_energy_.begin(), [](double e) { return std::log(e); });
+  std::transform(energy_.begin(), energy_.end(), log_energy_.begin(),
+                 [](double e) { return std::log(e); });
   cumulative_.assign(n, 0.0);
   for (std::size_t i = 0; i + 1 < n; ++i) {
     const double l0 = log_density_[i];
@@ -300,14 +316,22 @@ struct Simulator::Window {
 
 Simulator::Simulator(const Observation& observation, const Response& response,
                      const SourceModel& model, TimeProfile profile, double slice)
-    : gti_(observation.gti), response_(response), model_(model), profile_(std::move(profile)),
+    : gti_(observation.gti),
+      response_(response),
+      model_(model),
+      profile_(std::move(profile)),
       slice_(slice) {
-  for (const auto& [name, value] :
-       {std::pair{"ra", model.ra}, {"dec", model.dec}, {"N0", model.n0}, {"gamma", model.gamma},
-        {"beta", model.beta}, {"theta_sim", model.theta_sim}, {"slice", slice}}) {
+  for (const auto& [name, value] : {std::pair{"ra", model.ra},
+                                    {"dec", model.dec},
+                                    {"N0", model.n0},
+                                    {"gamma", model.gamma},
+                                    {"beta", model.beta},
+                                    {"theta_sim", model.theta_sim},
+                                    {"slice", slice}}) {
     require_finite(value, name);
   }
-  if (std::abs(model.dec) > 90.0) throw UsageError(fmt::format("dec: {} is outside [-90, 90]", model.dec));
+  if (std::abs(model.dec) > 90.0)
+    throw UsageError(fmt::format("dec: {} is outside [-90, 90]", model.dec));
   if (model.n0 < 0.0) throw UsageError(fmt::format("N0: {} is negative", model.n0));
   if (model.beta < 0.0) throw UsageError(fmt::format("beta: {} is negative", model.beta));
   if (!(model.theta_sim > 0.0 && model.theta_sim <= 90.0)) {
@@ -326,9 +350,10 @@ Simulator::Simulator(const Observation& observation, const Response& response,
     tstop_ = gti_.stop.back();
     const double n = std::ceil((tstop_ - tstart_) / slice_);
     if (n > max_slices) {
-      throw UsageError(fmt::format("slice: {} s cuts the observation into {:.3g} slices (at most "
-                                   "2^40)",
-                                   slice_, n));
+      throw UsageError(
+          fmt::format("slice: {} s cuts the observation into {:.3g} slices (at most "
+                      "2^40)",
+                      slice_, n));
     }
     slices_ = static_cast<std::int64_t>(n);
   }
@@ -337,7 +362,8 @@ Simulator::Simulator(const Observation& observation, const Response& response,
   const std::size_t n = irf.energy.size();
   // Solid angle of the cap, 2 pi (1 - cos theta) = 4 pi sin^2(theta / 2), in deg^2.
   cap_half_angle_sine_ = std::sin(0.5 * model.theta_sim * deg);
-  const double cap_deg2 = 4.0 * std::numbers::pi * cap_half_angle_sine_ * cap_half_angle_sine_ / (deg * deg);
+  const double cap_deg2 =
+      4.0 * std::numbers::pi * cap_half_angle_sine_ * cap_half_angle_sine_ / (deg * deg);
   std::vector<double> source(n, minus_inf);
   std::vector<double> background(n, minus_inf);
   for (std::size_t i = 0; i < n; ++i) {
@@ -368,7 +394,8 @@ std::pair<double, double> Simulator::expected() const {
     exposure += profile_.integral(gti_.start[i], gti_.stop[i]);
     ontime_total += gti_.stop[i] - gti_.start[i];
   }
-  return {source_rate_ * live_fraction_ * exposure, background_rate_ * live_fraction_ * ontime_total};
+  return {source_rate_ * live_fraction_ * exposure,
+          background_rate_ * live_fraction_ * ontime_total};
 }
 
 Simulator::Window Simulator::window(std::int64_t k) const {
@@ -405,7 +432,8 @@ SliceCounts Simulator::counts(std::uint64_t seed, std::int64_t k) const {
 namespace {
 
 // Uniform in the union of the pieces (half-open: never a piece's stop).
-double uniform_time(RngStream& rng, const std::vector<std::pair<double, double>>& pieces, double ontime) {
+double uniform_time(RngStream& rng, const std::vector<std::pair<double, double>>& pieces,
+                    double ontime) {
   double x = rng.uniform() * ontime;
   for (std::size_t j = 0; j < pieces.size(); ++j) {
     const auto [lo, hi] = pieces[j];
@@ -482,9 +510,10 @@ Events simulate_events(const Observation& observation, const Response& response,
   return out;
 }
 
-SimulationSummary simulate_to_file(const std::string& path, const Observation& observation,
-                                   const Simulator& simulator, std::uint64_t seed, MPI_Comm comm,
-                                   const std::vector<std::pair<std::string, std::string>>& provenance) {
+SimulationSummary simulate_to_file(
+    const std::string& path, const Observation& observation, const Simulator& simulator,
+    std::uint64_t seed, MPI_Comm comm,
+    const std::vector<std::pair<std::string, std::string>>& provenance) {
   int rank = 0;
   int size = 1;
   check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
@@ -506,7 +535,8 @@ SimulationSummary simulate_to_file(const std::string& path, const Observation& o
     local[2] += c.background;
   }
   std::array<std::uint64_t, 3> global{};
-  check_mpi(MPI_Allreduce(local.data(), global.data(), 3, MPI_UINT64_T, MPI_SUM, comm), "MPI_Allreduce");
+  check_mpi(MPI_Allreduce(local.data(), global.data(), 3, MPI_UINT64_T, MPI_SUM, comm),
+            "MPI_Allreduce");
   std::uint64_t first_row = 0;
   check_mpi(MPI_Exscan(local.data(), &first_row, 1, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan");
   if (rank == 0) first_row = 0;  // MPI_Exscan leaves rank 0's result undefined
@@ -528,7 +558,9 @@ SimulationSummary simulate_to_file(const std::string& path, const Observation& o
     while (out.size() == 0 && next < last_slice) {
       const std::int64_t n = std::min(batch, last_slice - next);
       std::vector<Events> parts(static_cast<std::size_t>(n));
-      parallel_for(n, [&](std::int64_t j) { parts[static_cast<std::size_t>(j)] = simulator.events(seed, next + j); });
+      parallel_for(n, [&](std::int64_t j) {
+        parts[static_cast<std::size_t>(j)] = simulator.events(seed, next + j);
+      });
       for (std::int64_t j = 0; j < n; ++j) {
         const Events& part = parts[static_cast<std::size_t>(j)];
         const SliceCounts& c = counts[static_cast<std::size_t>(next + j - first_slice)];
@@ -543,7 +575,8 @@ SimulationSummary simulate_to_file(const std::string& path, const Observation& o
     generating += MPI_Wtime() - begin;
     return out;
   };
-  writer.write_rows(static_cast<std::int64_t>(first_row), static_cast<std::int64_t>(local[0]), produce);
+  writer.write_rows(static_cast<std::int64_t>(first_row), static_cast<std::int64_t>(local[0]),
+                    produce);
   writer.commit();
 
   SimulationSummary summary;

@@ -69,17 +69,20 @@ void SimulateTool::declare(ParameterSet& params) {
   params.add("gamma", gamma_, "source power-law index", Range<double>{-10.0, 10.0});
   params.add("beta", beta_, "background normalisation (1 = the response's bkg_rate)",
              Range<double>{0.0, {}});
-  params.add("ra", ra_, "source right ascension, deg (also the pointing of the embedded "
-             "observation)", Range<double>{-360.0, 360.0});
+  params.add("ra", ra_,
+             "source right ascension, deg (also the pointing of the embedded "
+             "observation)",
+             Range<double>{-360.0, 360.0});
   params.add("dec", dec_, "source declination, deg (also the pointing of the embedded observation)",
              Range<double>{-90.0, 90.0});
   params.add("theta_sim", theta_sim_,
              "radius of the background cap around the source, deg (1.5 x the analysis "
              "theta_max of 0.2)",
              Range<double>{0.0, 90.0});
-  params.add_choice("profile", profile_, {"constant", "flare", "table"},
-                    "source light curve f(t): constant f = 1; flare f = 1 + amplitude "
-                    "exp(-(t - t_peak)^2 / (2 width^2)); table: piecewise linear from profile_file");
+  params.add_choice(
+      "profile", profile_, {"constant", "flare", "table"},
+      "source light curve f(t): constant f = 1; flare f = 1 + amplitude "
+      "exp(-(t - t_peak)^2 / (2 width^2)); table: piecewise linear from profile_file");
   params.add("amplitude", amplitude_, "flare amplitude (profile=flare)", Range<double>{0.0, {}});
   params.add("t_peak", t_peak_,
              "flare peak, MET s, or 'middle' = halfway between the first GTI start and the "
@@ -107,7 +110,8 @@ void SimulateTool::validate() {
     throw UsageError("profile_file: profile=table needs a profile_file");
   }
   if (profile_ != "table" && !profile_file_.empty()) {
-    throw UsageError(fmt::format("profile_file: only used with profile=table (profile is {})", profile_));
+    throw UsageError(
+        fmt::format("profile_file: only used with profile=table (profile is {})", profile_));
   }
   if (inirf_.empty()) {
     observation_ = science::default_observation(duration_, tstart_);
@@ -134,13 +138,15 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
   const double start = MPI_Wtime();
   const science::Observation& obs = *observation_;
   const double ontime = science::ontime(obs.gti, -INFINITY, INFINITY);
-  ctx.log().info("observation: {} GTIs, {:.1f} s ontime, deadtime {}, {}", obs.gti.size(), ontime,
-                 obs.info.deadtime_fraction,
-                 inirf_.empty() ? std::string("embedded instrument") : "response and GTIs of " + inirf_);
-  ctx.log().info("source at ({}, {}): N0 {:g} at 1 TeV, gamma {}, profile {}; background beta {} "
-                 "within {} deg; energies {:g}-{:g} TeV",
-                 ra_, dec_, n0_, gamma_, profile_, beta_, theta_sim_, obs.irf.energy.front(),
-                 obs.irf.energy.back());
+  ctx.log().info(
+      "observation: {} GTIs, {:.1f} s ontime, deadtime {}, {}", obs.gti.size(), ontime,
+      obs.info.deadtime_fraction,
+      inirf_.empty() ? std::string("embedded instrument") : "response and GTIs of " + inirf_);
+  ctx.log().info(
+      "source at ({}, {}): N0 {:g} at 1 TeV, gamma {}, profile {}; background beta {} "
+      "within {} deg; energies {:g}-{:g} TeV",
+      ra_, dec_, n0_, gamma_, profile_, beta_, theta_sim_, obs.irf.energy.front(),
+      obs.irf.energy.back());
   std::vector<std::pair<std::string, std::string>> provenance;
   for (auto& [name, value] : parameter_values()) {
     if (!launch_only(name)) provenance.emplace_back(name, value);
@@ -149,14 +155,16 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
   const science::SimulationSummary s = science::simulate_to_file(
       outfile, obs, *simulator_, ctx.settings().seed, ctx.runtime().comm.get(), provenance);
   const double wall = MPI_Wtime() - start;
-  ctx.log().info("{} slices of {} s: source {} events drawn ({:.1f} expected), background {} drawn "
-                 "({:.1f} expected)",
-                 s.slices, slice_, s.source, s.expected_source, s.background, s.expected_background);
+  ctx.log().info(
+      "{} slices of {} s: source {} events drawn ({:.1f} expected), background {} drawn "
+      "({:.1f} expected)",
+      s.slices, slice_, s.source, s.expected_source, s.background, s.expected_background);
   ctx.log().info("wrote {} events to {}", s.events, outfile);
-  ctx.log().info("{}simulated and wrote in {:.3f} s on {} ranks x {} threads (rank 0: counts "
-                 "{:.3f} s, events {:.3f} s, file {:.3f} s)",
-                 run_marker, wall, ctx.runtime().size(), ctx.budget().threads(), s.count_seconds,
-                 s.generate_seconds, s.write_seconds);
+  ctx.log().info(
+      "{}simulated and wrote in {:.3f} s on {} ranks x {} threads (rank 0: counts "
+      "{:.3f} s, events {:.3f} s, file {:.3f} s)",
+      run_marker, wall, ctx.runtime().size(), ctx.budget().threads(), s.count_seconds,
+      s.generate_seconds, s.write_seconds);
   ToolOutput out;
   out.has_results = false;
   out.wall = wall;

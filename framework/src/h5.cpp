@@ -609,17 +609,18 @@ void Location::create_doubles(const std::string& name, std::int64_t size, std::i
                               std::string_view unit, std::string_view description) const {
   const std::string label = child_name(*this, name);
   if (size < 0 || chunk < 1) {
-    throw InternalError(fmt::format("{}: create_doubles with size {} and chunk {}", label, size,
-                                    chunk));
+    throw InternalError(
+        fmt::format("{}: create_doubles with size {} and chunk {}", label, size, chunk));
   }
   if (has(name)) check_h5(H5Ldelete(id(), name.c_str(), H5P_DEFAULT), "H5Ldelete", label);
   const auto dims = static_cast<hsize_t>(size);
-  const hsize_t maxdims = H5S_UNLIMITED;  // as in write_dataset: lets a 0-element dataset be chunked
+  // As in write_dataset: unlimited maxdims let a 0-element dataset be chunked.
+  const hsize_t maxdims = H5S_UNLIMITED;
   const Handle space(check_h5(H5Screate_simple(1, &dims, &maxdims), "H5Screate_simple", label),
                      H5Sclose);
   const Handle dcpl = make_plist(H5P_DATASET_CREATE, label);
-  const hsize_t chunk_size = std::clamp<hsize_t>(static_cast<hsize_t>(chunk), 1,
-                                                 std::max<hsize_t>(1, dims));
+  const hsize_t chunk_size =
+      std::clamp<hsize_t>(static_cast<hsize_t>(chunk), 1, std::max<hsize_t>(1, dims));
   check_h5(H5Pset_chunk(dcpl.get(), 1, &chunk_size), "H5Pset_chunk", label);
   // Every element is written by write_slab, so filling first would write the data twice.
   check_h5(H5Pset_fill_time(dcpl.get(), H5D_FILL_TIME_NEVER), "H5Pset_fill_time", label);
@@ -647,8 +648,8 @@ void Location::write_slab(const std::string& name, std::int64_t offset,
     check_h5(H5Pset_dxpl_mpio(dxpl.get(), H5FD_MPIO_COLLECTIVE), "H5Pset_dxpl_mpio", label);
   }
   const double none = 0.0;  // HDF5 wants a buffer even when nothing is selected
-  check_h5(H5Dwrite(dataset.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
-                    dxpl.get(), values.empty() ? &none : values.data()),
+  check_h5(H5Dwrite(dataset.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(), dxpl.get(),
+                    values.empty() ? &none : values.data()),
            "H5Dwrite", label);
 }
 

@@ -1,7 +1,6 @@
 // The collective event-file writer and the two-pass parallel simulation at any rank count:
 // what every rank reads back is what was written, the file equals the in-memory simulation
 // bit for bit, and a writer that is not committed leaves nothing under the final name.
-#include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
 
@@ -9,6 +8,8 @@
 #include <limits>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
 #include "science/event_file.hpp"
@@ -56,7 +57,8 @@ std::string shared_dir(const std::string& name) {
 
 std::vector<std::string> files_in(const std::string& dir) {
   std::vector<std::string> names;
-  for (const auto& entry : fs::directory_iterator(dir)) names.push_back(entry.path().filename().string());
+  for (const auto& entry : fs::directory_iterator(dir))
+    names.push_back(entry.path().filename().string());
   return names;
 }
 
@@ -114,10 +116,11 @@ TEST(EventWriter, ParallelSimulationEqualsTheInMemoryOne) {
   const binflow::science::SourceModel model;
   const auto profile = binflow::science::TimeProfile::flare(4.0, 2500.0, 400.0);
   const binflow::science::Simulator simulator(obs, response, model, profile, 45.0);
-  const auto summary =
-      binflow::science::simulate_to_file(path, obs, simulator, 11, MPI_COMM_WORLD, {{"seed", "11"}});
+  const auto summary = binflow::science::simulate_to_file(path, obs, simulator, 11, MPI_COMM_WORLD,
+                                                          {{"seed", "11"}});
   MPI_Barrier(MPI_COMM_WORLD);
-  const Events expected = binflow::science::simulate_events(obs, response, model, profile, 11, 45.0);
+  const Events expected =
+      binflow::science::simulate_events(obs, response, model, profile, 11, 45.0);
   const EventFileReader reader(path);
   EXPECT_EQ(summary.events, reader.size());
   EXPECT_EQ(static_cast<std::int64_t>(summary.source + summary.background), summary.events);
@@ -134,8 +137,8 @@ TEST(EventWriter, UncommittedWriterLeavesNothing) {
   const Observation obs = binflow::science::default_observation(1800.0);
   {
     // Every rank's producer comes up short: all throw before the first collective write.
-    EventFileWriter writer(path, obs, 10 * world_size(), MPI_COMM_WORLD);
-    EXPECT_THROW(writer.write_rows(10 * world_rank(), 10, [] { return rows(0, 3); }),
+    EventFileWriter writer(path, obs, std::int64_t{10} * world_size(), MPI_COMM_WORLD);
+    EXPECT_THROW(writer.write_rows(std::int64_t{10} * world_rank(), 10, [] { return rows(0, 3); }),
                  binflow::InternalError);
   }
   MPI_Barrier(MPI_COMM_WORLD);

@@ -3,7 +3,6 @@
 // in-memory simulator. The collective writer is tested in tests/mpi/event_writer_test.cpp.
 #include "science/event_file.hpp"
 
-#include <gtest/gtest.h>
 #include <omp.h>
 #include <unistd.h>
 
@@ -16,6 +15,8 @@
 #include <numbers>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
 #include "binflow/h5.hpp"
@@ -42,7 +43,8 @@ constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
 class TempDir {
 public:
-  TempDir() : dir_(fs::temp_directory_path() / ("binflow_event_file_" + std::to_string(::getpid()))) {
+  TempDir()
+      : dir_(fs::temp_directory_path() / ("binflow_event_file_" + std::to_string(::getpid()))) {
     fs::create_directories(dir_);
   }
   ~TempDir() {
@@ -105,7 +107,7 @@ Defects with_format(std::string format, std::int64_t version) {
 }
 
 std::string write_file(const std::string& name, Events events, const Defects& defects = {}) {
-  const std::string path = temp().path(name);
+  std::string path = temp().path(name);
   Observation obs = default_observation(1800.0);
   if (defects.edit) defects.edit(obs, events);
   binflow::h5::Location file = binflow::h5::create_file(path);
@@ -235,14 +237,18 @@ TEST(EventFileReader, BinarySearchReadsOnlyAFewRowsOfAManyChunkFile) {
   const Events ev = ramp(300000);
   const EventFileReader reader(write_file("chunks.h5", ev));
   ASSERT_EQ(reader.size(), 300000);
-  for (const auto& [t0, t1] : {std::pair{0.0, 10.0}, {32767.5, 32800.0}, {70000.0, 70500.25},
-                               {149990.0, 200000.0}, {-5.0, 1.0}, {12345.0, 12345.0}}) {
+  for (const auto& [t0, t1] : {std::pair{0.0, 10.0},
+                               {32767.5, 32800.0},
+                               {70000.0, 70500.25},
+                               {149990.0, 200000.0},
+                               {-5.0, 1.0},
+                               {12345.0, 12345.0}}) {
     const std::int64_t before = reader.time_rows_read();
     const Events got = reader.read_time_range(t0, t1);
     const std::int64_t read = reader.time_rows_read() - before;
     expect_same(got, slice_of(ev, t0, t1));
     // Two searches (each ~7 probes plus a window of at most 4096 rows) and the range.
-    EXPECT_LE(read, static_cast<std::int64_t>(got.size()) + 2 * (4096 + 64))
+    EXPECT_LE(read, static_cast<std::int64_t>(got.size()) + std::int64_t{2} * (4096 + 64))
         << "[" << t0 << ", " << t1 << ")";
   }
 }
@@ -278,25 +284,21 @@ TEST(EventFileReader, EveryDefectNamesFileAndDataset) {
       {"no_aeff", without_dataset("/irf/aeff"), "dataset /irf/aeff is missing"},
       {"no_mjdref", without_attribute("mjdref"), "root attribute 'mjdref' is missing"},
       {"no_format", without_attribute("format"), "root attribute 'format' is missing"},
-      {"wrong_format", with_format("ratemap", 1), "root attribute 'format' is 'ratemap', expected 'eventlist'"},
+      {"wrong_format", with_format("ratemap", 1),
+       "root attribute 'format' is 'ratemap', expected 'eventlist'"},
       {"wrong_version", with_format("eventlist", 2), "root attribute 'format_version' is 2"},
-      {"overlap",
-       editing([](Observation& o, Events&) {
-          o.gti.start = {0.0, 100.0};
-          o.gti.stop = {200.0, 300.0};
-        }),
+      {"overlap", editing([](Observation& o, Events&) {
+         o.gti.start = {0.0, 100.0};
+         o.gti.stop = {200.0, 300.0};
+       }),
        "/gti: GTIs overlap"},
-      {"bad_irf",
-       editing([](Observation& o, Events&) { o.irf.energy[5] = o.irf.energy[4]; }),
+      {"bad_irf", editing([](Observation& o, Events&) { o.irf.energy[5] = o.irf.energy[4]; }),
        "/irf/energy is not strictly increasing (row 5)"},
-      {"negative_aeff",
-       editing([](Observation& o, Events&) { o.irf.aeff[3] = -1.0; }),
+      {"negative_aeff", editing([](Observation& o, Events&) { o.irf.aeff[3] = -1.0; }),
        "/irf/aeff must be finite and >= 0 (row 3)"},
-      {"deadtime",
-       editing([](Observation& o, Events&) { o.info.deadtime_fraction = 1.0; }),
+      {"deadtime", editing([](Observation& o, Events&) { o.info.deadtime_fraction = 1.0; }),
        "root attribute 'deadtime_fraction' is 1"},
-      {"short_dec",
-       editing([](Observation&, Events& e) { e.dec.pop_back(); }),
+      {"short_dec", editing([](Observation&, Events& e) { e.dec.pop_back(); }),
        "dataset /events/dec has 99 rows but /events/ra has 100"},
   };
   for (const DefectCase& c : cases) {
@@ -308,7 +310,8 @@ TEST(EventFileReader, EveryDefectNamesFileAndDataset) {
 }
 
 TEST(EventFileReader, RowDefectsAreFoundWhenRead) {
-  const Defects unsorted = editing([](Observation&, Events& e) { e.time[1042] = e.time[1041] - 1.0; });
+  const Defects unsorted =
+      editing([](Observation&, Events& e) { e.time[1042] = e.time[1041] - 1.0; });
   const std::string p1 = write_file("unsorted.h5", ramp(5000), unsorted);
   const EventFileReader r1(p1);
   std::string m = usage_message([&] { static_cast<void>(r1.read_time_range(-inf, inf)); });
@@ -340,7 +343,8 @@ TEST(TimeProfile, FlareIntegralAndMaximum) {
   EXPECT_DOUBLE_EQ(f(1000.0), 4.0);
   EXPECT_NEAR(f(1100.0), 1.0 + 3.0 * std::exp(-0.5), 1e-14);
   // Midpoint rule with 2e5 steps against the closed form, on both sides and across the peak.
-  for (const auto& [a, b] : {std::pair{0.0, 2000.0}, {500.0, 900.0}, {1200.0, 5000.0}, {950.0, 1010.0}}) {
+  for (const auto& [a, b] :
+       {std::pair{0.0, 2000.0}, {500.0, 900.0}, {1200.0, 5000.0}, {950.0, 1010.0}}) {
     const int n = 200000;
     double sum = 0.0;
     for (int i = 0; i < n; ++i) sum += f(a + (b - a) * (i + 0.5) / n);
@@ -349,9 +353,12 @@ TEST(TimeProfile, FlareIntegralAndMaximum) {
   EXPECT_DOUBLE_EQ(f.max(0.0, 500.0), f(500.0));
   EXPECT_DOUBLE_EQ(f.max(0.0, 5000.0), 4.0);
   EXPECT_DOUBLE_EQ(f.max(1500.0, 1600.0), f(1500.0));
-  EXPECT_NE(usage_message([] { static_cast<void>(TimeProfile::flare(3.0, 0.0, 0.0)); }).find("width"),
-            std::string::npos);
-  EXPECT_NE(usage_message([] { static_cast<void>(TimeProfile::flare(-1.0, 0.0, 1.0)); }).find("amplitude"),
+  EXPECT_NE(
+      usage_message([] { static_cast<void>(TimeProfile::flare(3.0, 0.0, 0.0)); }).find("width"),
+      std::string::npos);
+  EXPECT_NE(usage_message([] {
+              static_cast<void>(TimeProfile::flare(-1.0, 0.0, 1.0));
+            }).find("amplitude"),
             std::string::npos);
 }
 
@@ -386,7 +393,8 @@ TEST(TimeProfile, TableErrorsNameFileAndLine) {
   EXPECT_NE(message("nan.txt", "1 nan\n").find("nan.txt:1:"), std::string::npos);
   EXPECT_NE(message("none.txt", "# nothing\n").find("none.txt: no 'time value' lines"),
             std::string::npos);
-  const std::string m = usage_message([] { static_cast<void>(TimeProfile::from_file(temp().path("absent.txt"))); });
+  const std::string m =
+      usage_message([] { static_cast<void>(TimeProfile::from_file(temp().path("absent.txt"))); });
   EXPECT_NE(m.find("absent.txt: cannot open"), std::string::npos) << m;
 }
 
@@ -405,7 +413,8 @@ TEST(LogLogSpectrum, InversionMatchesTheCumulativeOfTheInterpolatedDensity) {
   const auto integral_to = [&](double e) {
     double sum = 0.0;
     for (std::size_t i = 0; i + 1 < irf.energy.size() && irf.energy[i] < e; ++i) {
-      sum += binflow::science::simpson_log(density, irf.energy[i], std::min(e, irf.energy[i + 1]), 64);
+      sum +=
+          binflow::science::simpson_log(density, irf.energy[i], std::min(e, irf.energy[i + 1]), 64);
     }
     return sum;
   };
@@ -455,23 +464,27 @@ TEST(Simulate, CountsFollowTheModel) {
   const Observation obs = default_observation(1800.0);
   const Response response(obs.irf, "default");
   const SourceModel model;
-  const Events ev = binflow::science::simulate_events(obs, response, model, TimeProfile::constant(), 3);
+  const Events ev =
+      binflow::science::simulate_events(obs, response, model, TimeProfile::constant(), 3);
   const double livetime = 1800.0 * 0.95;
   const double theta_max = 0.2;
   const double src = livetime * binflow::science::simpson_log(
                                     [&](double e) {
                                       const double s = response.psf_sigma(e);
-                                      return model.n0 * std::pow(e, -model.gamma) * response.aeff(e) *
+                                      return model.n0 * std::pow(e, -model.gamma) *
+                                             response.aeff(e) *
                                              (1.0 - std::exp(-theta_max * theta_max / (2 * s * s)));
                                     },
                                     0.1, 100.0);
-  const double bkg = livetime * std::numbers::pi * theta_max * theta_max *
-                     binflow::science::simpson_log([&](double e) { return response.bkg_rate(e); }, 0.1, 100.0);
+  const double bkg =
+      livetime * std::numbers::pi * theta_max * theta_max *
+      binflow::science::simpson_log([&](double e) { return response.bkg_rate(e); }, 0.1, 100.0);
   EXPECT_NEAR(src, 3800.0, 300.0);
   EXPECT_NEAR(bkg, 3800.0, 300.0);
   double n = 0.0;
   for (std::size_t i = 0; i < ev.size(); ++i) {
-    const double theta = binflow::science::angular_distance(ev.ra[i], ev.dec[i], model.ra, model.dec);
+    const double theta =
+        binflow::science::angular_distance(ev.ra[i], ev.dec[i], model.ra, model.dec);
     if (theta < theta_max && ev.energy[i] >= 0.1 && ev.energy[i] <= 100.0) n += 1.0;
   }
   EXPECT_LT(std::abs(n - (src + bkg)), 5.0 * std::sqrt(src + bkg)) << n << " vs " << src + bkg;
@@ -492,7 +505,8 @@ TEST(Simulate, BadModelIsAUsageError) {
   };
   EXPECT_NE(message(with([](SourceModel& m) { m.n0 = -1.0; })).find("N0"), std::string::npos);
   EXPECT_NE(message(with([](SourceModel& m) { m.beta = -1.0; })).find("beta"), std::string::npos);
-  EXPECT_NE(message(with([](SourceModel& m) { m.theta_sim = 0.0; })).find("theta_sim"), std::string::npos);
+  EXPECT_NE(message(with([](SourceModel& m) { m.theta_sim = 0.0; })).find("theta_sim"),
+            std::string::npos);
   EXPECT_NE(message(SourceModel{}, 0.0).find("slice"), std::string::npos);
   EXPECT_NE(message(SourceModel{}, 1e-9).find("slice"), std::string::npos);
 }
