@@ -53,6 +53,12 @@ struct Interpolated {
   double sigma;
 };
 
+struct SourceIntegral {
+  double a = 0.0;     // A(gamma) = Int E^-gamma aeff Fpsf dE
+  double ubar = 0.0;  // mean of ln E over the predicted source counts = -A'/A
+  double var = 0.0;   // their variance = A''/A - ubar^2
+};
+
 struct FitTables {
   FitSettings settings;
   std::vector<double> log_energy;  // the IRF grid in ln E
@@ -69,6 +75,7 @@ struct FitTables {
   double simpson_factor = 0.0;  // h / 3
   double bkg_integral = 0.0;    // B = pi theta_max^2 Int bkg_rate dE
   double ul_delta = 0.0;        // the chi^2 quantile of the limit
+  SourceIntegral reference_source;  // at gamma_ref
 
   FitTables(const Response& response, const FitSettings& s);
   [[nodiscard]] Interpolated interpolate(double u) const;
@@ -79,6 +86,7 @@ struct FitTables {
 namespace {
 
 using detail::FitTables;
+using detail::SourceIntegral;
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 constexpr double inf = std::numeric_limits<double>::infinity();
@@ -89,8 +97,10 @@ constexpr std::size_t block_size = 2048;
 // Below this many blocks a parallel region costs more than it saves (about 1 us each).
 constexpr std::size_t min_parallel_blocks = 4;
 constexpr int max_iterations = 100;
-constexpr double fraction_tolerance = 1e-12;  // relative, on f and on the index
-constexpr double limit_tolerance = 1e-11;     // relative, on the counts of the limit
+// Convergence: a Newton step below 1e-10 (relative) leaves an error of order its square;
+// a bisection stops when the bracket is below 1e-13.
+constexpr double newton_tolerance = 1e-10;
+constexpr double bracket_tolerance = 1e-13;
 
 // 64-byte aligned storage: a vectorised loop then peels the same way in every run, so the
 // rounding of its sums does not depend on where malloc put the column.
@@ -177,10 +187,12 @@ struct EventColumns {
   }
 };
 
-[[gnu::noinline]] std::array<double, 1> prepare_block(const FitTables& t, const double* energy,
+// Returns the number of events outside the response and the sum of ln(b) over the others.
+[[gnu::noinline]] std::array<double, 2> prepare_block(const FitTables& t, const double* energy,
                                                       const double* theta, EventColumns& c,
                                                       std::size_t begin, std::size_t end) {
   double outside = 0.0;
+  double sum_log_b = 0.0;
   const double inv_bkg = 1.0 / t.bkg_integral;
   for (std::size_t i = begin; i < end; ++i) {
     const double u = std::log(energy[i]);
@@ -190,9 +202,13 @@ struct EventColumns {
     c.lc[i] = r.log_aeff - theta[i] * theta[i] / (2.0 * s2);
     c.norm[i] = 1.0 / (2.0 * std::numbers::pi * s2);
     c.q[i] = std::exp(r.log_bkg) * inv_bkg;
-    if (r.log_aeff == -inf && r.log_bkg == -inf) outside += 1.0;
+    if (r.log_aeff == -inf && r.log_bkg == -inf) {
+      outside += 1.0;
+    } else {
+      sum_log_b += r.log_bkg;
+    }
   }
-  return {outside};
+  return {outside, sum_log_b};
 }
 
 [[gnu::noinline]] void source_density_block(EventColumns& c, double gamma, double inv_a,
@@ -255,14 +271,6 @@ struct EventColumns {
   return {sum};
 }
 
-// sum ln((f p + (1 - f) q) / q): lnL_best - lnL_null.
-[[gnu::noinline]] std::array<double, 1> ts_block(const double* p, const double* q, double f,
-                                                 std::size_t begin, std::size_t end) {
-  double sum = 0.0;
-  for (std::size_t i = begin; i < end; ++i) sum += std::log1p(f * (p[i] - q[i]) / q[i]);
-  return {sum};
-}
-
 // Derivatives of g(f, gamma) in gamma, with v = ubar - u = d ln p / d gamma and
 // d v / d gamma = -var: sums of (p-q)^2/m^2, p v/m, (p-q) p v/m^2, p (v^2-var)/m, p^2 v^2/m^2.
 [[gnu::noinline]] std::array<double, 5> index_block(const EventColumns& c, double f, double ubar,
@@ -286,7 +294,8 @@ struct EventColumns {
 }
 
 // The sums of the gradient and Hessian in (n0, gamma, beta), with x = a/m, y = b/m:
-// x, u x, u^2 x, y, x^2, u x^2, u^2 x^2, x y, u x y, y^2, ln(T m).
+// x, u x, u^2 x, y, x^2, u x^2, u^2 x^2, x y, u x y, y^2 and, when asked, ln(T m).
+template <bool with_lnl>
 [[gnu::noinline]] std::array<double, 11> derivative_block(const EventColumns& c, double n0a,
                                                           double a, double betab, double b,
                                                           double livetime, std::size_t begin,
@@ -307,7 +316,7 @@ struct EventColumns {
     s[7] += x * y;
     s[8] += u * x * y;
     s[9] += y * y;
-    s[10] += std::log(livetime * m);
+    if constexpr (with_lnl) s[10] += std::log(livetime * m);
   }
   return s;
 }
@@ -327,12 +336,19 @@ struct Argmax {
   bool converged = false;
 };
 
+// When a one-dimensional search stops: after a Newton step below newton * max(|x|, floor)
+// (the error left is of the order of its square) or when the bracket is below `bracket`.
+struct Tolerance {
+  double newton = newton_tolerance;
+  double floor = 0.0;
+  double bracket = 0.0;
+};
+
 // Maximises a smooth function with a single maximum on [lo, hi] from its derivatives:
 // Newton steps inside the bracket of the sign change of the derivative, the untested bound
 // when Newton leaves [lo, hi] (optima on a bound are found in one step), bisection otherwise.
 template <class Eval>
-Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, double tol_rel,
-                   double tol_abs) {
+Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, const Tolerance& tol) {
   double a = lo;
   double b = hi;
   double x = std::clamp(x0, lo, hi);
@@ -344,9 +360,8 @@ Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, double tol
     if (!s.usable) {
       if (std::isnan(good)) return {x, it, true};
       (x > good ? b : a) = x;
-      const double next = 0.5 * (good + x);
-      if (std::abs(next - good) <= tol_abs + tol_rel * std::abs(good)) return {good, it, true};
-      x = next;
+      if (std::abs(x - good) <= tol.bracket) return {good, it, true};
+      x = 0.5 * (good + x);
       continue;
     }
     if (std::isnan(s.d)) return {x, it, false};
@@ -356,14 +371,16 @@ Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, double tol
     if (s.d == 0.0 || (s.d > 0.0 && x == hi) || (s.d < 0.0 && x == lo)) return {x, it, true};
     (s.d > 0.0 ? a : b) = x;
     double next = s.dd < 0.0 && std::isfinite(s.d) && std::isfinite(s.dd) ? x - s.d / s.dd : nan;
-    if (!(next > a && next < b)) {
-      if (s.d > 0.0) {
-        next = b == hi && !hi_tested ? hi : 0.5 * (a + b);
-      } else {
-        next = a == lo && !lo_tested ? lo : 0.5 * (a + b);
+    if (next > a && next < b) {
+      if (std::abs(next - x) <= tol.newton * std::max(std::abs(x), tol.floor)) {
+        return {next, it, true};
       }
+    } else if (s.d > 0.0) {
+      next = b == hi && !hi_tested ? hi : 0.5 * (a + b);
+    } else {
+      next = a == lo && !lo_tested ? lo : 0.5 * (a + b);
     }
-    if (std::abs(next - x) <= tol_abs + tol_rel * std::abs(x)) return {next, it, true};
+    if (b - a <= tol.bracket) return {next, it, true};
     x = next;
   }
   return {x, max_iterations, false};
@@ -372,13 +389,8 @@ Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, double tol
 // ---------------------------------------------------------------------------------------
 // The events of one bin in the form the fit uses.
 
-struct SourceIntegral {
-  double a = 0.0;     // A(gamma) = Int E^-gamma aeff Fpsf dE
-  double ubar = 0.0;  // mean of ln E over the predicted source counts = -A'/A
-  double var = 0.0;   // their variance = A''/A - ubar^2
-};
-
 SourceIntegral source_integral(const FitTables& t, double gamma) {
+  if (gamma == t.settings.gamma_ref && t.reference_source.a > 0.0) return t.reference_source;
   double s0 = 0.0;
   double s1 = 0.0;
   double s2 = 0.0;
@@ -422,12 +434,13 @@ public:
     const Blocks blocks(n, threads);
     const double* energy = events.energy.data();
     const double* theta = events.theta.data();
-    const auto outside = blocks.sum<1>([&](std::size_t b, std::size_t e) {
+    const auto sums = blocks.sum<2>([&](std::size_t b, std::size_t e) {
       return prepare_block(t_, energy, theta, c_, b, e);
-    })[0];
-    outside_ = static_cast<std::size_t>(outside);
+    });
+    outside_ = static_cast<std::size_t>(sums[0]);
     if (outside_ > 0) drop_outside();
     blocks_ = Blocks(c_.u.size(), threads);
+    sum_log_q_ = sums[1] - count() * std::log(t_.bkg_integral);
   }
 
   [[nodiscard]] std::size_t n() const { return c_.u.size(); }
@@ -456,7 +469,7 @@ public:
 
   [[nodiscard]] Argmax solve_fraction(double f0) const {
     return maximise_1d([this](double f) { return fraction_slope(f); }, 0.0, 1.0, f0,
-                       fraction_tolerance, 1e-300);
+                       {newton_tolerance, 0.0, bracket_tolerance});
   }
 
   // The background counts maximising lnL at fixed source counts s (bracket [0, n]: the
@@ -468,7 +481,8 @@ public:
       });
       return Slope{r[0] - 1.0, -r[1]};
     };
-    return maximise_1d(slope, 0.0, count(), mu0, fraction_tolerance, 1e-300);
+    return maximise_1d(slope, 0.0, count(), mu0,
+                       {newton_tolerance, 0.0, bracket_tolerance * count()});
   }
 
   // Derivatives in gamma of h(gamma) = max_f g(f, gamma) at the optimum f of this gamma.
@@ -489,12 +503,12 @@ public:
     })[0];
   }
 
-  [[nodiscard]] double ts(double f) const {
-    if (f == 0.0) return 0.0;  // the best fit is the null hypothesis
-    const double sum = blocks_.sum<1>([&](std::size_t b, std::size_t e) {
-      return ts_block(c_.p.data(), c_.q.data(), f, b, e);
-    })[0];
-    return std::max(0.0, 2.0 * sum);
+  // 2 (lnL_best - lnL_null) from lnL_best: the null (s = 0) has mu = n, so
+  // lnL_null = sum ln(n q) - n. Exactly 0 when the best fit is the null hypothesis.
+  [[nodiscard]] double ts(double f, double lnl) const {
+    if (f == 0.0) return 0.0;
+    const double n = count();
+    return std::max(0.0, 2.0 * (lnl + n - n * std::log(n) - sum_log_q_));
   }
 
   [[nodiscard]] std::array<double, 2> limit_terms(double s, double mu, double s_hat,
@@ -504,7 +518,8 @@ public:
     });
   }
 
-  [[nodiscard]] LikelihoodDerivatives derivatives(double n0, double beta) const;
+  // with_lnl = false leaves lnl at 0 (the fit has it already).
+  [[nodiscard]] LikelihoodDerivatives derivatives(double n0, double beta, bool with_lnl) const;
 
 private:
   void drop_outside() {
@@ -524,18 +539,20 @@ private:
   double livetime_;
   std::size_t roi_events_;
   std::size_t outside_ = 0;
+  double sum_log_q_ = 0.0;
   EventColumns c_;
   Blocks blocks_{0, 1};
   double gamma_ = nan;
   SourceIntegral source_;
 };
 
-LikelihoodDerivatives Bin::derivatives(double n0, double beta) const {
+LikelihoodDerivatives Bin::derivatives(double n0, double beta, bool with_lnl) const {
   const double a = source_.a;
   const double b = t_.bkg_integral;
   const double tl = livetime_;
   const auto s = blocks_.sum<11>([&](std::size_t bb, std::size_t e) {
-    return derivative_block(c_, n0 * a, a, beta * b, b, tl, bb, e);
+    return with_lnl ? derivative_block<true>(c_, n0 * a, a, beta * b, b, tl, bb, e)
+                    : derivative_block<false>(c_, n0 * a, a, beta * b, b, tl, bb, e);
   });
   const double da = -a * source_.ubar;                                  // A'
   const double dda = a * (source_.var + source_.ubar * source_.ubar);  // A''
@@ -603,8 +620,8 @@ Optimum fit_free(Bin& bin, const FitTables& t) {
     f = r.x;
     return bin.index_slope(f);
   };
-  const Argmax g = maximise_1d(eval, s.gamma_min, s.gamma_max, s.gamma_ref, fraction_tolerance,
-                               fraction_tolerance);
+  const Argmax g =
+      maximise_1d(eval, s.gamma_min, s.gamma_max, s.gamma_ref, {newton_tolerance, 1.0, bracket_tolerance});
   Optimum o{0.0, g.iterations, g.converged && !inner_failed, ""};
   if (inner_failed) {
     o.message = "the source fraction did not converge in 100 iterations";
@@ -665,10 +682,10 @@ bool covariance(const LikelihoodDerivatives& d, const std::array<bool, 3>& free,
   return true;
 }
 
-void set_errors(const Bin& bin, const FitTables& t, FitResult& r) {
+void set_errors(const LikelihoodDerivatives& d, const FitTables& t, FitResult& r) {
   const bool index_free = t.settings.free_index && r.n0 > 0.0;
   Eigen::Matrix3d cov;
-  if (!covariance(bin.derivatives(r.n0, r.beta), {true, index_free, true}, cov)) {
+  if (!covariance(d, {true, index_free, true}, cov)) {
     r.n0_err = r.beta_err = r.flux_err = nan;
     return;
   }
@@ -685,21 +702,47 @@ void set_errors(const Bin& bin, const FitTables& t, FitResult& r) {
   r.flux_err = std::sqrt(std::max(var, 0.0));
 }
 
+// Where the limit's search starts: the parabola of the profile at the optimum, from the
+// information in (N0, beta) at fixed index, and the slope d mu / d s of the profiled
+// background counts there (implicit function of d lnL / d beta = 0).
+struct LimitStart {
+  double s = nan;
+  double mu_slope = 0.0;
+};
+
+LimitStart limit_start(const LikelihoodDerivatives& d, const Bin& bin, const FitTables& t,
+                       double s_hat, double delta) {
+  const auto& h = d.hessian;
+  const double det = h[0][0] * h[2][2] - h[0][2] * h[0][2];
+  const double to_counts = bin.livetime() * bin.source().a;  // ds / dN0
+  LimitStart start;
+  if (det > 0.0 && h[2][2] < 0.0) {
+    start.s = s_hat + std::sqrt(delta * -h[2][2] / det) * to_counts;
+    start.mu_slope = -h[0][2] / h[2][2] * t.bkg_integral / bin.source().a;
+  }
+  return start;
+}
+
 // Source counts s > s_hat where lnL_best - lnL_profile(s) = delta / 2. The left side is
 // convex and increasing in s beyond s_hat (the profile of a concave function is concave),
 // so Newton from either side lands right of the root and then decreases monotonically;
 // the bracket catches what rounding might do otherwise.
-double limit_counts(const Bin& bin, double f_hat, double delta, double s_start) {
+double limit_counts(const Bin& bin, double f_hat, double delta, const LimitStart& start) {
   const double n = bin.count();
   const double s_hat = f_hat * n;
   const double mu_hat = (1.0 - f_hat) * n;
   const double target = 0.5 * delta;
   double lo = s_hat;
   double hi = inf;
-  double s = s_start > s_hat && std::isfinite(s_start) ? s_start : s_hat + target + std::sqrt(2.0 * delta * (s_hat + 1.0));
+  double s = start.s > s_hat && std::isfinite(start.s)
+                 ? start.s
+                 : s_hat + target + std::sqrt(2.0 * delta * (s_hat + 1.0));
   double mu = mu_hat;
+  double s_mu = s_hat;  // where mu was solved
   for (int it = 0; it < max_iterations; ++it) {
-    const Argmax m = bin.solve_background(s, mu);
+    const double mu0 = std::clamp(mu + start.mu_slope * (s - s_mu), 0.0, n);
+    const Argmax m = bin.solve_background(s, mu0);
+    s_mu = s;
     if (!m.converged) return nan;
     mu = m.x;
     const auto terms = bin.limit_terms(s, mu, s_hat, mu_hat);
@@ -708,7 +751,10 @@ double limit_counts(const Bin& bin, double f_hat, double delta, double s_start) 
     (excess > 0.0 ? hi : lo) = s;
     double next = slope > 0.0 ? s - excess / slope : nan;
     if (!(next > lo && next < hi)) next = std::isfinite(hi) ? 0.5 * (lo + hi) : lo + 2.0 * (s - lo);
-    if (std::abs(next - s) <= limit_tolerance * s) return next;
+    const double step = std::abs(next - s);
+    if ((slope > 0.0 && step <= newton_tolerance * s) || hi - lo <= bracket_tolerance * s) {
+      return next;
+    }
     s = next;
   }
   return nan;
@@ -837,19 +883,23 @@ FitTables::FitTables(const Response& response, const FitSettings& s) : settings(
   const double ua = std::log(s.emin);
   const double h = (std::log(s.emax) - ua) / simpson_intervals;
   const double t2 = s.theta_max * s.theta_max;
+  // The nodes of simpson_log, with the response from the cell table (the same rule as
+  // Response, without a round trip through E; fit_bin builds these tables for every bin).
+  double bkg_sum = 0.0;
   for (int i = 0; i <= simpson_intervals; ++i) {
     const double u = ua + h * i;
     const double e = std::exp(u);
     const double weight = (i == 0 || i == simpson_intervals) ? 1.0 : (i % 2 == 1 ? 4.0 : 2.0);
-    const double sigma = response.psf_sigma(e);
-    const double containment = -std::expm1(-t2 / (2.0 * sigma * sigma));
+    const Interpolated r = interpolate(u);
+    const double containment = -std::expm1(-t2 / (2.0 * r.sigma * r.sigma));
     node_u.push_back(u);
-    node_w.push_back(weight * response.aeff(e) * containment * e);
+    node_w.push_back(weight * std::exp(r.log_aeff) * containment * e);
+    bkg_sum += weight * std::exp(r.log_bkg) * e;
   }
   simpson_factor = h / 3.0;
-  bkg_integral = std::numbers::pi * t2 *
-                 simpson_log([&response](double e) { return response.bkg_rate(e); }, s.emin, s.emax);
+  bkg_integral = std::numbers::pi * t2 * bkg_sum * simpson_factor;
   ul_delta = chi2_quantile_1dof(2.0 * s.confidence - 1.0);
+  reference_source = source_integral(*this, s.gamma_ref);
 }
 
 Interpolated FitTables::interpolate(double u) const {
@@ -956,11 +1006,11 @@ FitResult BinFitter::fit(const RoiEvents& events) const {
     r.message = o.message;
     return r;
   }
-  set_errors(bin, t, r);
-  if (s.calc_ts) r.ts = bin.ts(o.f);
+  const LikelihoodDerivatives d = bin.derivatives(r.n0, r.beta, false);
+  set_errors(d, t, r);
+  if (s.calc_ts) r.ts = bin.ts(o.f, r.lnl);
   if (s.calc_ulim) {
-    const double start = src + std::sqrt(t.ul_delta) * r.livetime * bin.source().a * r.n0_err;
-    const double counts = limit_counts(bin, o.f, t.ul_delta, start);
+    const double counts = limit_counts(bin, o.f, t.ul_delta, limit_start(d, bin, t, src, t.ul_delta));
     r.n0_ul = counts / (r.livetime * bin.source().a);
     r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
     if (std::isnan(counts)) r.message = "the upper limit did not converge";
@@ -983,7 +1033,7 @@ LikelihoodDerivatives BinFitter::derivatives(const RoiEvents& events, double n0,
   check_columns(events);
   Bin bin(*tables_, events, omp_get_max_threads());
   bin.set_gamma(gamma);
-  return bin.derivatives(n0, beta);
+  return bin.derivatives(n0, beta, true);
 }
 
 double BinFitter::profile_log_likelihood(const RoiEvents& events, double n0, double gamma) const {

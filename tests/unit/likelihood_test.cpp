@@ -134,6 +134,45 @@ TEST(Likelihood, DerivativesMatchFiniteDifferences) {
   expect_derivatives_match(free_index());
 }
 
+TEST(Likelihood, ModelMatchesTheDefinitionWithResponse) {
+  // The fitter tabulates the response per grid cell; here lnL of single events and of no
+  // events (= -Npred) is recomputed from Response and simpson_log, as SCIENCE.md writes it.
+  const Response& r = instrument();
+  for (const FitSettings& s : {fixed_index(), free_index()}) {
+    const BinFitter fitter(r, s);
+    const double t = 123.0;
+    const double n0 = 2e-11;
+    const double beta = 1.3;
+    for (const double gamma : {2.5, 1.7, 3.4}) {
+      const double a = simpson_log(
+          [&](double e) {
+            const double sg = r.psf_sigma(e);
+            return std::pow(e, -gamma) * r.aeff(e) *
+                   (1.0 - std::exp(-s.theta_max * s.theta_max / (2.0 * sg * sg)));
+          },
+          s.emin, s.emax);
+      const double b = std::numbers::pi * s.theta_max * s.theta_max *
+                       simpson_log([&](double e) { return r.bkg_rate(e); }, s.emin, s.emax);
+      const double npred = t * (n0 * a + beta * b);
+      RoiEvents none;
+      none.livetime = t;
+      EXPECT_NEAR(fitter.log_likelihood(none, n0, gamma, beta), -npred, 1e-13 * npred);
+      for (const double e : {0.1, 0.1234, 1.0, 3.3, 47.0, 99.99, 100.0}) {
+        RoiEvents one = none;
+        one.energy = {e};
+        one.theta = {0.05};
+        const double sg = r.psf_sigma(e);
+        const double m = n0 * std::pow(e, -gamma) * r.aeff(e) *
+                             std::exp(-0.05 * 0.05 / (2.0 * sg * sg)) /
+                             (2.0 * std::numbers::pi * sg * sg) +
+                         beta * r.bkg_rate(e);
+        EXPECT_NEAR(fitter.log_likelihood(one, n0, gamma, beta), std::log(t * m) - npred, 1e-12)
+            << e;
+      }
+    }
+  }
+}
+
 TEST(Likelihood, FitIsAMaximumWithZeroGradient) {
   for (const FitSettings& s : {fixed_index(), free_index()}) {
     const RoiEvents ev = simulate(s, 600.0, crab_n0, crab_gamma, 1.0, 11, 2);
