@@ -417,6 +417,45 @@ TEST(Likelihood, PullsOfSmallBins) {
   }
 }
 
+TEST(Likelihood, RobustOverManyConfigurations) {
+  // Faint to bright sources, soft to hard true indices, narrow and wide energy ranges, few
+  // to many events: every fit converges, lies within the bounds and has a limit that solves
+  // its equation.
+  RngStream pick(37, 0);
+  int free_at_bound = 0;
+  for (std::uint64_t k = 0; k < 400; ++k) {
+    FitSettings s;
+    s.free_index = k % 2 == 1;
+    s.emin = 0.1 * std::pow(10.0, 1.5 * pick.uniform());
+    s.emax = std::min(100.0, s.emin * std::pow(10.0, 0.3 + 2.0 * pick.uniform()));
+    s.theta_max = 0.05 + 0.25 * pick.uniform();
+    s.confidence = 0.9 + 0.099 * pick.uniform();
+    const double n0 = crab_n0 * std::pow(10.0, -3.0 + 3.5 * pick.uniform());
+    const double gamma = 1.0 + 3.5 * pick.uniform();
+    const double beta = 0.2 + 2.0 * pick.uniform();
+    const double livetime = std::pow(10.0, 4.0 * pick.uniform());
+    const RoiEvents ev = simulate(s, livetime, n0, gamma, beta, 41, k);
+    const BinFitter fitter(instrument(), s);
+    const FitResult r = fitter.fit(ev);
+    if (ev.energy.empty()) {
+      EXPECT_EQ(r.status, "empty");
+      continue;
+    }
+    ASSERT_EQ(r.status, "ok") << k << ": " << r.message;
+    EXPECT_GE(r.n0, 0.0);
+    EXPECT_GE(r.beta, 0.0);
+    EXPECT_GE(r.ts, 0.0);
+    EXPECT_GE(r.gamma, s.gamma_min);
+    EXPECT_LE(r.gamma, s.gamma_max);
+    free_at_bound += s.free_index && (r.gamma == s.gamma_min || r.gamma == s.gamma_max);
+    ASSERT_GT(r.n0_ul, r.n0) << k;
+    const double delta = chi2_quantile_1dof(2.0 * s.confidence - 1.0);
+    const double profile = fitter.profile_log_likelihood(ev, r.n0_ul, r.gamma);
+    EXPECT_NEAR(2.0 * (r.lnl - profile), delta, 1e-6) << k;
+  }
+  EXPECT_LT(free_at_bound, 40);
+}
+
 TEST(SelectRoi, TimeGtiEnergyAndOffsetCuts) {
   FitSettings s;
   Gti gti;
