@@ -72,9 +72,9 @@ struct FitTables {
   // Simpson nodes of Int E^-gamma aeff Fpsf dE: node_w = weight * aeff * Fpsf * E.
   std::vector<double> node_u;
   std::vector<double> node_w;
-  double simpson_factor = 0.0;  // h / 3
-  double bkg_integral = 0.0;    // B = pi theta_max^2 Int bkg_rate dE
-  double ul_delta = 0.0;        // the chi^2 quantile of the limit
+  double simpson_factor = 0.0;      // h / 3
+  double bkg_integral = 0.0;        // B = pi theta_max^2 Int bkg_rate dE
+  double ul_delta = 0.0;            // the chi^2 quantile of the limit
   SourceIntegral reference_source;  // at gamma_ref
 
   FitTables(const Response& response, const FitSettings& s);
@@ -236,8 +236,8 @@ struct EventColumns {
 }
 
 // sum q/m and sum (q/m)^2 with m = s p + mu q: the background score at fixed s.
-[[gnu::noinline]] std::array<double, 2> background_block(const double* p, const double* q,
-                                                         double s, double mu, std::size_t begin,
+[[gnu::noinline]] std::array<double, 2> background_block(const double* p, const double* q, double s,
+                                                         double mu, std::size_t begin,
                                                          std::size_t end) {
   double d1 = 0.0;
   double d2 = 0.0;
@@ -295,7 +295,7 @@ struct EventColumns {
 
 // The sums of the gradient and Hessian in (n0, gamma, beta), with x = a/m, y = b/m:
 // x, u x, u^2 x, y, x^2, u x^2, u^2 x^2, x y, u x y, y^2 and, when asked, ln(T m).
-template <bool with_lnl>
+template <bool WithLnl>
 [[gnu::noinline]] std::array<double, 11> derivative_block(const EventColumns& c, double n0a,
                                                           double a, double betab, double b,
                                                           double livetime, std::size_t begin,
@@ -316,7 +316,7 @@ template <bool with_lnl>
     s[7] += x * y;
     s[8] += u * x * y;
     s[9] += y * y;
-    if constexpr (with_lnl) s[10] += std::log(livetime * m);
+    if constexpr (WithLnl) s[10] += std::log(livetime * m);
   }
   return s;
 }
@@ -325,9 +325,9 @@ template <bool with_lnl>
 // One-dimensional bracketed Newton.
 
 struct Slope {
-  double d = 0.0;     // first derivative of the function maximised
-  double dd = 0.0;    // second derivative
-  bool usable = true; // false: the point lies beyond the optimum in a flat region
+  double d = 0.0;      // first derivative of the function maximised
+  double dd = 0.0;     // second derivative
+  bool usable = true;  // false: the point lies beyond the optimum in a flat region
 };
 
 struct Argmax {
@@ -434,9 +434,8 @@ public:
     const Blocks blocks(n, threads);
     const double* energy = events.energy.data();
     const double* theta = events.theta.data();
-    const auto sums = blocks.sum<2>([&](std::size_t b, std::size_t e) {
-      return prepare_block(t_, energy, theta, c_, b, e);
-    });
+    const auto sums = blocks.sum<2>(
+        [&](std::size_t b, std::size_t e) { return prepare_block(t_, energy, theta, c_, b, e); });
     outside_ = static_cast<std::size_t>(sums[0]);
     if (outside_ > 0) drop_outside();
     blocks_ = Blocks(c_.u.size(), threads);
@@ -457,7 +456,8 @@ public:
     source_ = source_integral(t_, gamma);
     if (!(source_.a > 0.0)) return;
     const double inv_a = 1.0 / source_.a;
-    blocks_.each([&](std::size_t b, std::size_t e) { source_density_block(c_, gamma, inv_a, b, e); });
+    blocks_.each(
+        [&](std::size_t b, std::size_t e) { source_density_block(c_, gamma, inv_a, b, e); });
   }
 
   [[nodiscard]] Slope fraction_slope(double f) const {
@@ -554,7 +554,7 @@ LikelihoodDerivatives Bin::derivatives(double n0, double beta, bool with_lnl) co
     return with_lnl ? derivative_block<true>(c_, n0 * a, a, beta * b, b, tl, bb, e)
                     : derivative_block<false>(c_, n0 * a, a, beta * b, b, tl, bb, e);
   });
-  const double da = -a * source_.ubar;                                  // A'
+  const double da = -a * source_.ubar;                                 // A'
   const double dda = a * (source_.var + source_.ubar * source_.ubar);  // A''
   LikelihoodDerivatives d;
   d.lnl = s[10] - tl * (n0 * a + beta * b);
@@ -620,8 +620,8 @@ Optimum fit_free(Bin& bin, const FitTables& t) {
     f = r.x;
     return bin.index_slope(f);
   };
-  const Argmax g =
-      maximise_1d(eval, s.gamma_min, s.gamma_max, s.gamma_ref, {newton_tolerance, 1.0, bracket_tolerance});
+  const Argmax g = maximise_1d(eval, s.gamma_min, s.gamma_max, s.gamma_ref,
+                               {newton_tolerance, 1.0, bracket_tolerance});
   Optimum o{0.0, g.iterations, g.converged && !inner_failed, ""};
   if (inner_failed) {
     o.message = "the source fraction did not converge in 100 iterations";
@@ -664,14 +664,14 @@ bool covariance(const LikelihoodDerivatives& d, const std::array<bool, 3>& free,
   const Eigen::VectorXd scale = info.diagonal().cwiseSqrt().cwiseInverse();
   const Eigen::MatrixXd unit = scale.asDiagonal() * info * scale.asDiagonal();
   const Eigen::SelfAdjointEigenSolver<Eigen::MatrixXd> eigen(unit);
-  const Eigen::VectorXd values = eigen.eigenvalues();
+  const Eigen::VectorXd& values = eigen.eigenvalues();
   // A condition number of 1e12 is singular for the errors' purpose (one event, or a
   // parameter the data do not constrain).
   if (eigen.info() != Eigen::Success || !(values.minCoeff() > 1e-12 * values.maxCoeff())) {
     return false;
   }
-  const Eigen::MatrixXd inverse = eigen.eigenvectors() * values.cwiseInverse().asDiagonal() *
-                                  eigen.eigenvectors().transpose();
+  const Eigen::MatrixXd inverse =
+      eigen.eigenvectors() * values.cwiseInverse().asDiagonal() * eigen.eigenvectors().transpose();
   cov.setConstant(nan);
   for (int i = 0; i < k; ++i) {
     for (int j = 0; j < k; ++j) {
@@ -799,8 +799,8 @@ void validate(const FitSettings& s) {
           "must be in (0, 180) deg");
   require(std::isfinite(s.gamma_min) && std::isfinite(s.gamma_max) && s.gamma_min < s.gamma_max,
           "gamma_min", s.gamma_min, "must be finite and < gamma_max");
-  require(std::isfinite(s.gamma_ref) && (!s.free_index || (s.gamma_ref >= s.gamma_min &&
-                                                           s.gamma_ref <= s.gamma_max)),
+  require(std::isfinite(s.gamma_ref) &&
+              (!s.free_index || (s.gamma_ref >= s.gamma_min && s.gamma_ref <= s.gamma_max)),
           "gamma_ref", s.gamma_ref, "must be finite and within [gamma_min, gamma_max]");
   require(s.confidence > 0.5 && s.confidence < 1.0, "confidence", s.confidence,
           "must be in (0.5, 1)");
@@ -876,7 +876,7 @@ FitTables::FitTables(const Response& response, const FitSettings& s) : settings(
     const double edge = u_lo + static_cast<double>(j) / bucket_scale;
     const auto it = std::upper_bound(log_energy.begin(), log_energy.end(), edge);
     const auto cell = std::clamp<std::ptrdiff_t>(it - log_energy.begin() - 2, 0,
-                                                  static_cast<std::ptrdiff_t>(k) - 2);
+                                                 static_cast<std::ptrdiff_t>(k) - 2);
     bucket_cell.push_back(static_cast<int>(cell));
   }
 
@@ -912,15 +912,16 @@ Interpolated FitTables::interpolate(double u) const {
     cell = k;
   } else {
     uc = std::clamp(u, u_lo, u_hi);
-    const auto bucket = std::min(static_cast<std::size_t>((uc - u_lo) * bucket_scale),
-                                 bucket_cell.size() - 1);
+    const auto bucket =
+        std::min(static_cast<std::size_t>((uc - u_lo) * bucket_scale), bucket_cell.size() - 1);
     cell = static_cast<std::size_t>(bucket_cell[bucket]);
     while (cell + 2 < k && log_energy[cell + 1] <= uc) ++cell;
     while (cell > 0 && log_energy[cell] > uc) --cell;
   }
   const Cell& c = cells[cell];
   const double frac = (uc - c.u0) / c.du;
-  return {c.log_aeff + frac * c.dlog_aeff, c.log_bkg + frac * c.dlog_bkg, c.sigma + frac * c.dsigma};
+  return {c.log_aeff + frac * c.dlog_aeff, c.log_bkg + frac * c.dlog_bkg,
+          c.sigma + frac * c.dsigma};
 }
 
 }  // namespace detail
@@ -972,8 +973,8 @@ FitResult BinFitter::fit(const RoiEvents& events) const {
   if (events.energy.empty() || !(events.livetime > 0.0)) return empty_result(t, events, "");
   Bin bin(t, events, omp_get_max_threads());
   if (bin.n() == 0) {
-    auto r = empty_result(t, events, fmt::format("all {} events lie outside the response grid",
-                                                 bin.outside()));
+    auto r = empty_result(
+        t, events, fmt::format("all {} events lie outside the response grid", bin.outside()));
     r.n_events = 0;
     return r;
   }
@@ -1010,7 +1011,8 @@ FitResult BinFitter::fit(const RoiEvents& events) const {
   set_errors(d, t, r);
   if (s.calc_ts) r.ts = bin.ts(o.f, r.lnl);
   if (s.calc_ulim) {
-    const double counts = limit_counts(bin, o.f, t.ul_delta, limit_start(d, bin, t, src, t.ul_delta));
+    const double counts =
+        limit_counts(bin, o.f, t.ul_delta, limit_start(d, bin, t, src, t.ul_delta));
     r.n0_ul = counts / (r.livetime * bin.source().a);
     r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
     if (std::isnan(counts)) r.message = "the upper limit did not converge";

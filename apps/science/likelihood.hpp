@@ -19,12 +19,12 @@ namespace binflow::science {
 
 /// Analysis settings (ctools vocabulary; defaults from SCIENCE.md section 4).
 struct FitSettings {
-  double emin = 0.1;        ///< TeV
-  double emax = 100.0;      ///< TeV
-  double ra = 83.6331;      ///< source position, deg
-  double dec = 22.0145;     ///< deg
-  double theta_max = 0.2;   ///< deg
-  double gamma_ref = 2.5;   ///< index when fixed, start value when free
+  double emin = 0.1;       ///< TeV
+  double emax = 100.0;     ///< TeV
+  double ra = 83.6331;     ///< source position, deg
+  double dec = 22.0145;    ///< deg
+  double theta_max = 0.2;  ///< deg
+  double gamma_ref = 2.5;  ///< index when fixed, start value when free
   bool free_index = false;
   double gamma_min = -1.0;
   double gamma_max = 6.0;
@@ -98,8 +98,8 @@ public:
   [[nodiscard]] FitResult fit(const RoiEvents& events) const;
   [[nodiscard]] double log_likelihood(const RoiEvents& events, double n0, double gamma,
                                       double beta) const;
-  [[nodiscard]] LikelihoodDerivatives derivatives(const RoiEvents& events, double n0,
-                                                  double gamma, double beta) const;
+  [[nodiscard]] LikelihoodDerivatives derivatives(const RoiEvents& events, double n0, double gamma,
+                                                  double beta) const;
   /// max over beta >= 0 of lnL at fixed (n0, gamma): the profile behind the upper limit.
   [[nodiscard]] double profile_log_likelihood(const RoiEvents& events, double n0,
                                               double gamma) const;

@@ -5,16 +5,17 @@
 // checks do not depend on the simulator tool.
 #include "science/likelihood.hpp"
 
-#include <gtest/gtest.h>
 #include <omp.h>
 
 #include <algorithm>
+#include <bit>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
-#include <cstring>
 #include <numbers>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
 #include "binflow/rng.hpp"
@@ -62,8 +63,8 @@ RoiEvents simulate(const FitSettings& s, double livetime, double n0, double gamm
   // Source: counts before the PSF containment cut, energies by rejection from E^-gamma
   // against aeff, offsets from the 2-D Gaussian (Rayleigh in theta), then the cut.
   const auto aeff = [&r](double e) { return r.aeff(e); };
-  const double rate = n0 * simpson_log([&](double e) { return std::pow(e, -gamma) * r.aeff(e); },
-                                       s.emin, s.emax);
+  const double rate =
+      n0 * simpson_log([&](double e) { return std::pow(e, -gamma) * r.aeff(e); }, s.emin, s.emax);
   const double aeff_max = envelope(aeff, 0.0);
   for (std::uint64_t k = rng.poisson(livetime * rate); k > 0; --k) {
     double e = 0.0;
@@ -268,8 +269,8 @@ TEST(Likelihood, EmptyBins) {
     EXPECT_TRUE(std::isnan(a.n0_err));
     // With no events the limit is delta/2 = 1.35 counts.
     const BinFitter fitter(instrument(), s);
-    EXPECT_NEAR(2.0 * (0.0 - fitter.profile_log_likelihood(none, a.n0_ul, s.gamma_ref)),
-                2.705543, 1e-6);
+    EXPECT_NEAR(2.0 * (0.0 - fitter.profile_log_likelihood(none, a.n0_ul, s.gamma_ref)), 2.705543,
+                1e-6);
 
     RoiEvents dead;
     dead.energy = {1.0, 2.0};
@@ -326,7 +327,9 @@ TEST(Likelihood, BadSettingsAreUsageErrors) {
   EXPECT_THROW(BinFitter(instrument(), s), binflow::UsageError);
 }
 
-bool same_bits(double a, double b) { return std::memcmp(&a, &b, sizeof a) == 0; }
+bool same_bits(double a, double b) {
+  return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
+}
 
 TEST(Likelihood, BitIdenticalForOneAndTwoThreads) {
   const int saved = omp_get_max_threads();
@@ -341,11 +344,11 @@ TEST(Likelihood, BitIdenticalForOneAndTwoThreads) {
     const FitResult two = fitter.fit(ev);
     omp_set_num_threads(saved);
     ASSERT_EQ(one.status, "ok");
-    for (const auto field : {&FitResult::n0, &FitResult::n0_err, &FitResult::gamma,
-                             &FitResult::gamma_err, &FitResult::beta, &FitResult::beta_err,
-                             &FitResult::lnl, &FitResult::npred, &FitResult::flux,
-                             &FitResult::flux_err, &FitResult::ts, &FitResult::n0_ul,
-                             &FitResult::flux_ul}) {
+    for (const auto field :
+         {&FitResult::n0, &FitResult::n0_err, &FitResult::gamma, &FitResult::gamma_err,
+          &FitResult::beta, &FitResult::beta_err, &FitResult::lnl, &FitResult::npred,
+          &FitResult::flux, &FitResult::flux_err, &FitResult::ts, &FitResult::n0_ul,
+          &FitResult::flux_ul}) {
       EXPECT_TRUE(same_bits(one.*field, two.*field)) << one.*field << " vs " << two.*field;
     }
     EXPECT_EQ(one.iterations, two.iterations);
@@ -400,7 +403,8 @@ TEST(Likelihood, PullsOfSmallBins) {
     // (fixed index, 530 events) and 300 s (free, 1300 events) keep that below 0.05.
     const double livetime = s.free_index ? 300.0 : 120.0;
     for (int k = 0; k < trials; ++k) {
-      const RoiEvents ev = simulate(s, livetime, crab_n0, crab_gamma, 1.0, 29, static_cast<std::uint64_t>(k));
+      const RoiEvents ev =
+          simulate(s, livetime, crab_n0, crab_gamma, 1.0, 29, static_cast<std::uint64_t>(k));
       const FitResult r = fitter.fit(ev);
       ASSERT_EQ(r.status, "ok") << r.message;
       n0_pull.push_back((r.n0 - crab_n0) / r.n0_err);
@@ -470,15 +474,15 @@ TEST(SelectRoi, TimeGtiEnergyAndOffsetCuts) {
   };
   const SkyDirection in = offset_direction(s.ra, s.dec, 0.1, 1.0);
   const SkyDirection out = offset_direction(s.ra, s.dec, 0.2000001, 1.0);
-  add(10.0, 1.0, in.ra, in.dec);              // kept: t = t0
-  add(20.0, s.emin, in.ra, in.dec);           // kept: energy at emin
-  add(30.0, s.emax, in.ra, in.dec);           // kept: energy at emax
+  add(10.0, 1.0, in.ra, in.dec);     // kept: t = t0
+  add(20.0, s.emin, in.ra, in.dec);  // kept: energy at emin
+  add(30.0, s.emax, in.ra, in.dec);  // kept: energy at emax
   add(40.0, std::nextafter(s.emin, 0.0), in.ra, in.dec);
-  add(50.0, 1.0, out.ra, out.dec);            // theta just above theta_max
-  add(100.0, 1.0, in.ra, in.dec);             // GTI stop: outside
-  add(150.0, 1.0, in.ra, in.dec);             // between GTIs
-  add(200.0, 1.0, s.ra, s.dec);               // kept: GTI start, theta 0
-  add(250.0, 1.0, in.ra, in.dec);             // t = t1: outside the bin
+  add(50.0, 1.0, out.ra, out.dec);  // theta just above theta_max
+  add(100.0, 1.0, in.ra, in.dec);   // GTI stop: outside
+  add(150.0, 1.0, in.ra, in.dec);   // between GTIs
+  add(200.0, 1.0, s.ra, s.dec);     // kept: GTI start, theta 0
+  add(250.0, 1.0, in.ra, in.dec);   // t = t1: outside the bin
   const RoiEvents roi = select_roi(ev, gti, 10.0, 250.0, 0.05, s);
   ASSERT_EQ(roi.energy.size(), 4u);
   EXPECT_EQ(roi.energy[1], s.emin);

@@ -1,10 +1,10 @@
 // The formulas of SCIENCE.md sections 1-2 against hand values: response interpolation and
 // its grid rules, Simpson in ln E, livetime over GTIs, exact sky geometry.
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <numbers>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
 #include "science/geometry.hpp"
