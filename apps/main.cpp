@@ -1,6 +1,7 @@
 // The `binflow` driver: one executable, one subcommand per tool.
 #include "binflow/tool.hpp"
 #include "tools/info.hpp"
+#include "tools/lightcurve.hpp"
 #include "tools/simulate.hpp"
 #include "tools/synthetic.hpp"
 
@@ -12,5 +13,7 @@ int main(int argc, char** argv) {
                [] { return std::make_unique<binflow::apps::SyntheticTool>(); });
   registry.add("simulate", "simulate an event file: point source plus background on an observation's GTIs",
                [] { return std::make_unique<binflow::apps::SimulateTool>(); });
+  registry.add("lightcurve", "light curve: a likelihood fit of flux, TS and upper limit per time bin",
+               [] { return std::make_unique<binflow::apps::LightcurveTool>(); });
   return binflow::run_main(argc, argv, registry);
 }

@@ -145,10 +145,14 @@ void ParameterSet::add_number(const std::string& name, T& value, const std::stri
                               Range<T> range, const char* type) {
   auto& p = impl_->add(name, type, help);
   p.default_text = show(value);
+  if constexpr (std::is_floating_point_v<T>) {
+    if (std::isnan(value)) p.default_text = "(none)";
+  }
   p.range = range_text(range);
   p.option = impl_->app.add_option("--" + name, value, help);
   p.current = [&value] { return show(value); };
   p.finish = [&value, range, name, option = p.option] {
+    if (option->count() == 0) return;  // defaults are the tool's own (NaN may mean "from the input")
     // CLI11 wraps "-1" into a huge unsigned value instead of refusing it.
     if constexpr (std::is_unsigned_v<T>) {
       for (const std::string& word : option->results()) {
