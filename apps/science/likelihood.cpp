@@ -371,14 +371,13 @@ Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, const Tole
     if (s.d == 0.0 || (s.d > 0.0 && x == hi) || (s.d < 0.0 && x == lo)) return {x, it, true};
     (s.d > 0.0 ? a : b) = x;
     double next = s.dd < 0.0 && std::isfinite(s.d) && std::isfinite(s.dd) ? x - s.d / s.dd : nan;
-    if (next > a && next < b) {
-      if (std::abs(next - x) <= tol.newton * std::max(std::abs(x), tol.floor)) {
-        return {next, it, true};
-      }
-    } else if (s.d > 0.0) {
-      next = b == hi && !hi_tested ? hi : 0.5 * (a + b);
-    } else {
-      next = a == lo && !lo_tested ? lo : 0.5 * (a + b);
+    // Before the bracket test: a step below one ulp leaves next == x == a bracket end.
+    if (std::abs(next - x) <= tol.newton * std::max(std::abs(x), tol.floor)) {
+      return {std::clamp(next, lo, hi), it, true};
+    }
+    if (!(next > a && next < b)) {
+      const bool test_bound = s.d > 0.0 ? b == hi && !hi_tested : a == lo && !lo_tested;
+      next = test_bound ? (s.d > 0.0 ? hi : lo) : 0.5 * (a + b);
     }
     if (b - a <= tol.bracket) return {next, it, true};
     x = next;
@@ -624,7 +623,8 @@ Optimum fit_free(Bin& bin, const FitTables& t) {
                                {newton_tolerance, 1.0, bracket_tolerance});
   Optimum o{0.0, g.iterations, g.converged && !inner_failed, ""};
   if (inner_failed) {
-    o.message = "the source fraction did not converge in 100 iterations";
+    o.message =
+        fmt::format("the source fraction did not converge in {} iterations", max_iterations);
     return o;
   }
   if (!g.converged) {
@@ -638,7 +638,8 @@ Optimum fit_free(Bin& bin, const FitTables& t) {
   o.f = r.x;
   if (!r.converged) {
     o.converged = false;
-    o.message = "the source fraction did not converge in 100 iterations";
+    o.message =
+        fmt::format("the source fraction did not converge in {} iterations", max_iterations);
   }
   return o;
 }
@@ -647,17 +648,14 @@ Optimum fit_free(Bin& bin, const FitTables& t) {
 // the information is singular or not positive definite.
 bool covariance(const LikelihoodDerivatives& d, const std::array<bool, 3>& free,
                 Eigen::Matrix3d& cov) {
-  std::array<int, 3> index{};
-  int k = 0;
-  for (int i = 0; i < 3; ++i) {
-    if (free[static_cast<std::size_t>(i)]) index[static_cast<std::size_t>(k++)] = i;
+  std::vector<std::size_t> index;
+  for (std::size_t i = 0; i < 3; ++i) {
+    if (free[i]) index.push_back(i);
   }
+  const auto k = static_cast<Eigen::Index>(index.size());
   Eigen::MatrixXd info(k, k);
-  for (int i = 0; i < k; ++i) {
-    for (int j = 0; j < k; ++j) {
-      info(i, j) = -d.hessian[static_cast<std::size_t>(index[static_cast<std::size_t>(i)])]
-                             [static_cast<std::size_t>(index[static_cast<std::size_t>(j)])];
-    }
+  for (Eigen::Index i = 0; i < k; ++i) {
+    for (Eigen::Index j = 0; j < k; ++j) info(i, j) = -d.hessian[index[i]][index[j]];
   }
   if (!info.allFinite() || (info.diagonal().array() <= 0.0).any()) return false;
   // Scale to unit diagonal: N0 (1e-11) and beta (1) differ by 22 orders in the information.
@@ -673,9 +671,9 @@ bool covariance(const LikelihoodDerivatives& d, const std::array<bool, 3>& free,
   const Eigen::MatrixXd inverse =
       eigen.eigenvectors() * values.cwiseInverse().asDiagonal() * eigen.eigenvectors().transpose();
   cov.setConstant(nan);
-  for (int i = 0; i < k; ++i) {
-    for (int j = 0; j < k; ++j) {
-      cov(index[static_cast<std::size_t>(i)], index[static_cast<std::size_t>(j)]) =
+  for (Eigen::Index i = 0; i < k; ++i) {
+    for (Eigen::Index j = 0; j < k; ++j) {
+      cov(static_cast<Eigen::Index>(index[i]), static_cast<Eigen::Index>(index[j])) =
           scale(i) * inverse(i, j) * scale(j);
     }
   }
@@ -784,6 +782,47 @@ void check_columns(const RoiEvents& events) {
     throw InternalError(fmt::format("RoiEvents has {} energies but {} offsets",
                                     events.energy.size(), events.theta.size()));
   }
+}
+
+// Parameters, lnL and flux at the optimum; status failed (with errors, TS and limit NaN)
+// when the search did not converge.
+FitResult best_fit(const Bin& bin, const FitTables& t, const Optimum& o) {
+  const FitSettings& s = t.settings;
+  const double n = bin.count();
+  const double src = o.f * n;
+  const double bkg = (1.0 - o.f) * n;
+  FitResult r;
+  r.livetime = bin.livetime();
+  r.n_events = static_cast<std::int64_t>(bin.n());
+  r.iterations = o.iterations;
+  r.gamma = bin.gamma();
+  r.n0 = src / (r.livetime * bin.source().a);
+  r.beta = bkg / (r.livetime * t.bkg_integral);
+  r.npred = src + bkg;
+  r.lnl = bin.sum_log(src, bkg) - r.npred;
+  r.flux = power_law_integral(r.n0, r.gamma, s.emin, s.emax);
+  r.gamma_err = r.n0_err = r.beta_err = r.flux_err = r.ts = r.n0_ul = r.flux_ul = nan;
+  if (bin.outside() > 0) {
+    r.message = fmt::format("{} events outside the response grid ignored", bin.outside());
+  }
+  if (!o.converged) {
+    r.status = "failed";
+    r.message = o.message;
+  }
+  return r;
+}
+
+void add_errors_ts_limit(const Bin& bin, const FitTables& t, double f, FitResult& r) {
+  const FitSettings& s = t.settings;
+  const LikelihoodDerivatives d = bin.derivatives(r.n0, r.beta, false);
+  set_errors(d, t, r);
+  if (s.calc_ts) r.ts = bin.ts(f, r.lnl);
+  if (!s.calc_ulim) return;
+  const double s_hat = f * bin.count();
+  const double counts = limit_counts(bin, f, t.ul_delta, limit_start(d, bin, t, s_hat, t.ul_delta));
+  r.n0_ul = counts / (r.livetime * bin.source().a);
+  r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
+  if (std::isnan(counts)) r.message = "the upper limit did not converge";
 }
 
 void require(bool ok, std::string_view parameter, double value, std::string_view rule) {
@@ -969,54 +1008,24 @@ const FitSettings& BinFitter::settings() const { return tables_->settings; }
 FitResult BinFitter::fit(const RoiEvents& events) const {
   check_columns(events);
   const FitTables& t = *tables_;
-  const FitSettings& s = t.settings;
   if (events.energy.empty() || !(events.livetime > 0.0)) return empty_result(t, events, "");
+  if (!(t.bkg_integral > 0.0) || !(t.reference_source.a > 0.0)) {
+    FitResult r = empty_result(t, events, "");
+    r.status = "failed";
+    r.n0_ul = r.flux_ul = nan;
+    r.message = "the model predicts no source or no background counts in [emin, emax]";
+    return r;
+  }
   Bin bin(t, events, omp_get_max_threads());
   if (bin.n() == 0) {
-    auto r = empty_result(
+    FitResult r = empty_result(
         t, events, fmt::format("all {} events lie outside the response grid", bin.outside()));
     r.n_events = 0;
     return r;
   }
-  FitResult r;
-  r.livetime = bin.livetime();
-  r.n_events = static_cast<std::int64_t>(bin.n());
-  r.gamma = s.gamma_ref;
-  r.gamma_err = r.n0_err = r.beta_err = r.flux_err = r.ts = r.n0_ul = r.flux_ul = nan;
-  if (!(t.bkg_integral > 0.0) || !(source_integral(t, s.gamma_ref).a > 0.0)) {
-    r.status = "failed";
-    r.message = "the model predicts no source or no background counts in [emin, emax]";
-    return r;
-  }
-  const Optimum o = s.free_index ? fit_free(bin, t) : fit_fixed(bin, t);
-  const double n = bin.count();
-  const double src = o.f * n;
-  const double bkg = (1.0 - o.f) * n;
-  r.iterations = o.iterations;
-  r.gamma = bin.gamma();
-  r.n0 = src / (r.livetime * bin.source().a);
-  r.beta = bkg / (r.livetime * t.bkg_integral);
-  r.npred = src + bkg;
-  r.lnl = bin.sum_log(src, bkg) - r.npred;
-  r.flux = power_law_integral(r.n0, r.gamma, s.emin, s.emax);
-  if (bin.outside() > 0) {
-    r.message = fmt::format("{} events outside the response grid ignored", bin.outside());
-  }
-  if (!o.converged) {
-    r.status = "failed";
-    r.message = o.message;
-    return r;
-  }
-  const LikelihoodDerivatives d = bin.derivatives(r.n0, r.beta, false);
-  set_errors(d, t, r);
-  if (s.calc_ts) r.ts = bin.ts(o.f, r.lnl);
-  if (s.calc_ulim) {
-    const double counts =
-        limit_counts(bin, o.f, t.ul_delta, limit_start(d, bin, t, src, t.ul_delta));
-    r.n0_ul = counts / (r.livetime * bin.source().a);
-    r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
-    if (std::isnan(counts)) r.message = "the upper limit did not converge";
-  }
+  const Optimum o = t.settings.free_index ? fit_free(bin, t) : fit_fixed(bin, t);
+  FitResult r = best_fit(bin, t, o);
+  if (o.converged) add_errors_ts_limit(bin, t, o.f, r);
   return r;
 }
 
