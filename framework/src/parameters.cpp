@@ -124,6 +124,9 @@ struct ParameterSet::Impl {
   CLI::App app;
   CLI::Option* config = nullptr;
   std::vector<Param> params;
+  std::vector<std::string>* trailing = nullptr;
+  std::string trailing_name;
+  std::string trailing_help;
   std::vector<std::string> string_storage;
 };
 
@@ -248,8 +251,21 @@ ParameterSet& ParameterSet::add_list(const std::string& name, std::vector<std::i
   return *this;
 }
 
+ParameterSet& ParameterSet::add_trailing(const std::string& name, std::vector<std::string>& words,
+                                         const std::string& help) {
+  impl_->trailing = &words;
+  impl_->trailing_name = name;
+  impl_->trailing_help = help;
+  return *this;
+}
+
 void ParameterSet::parse(const std::vector<std::string>& args) {
-  std::vector<std::string> words = impl_->normalise(args);
+  auto own_end = args.end();
+  if (impl_->trailing != nullptr) {
+    own_end = std::find(args.begin(), args.end(), "--");
+    impl_->trailing->assign(own_end == args.end() ? args.end() : own_end + 1, args.end());
+  }
+  std::vector<std::string> words = impl_->normalise({args.begin(), own_end});
   std::reverse(words.begin(), words.end());  // CLI11 takes the vector back to front
   try {
     impl_->app.parse(words);
@@ -273,12 +289,16 @@ bool ParameterSet::given(const std::string& name) const {
 std::string ParameterSet::help(std::string_view tool, std::string_view summary) const {
   std::string out = fmt::format(
       "binflow {}: {}\n\nusage: binflow {} [--name value | --name=value | name=value]... "
-      "[--config file.toml]\n\nparameters:\n",
-      tool, summary, tool);
+      "[--config file.toml]{}\n\nparameters:\n",
+      tool, summary, tool,
+      impl_->trailing != nullptr ? fmt::format(" -- {}...", impl_->trailing_name) : std::string());
   for (const auto& p : impl_->params) {
     std::string detail = fmt::format("default {}", p.default_text);
     if (!p.range.empty()) detail += fmt::format("; {} {}", p.type == "CHOICE" ? "one of" : "range", p.range);
     out += fmt::format("  --{} {}  [{}]\n      {}\n", p.name, p.type, detail, p.help);
+  }
+  if (impl_->trailing != nullptr) {
+    out += fmt::format("  -- {}...\n      {}\n", impl_->trailing_name, impl_->trailing_help);
   }
   out += "  --config FILE\n      TOML file with one `name = value` line per parameter; the "
          "command line wins over it\n";
@@ -289,6 +309,9 @@ std::vector<std::pair<std::string, std::string>> ParameterSet::values() const {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(impl_->params.size());
   for (const auto& p : impl_->params) out.emplace_back(p.name, p.current());
+  if (impl_->trailing != nullptr) {
+    out.emplace_back(impl_->trailing_name, fmt::format("{}", fmt::join(*impl_->trailing, " ")));
+  }
   return out;
 }
 

@@ -474,3 +474,27 @@ TEST(Parameters, DoublesRoundTripThroughValues) {
 }
 
 }  // namespace
+
+TEST(Parameters, TrailingWordsAfterDoubleDashAreKeptUntouched) {
+  Tool t;
+  std::vector<std::string> command = {"stale"};
+  t.params.add_trailing("COMMAND", command, "a command line passed on");
+  t.parse({"nbins=3", "--", "lightcurve", "--nbins", "7", "title=x", "--", "--help"});
+  EXPECT_EQ(t.nbins, 3);
+  EXPECT_EQ(t.title, "untitled");
+  EXPECT_EQ(command, (Args{"lightcurve", "--nbins", "7", "title=x", "--", "--help"}));
+  t.parse({"--nbins", "4"});
+  EXPECT_TRUE(command.empty());
+  t.parse({"--"});
+  EXPECT_TRUE(command.empty());
+  EXPECT_NE(t.params.help("t", "s").find("-- COMMAND..."), std::string::npos);
+  EXPECT_EQ(t.params.values().back(), (std::pair<std::string, std::string>{"COMMAND", ""}));
+}
+
+TEST(Parameters, WordsAfterDoubleDashAreRefusedWithoutTrailing) {
+  EXPECT_NE(usage_message([] {
+              Tool t;
+              t.parse({"--", "lightcurve"});
+            }),
+            "");
+}

@@ -44,6 +44,12 @@ public:
   ParameterSet& add_list(const std::string& name, std::vector<std::int64_t>& value,
                          const std::string& help);
 
+  /// The words after a lone `--`, kept untouched (a command line passed on, as in
+  /// `binflow submit ... -- TOOL ARGS...`); cleared when there is no `--`. Without it, words
+  /// after `--` are a usage error.
+  ParameterSet& add_trailing(const std::string& name, std::vector<std::string>& words,
+                             const std::string& help);
+
   /// Parses argument words (no program name). Throws UsageError with one line naming
   /// the parameter for an unknown name, a value of the wrong type or out of range, or a
   /// config file that cannot be read.
