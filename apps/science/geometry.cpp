@@ -26,8 +26,10 @@ SkyDirection offset_direction(double ra, double dec, double offset, double beari
   const double d = offset * deg;
   const double s1 = std::sin(dec * deg);
   const double c1 = std::cos(dec * deg);
-  const double dec2 = std::asin(std::clamp(s1 * std::cos(d) + c1 * std::sin(d) * std::cos(bearing), -1.0, 1.0));
-  const double dra = std::atan2(std::sin(bearing) * std::sin(d) * c1, std::cos(d) - s1 * std::sin(dec2));
+  const double dec2 =
+      std::asin(std::clamp(s1 * std::cos(d) + c1 * std::sin(d) * std::cos(bearing), -1.0, 1.0));
+  const double dra =
+      std::atan2(std::sin(bearing) * std::sin(d) * c1, std::cos(d) - s1 * std::sin(dec2));
   double ra2 = std::fmod(ra + dra / deg, 360.0);
   if (ra2 < 0.0) ra2 += 360.0;
   return {ra2, dec2 / deg};

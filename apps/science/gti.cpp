@@ -15,14 +15,16 @@ void validate_gti(const Gti& gti, const std::string& source) {
                                  gti.start.size(), gti.stop.size()));
   }
   for (std::size_t i = 0; i < gti.size(); ++i) {
-    if (!std::isfinite(gti.start[i]) || !std::isfinite(gti.stop[i]) || gti.start[i] >= gti.stop[i]) {
+    if (!std::isfinite(gti.start[i]) || !std::isfinite(gti.stop[i]) ||
+        gti.start[i] >= gti.stop[i]) {
       throw UsageError(fmt::format("{}: GTI {} [{}, {}) is empty or not finite", source, i,
                                    gti.start[i], gti.stop[i]));
     }
     if (i > 0 && gti.start[i] < gti.stop[i - 1]) {
-      throw UsageError(fmt::format("{}: GTIs overlap or are out of order (GTI {} starts at {} before "
-                                   "GTI {} stops at {})",
-                                   source, i, gti.start[i], i - 1, gti.stop[i - 1]));
+      throw UsageError(
+          fmt::format("{}: GTIs overlap or are out of order (GTI {} starts at {} before "
+                      "GTI {} stops at {})",
+                      source, i, gti.start[i], i - 1, gti.stop[i - 1]));
     }
   }
 }
@@ -31,7 +33,8 @@ double ontime(const Gti& gti, double t0, double t1) {
   double total = 0.0;
   // GTIs are sorted: start at the first one that ends after t0.
   auto it = std::upper_bound(gti.stop.begin(), gti.stop.end(), t0);
-  for (auto i = static_cast<std::size_t>(it - gti.stop.begin()); i < gti.size() && gti.start[i] < t1; ++i) {
+  for (auto i = static_cast<std::size_t>(it - gti.stop.begin());
+       i < gti.size() && gti.start[i] < t1; ++i) {
     total += std::max(0.0, std::min(t1, gti.stop[i]) - std::max(t0, gti.start[i]));
   }
   return total;

@@ -37,10 +37,10 @@ Response::Response(IrfTables tables, const std::string& source) : tables_(std::m
             "is not strictly increasing");
     require(std::isfinite(tables_.aeff[i]) && tables_.aeff[i] >= 0.0, source, "aeff", i,
             "must be finite and >= 0");
-    require(std::isfinite(tables_.psf_sigma[i]) && tables_.psf_sigma[i] > 0.0, source,
-            "psf_sigma", i, "must be finite and > 0");
-    require(std::isfinite(tables_.bkg_rate[i]) && tables_.bkg_rate[i] >= 0.0, source, "bkg_rate",
-            i, "must be finite and >= 0");
+    require(std::isfinite(tables_.psf_sigma[i]) && tables_.psf_sigma[i] > 0.0, source, "psf_sigma",
+            i, "must be finite and > 0");
+    require(std::isfinite(tables_.bkg_rate[i]) && tables_.bkg_rate[i] >= 0.0, source, "bkg_rate", i,
+            "must be finite and >= 0");
   }
   const auto logs = [](const std::vector<double>& v) {
     std::vector<double> out(v.size());
@@ -83,7 +83,9 @@ double Response::loglog(const std::vector<double>& log_values, const std::vector
 
 double Response::aeff(double energy) const { return loglog(log_aeff_, tables_.aeff, energy); }
 
-double Response::bkg_rate(double energy) const { return loglog(log_bkg_, tables_.bkg_rate, energy); }
+double Response::bkg_rate(double energy) const {
+  return loglog(log_bkg_, tables_.bkg_rate, energy);
+}
 
 double Response::psf_sigma(double energy) const {
   const Cell c = locate(energy);

@@ -42,13 +42,17 @@ void LightcurveTool::declare(ParameterSet& params) {
                     "time binning: tbins equal bins, one bin per GTI, or bins from tbinfile");
   params.add("tmin", tmin_, "start of the light curve, MET s (default: first GTI start)");
   params.add("tmax", tmax_, "end of the light curve, MET s (default: last GTI stop)");
-  params.add("tbins", tbins_, "number of time bins for tbinalg=LIN", Range<std::int64_t>{1, 100000000});
+  params.add("tbins", tbins_, "number of time bins for tbinalg=LIN",
+             Range<std::int64_t>{1, 100000000});
   params.add("tbinfile", tbinfile_, "two-column text file of bin starts and stops (tbinalg=FILE)");
   params.add("emin", emin_, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
   params.add("emax", emax_, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("ra", ra_, "source right ascension, deg (default: the pointing)", Range<double>{0.0, 360.0});
-  params.add("dec", dec_, "source declination, deg (default: the pointing)", Range<double>{-90.0, 90.0});
-  params.add("theta_max", theta_max_, "radius of the region of interest, deg", Range<double>{1e-6, 10.0});
+  params.add("ra", ra_, "source right ascension, deg (default: the pointing)",
+             Range<double>{0.0, 360.0});
+  params.add("dec", dec_, "source declination, deg (default: the pointing)",
+             Range<double>{-90.0, 90.0});
+  params.add("theta_max", theta_max_, "radius of the region of interest, deg",
+             Range<double>{1e-6, 10.0});
   params.add("gamma_ref", gamma_ref_, "spectral index, fixed unless free_index (start value then)",
              Range<double>{-1.0, 6.0});
   params.add("free_index", free_index_, "fit the spectral index in every bin");
@@ -64,7 +68,8 @@ void LightcurveTool::validate() {
   if (std::isfinite(tmin_) && std::isfinite(tmax_) && tmin_ >= tmax_) {
     throw UsageError(fmt::format("tmin: {} is not before tmax {}", tmin_, tmax_));
   }
-  if (tbinalg_ == "FILE" && tbinfile_.empty()) throw UsageError("tbinfile: required with tbinalg=FILE");
+  if (tbinalg_ == "FILE" && tbinfile_.empty())
+    throw UsageError("tbinfile: required with tbinalg=FILE");
   if (std::isnan(ra_) != std::isnan(dec_)) throw UsageError("ra, dec: give both or neither");
 }
 
@@ -132,30 +137,49 @@ Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader
   bin.log().info("{} events read, {} in the region of interest, livetime {:.1f} s", events.size(),
                  f.n_events, f.livetime);
   if (f.status == "ok") {
-    bin.log().info("N0 = {:.4e} +- {:.2e}, gamma = {:.3f}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
-                   "N0_ul = {:.4e}, {} iterations",
-                   f.n0, f.n0_err, f.gamma, f.beta, f.beta_err, f.ts, f.n0_ul, f.iterations);
+    bin.log().info(
+        "N0 = {:.4e} +- {:.2e}, gamma = {:.3f}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
+        "N0_ul = {:.4e}, {} iterations",
+        f.n0, f.n0_err, f.gamma, f.beta, f.beta_err, f.ts, f.n0_ul, f.iterations);
   } else {
     bin.log().info("status {}{}{}", f.status, f.message.empty() ? "" : ": ", f.message);
   }
   const double mjdref = obs.info.mjdref;
-  return Row{b.lo,        b.hi,      mjdref + b.lo / seconds_per_day, mjdref + b.hi / seconds_per_day,
-             f.livetime,  f.n_events, f.npred,    f.n0,       f.n0_err,  f.gamma,
-             f.gamma_err, f.beta,     f.beta_err, f.flux,     f.flux_err, f.ts,
-             f.n0_ul,     f.flux_ul,  f.lnl,      std::int64_t{f.iterations}};
+  return Row{b.lo,
+             b.hi,
+             mjdref + b.lo / seconds_per_day,
+             mjdref + b.hi / seconds_per_day,
+             f.livetime,
+             f.n_events,
+             f.npred,
+             f.n0,
+             f.n0_err,
+             f.gamma,
+             f.gamma_err,
+             f.beta,
+             f.beta_err,
+             f.flux,
+             f.flux_err,
+             f.ts,
+             f.n0_ul,
+             f.flux_ul,
+             f.lnl,
+             std::int64_t{f.iterations}};
 }
 
 ToolOutput LightcurveTool::execute(RunContext& ctx) {
   // Rank 0 checks the file and the binning first, so that bad input ends every rank
   // with one message before any work is spread.
-  agree_on_root(ctx.runtime().comm, [&] { (void)make_plan(science::EventFileReader(inobs_).observation()); });
+  agree_on_root(ctx.runtime().comm,
+                [&] { (void)make_plan(science::EventFileReader(inobs_).observation()); });
   const science::EventFileReader reader(inobs_);
   const science::Observation& obs = reader.observation();
   const science::Response response(obs.irf, inobs_);
   const science::FitSettings settings = fit_settings(obs);
   const BinPlan plan = make_plan(obs);
   ctx.log().info("{}: {} events, {} GTIs; {} time bins ({}) from {} to {} s", inobs_, reader.size(),
-                 obs.gti.size(), plan.size(), tbinalg_, plan.bins().front().lo, plan.bins().back().hi);
+                 obs.gti.size(), plan.size(), tbinalg_, plan.bins().front().lo,
+                 plan.bins().back().hi);
   ctx.log().info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", settings.ra,
                  settings.dec, settings.theta_max, settings.emin, settings.emax, settings.gamma_ref,
                  settings.free_index ? "(free)" : "(fixed)");

@@ -126,7 +126,8 @@ Row SyntheticTool::run_bin(BinContext& ctx) const {
   double value = 0.0;
   for (const double p : partial) value += p;
   for (int k = 0; k < log_lines_; ++k) {
-    ctx.log().info("line {} of bin {}: draw {:.17g}", k, index, draws_stream.uniform_at(static_cast<std::uint64_t>(k)));
+    ctx.log().info("line {} of bin {}: draw {:.17g}", k, index,
+                   draws_stream.uniform_at(static_cast<std::uint64_t>(k)));
   }
   return Row{cost, value, first, fmt::format("bin-{}", index)};
 }
@@ -134,7 +135,8 @@ Row SyntheticTool::run_bin(BinContext& ctx) const {
 ToolOutput SyntheticTool::execute(RunContext& ctx) {
   std::sort(fail_bins_.begin(), fail_bins_.end());
   if (abort_rank_ == ctx.runtime().rank()) {
-    throw IoError(fmt::format("rank {} fails outside any bin on purpose (abort_rank)", abort_rank_));
+    throw IoError(
+        fmt::format("rank {} fails outside any bin on purpose (abort_rank)", abort_rank_));
   }
   const BinPlan plan = BinPlan::trials(bins_);
   ctx.log().info("{} bins, cost {} ms ({}), {} draws, {} log lines per bin", bins_, cost_ms_,

@@ -24,7 +24,8 @@ constexpr auto sync_interval = std::chrono::seconds(5);
 
 std::string read_whole(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
-  if (!in) throw IoError(fmt::format("{}: cannot read the checkpoint ({})", path, std::strerror(errno)));
+  if (!in)
+    throw IoError(fmt::format("{}: cannot read the checkpoint ({})", path, std::strerror(errno)));
   std::ostringstream text;
   text << in.rdbuf();
   return std::move(text).str();
@@ -64,9 +65,10 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
     }
     if (!header_ok) throw UsageError(fmt::format("{}: not a binflow checkpoint", path_));
     if (stored != fingerprint_) {
-      throw UsageError(fmt::format("{}: checkpoint was written by a different configuration ({}); "
-                                   "rerun without --resume or restore the parameters",
-                                   path_, first_difference(stored, fingerprint_)));
+      throw UsageError(
+          fmt::format("{}: checkpoint was written by a different configuration ({}); "
+                      "rerun without --resume or restore the parameters",
+                      path_, first_difference(stored, fingerprint_)));
     }
     std::size_t offset = magic.size() + sizeof(std::uint64_t) + stored.size();
     keep = static_cast<std::int64_t>(offset);
@@ -103,7 +105,8 @@ void Checkpoint::open_for_append(std::int64_t keep_bytes) {
   if (keep_bytes > 0) {
     std::error_code ec;
     std::filesystem::resize_file(path_, static_cast<std::uintmax_t>(keep_bytes), ec);
-    if (ec) throw IoError(fmt::format("{}: cannot truncate the checkpoint ({})", path_, ec.message()));
+    if (ec)
+      throw IoError(fmt::format("{}: cannot truncate the checkpoint ({})", path_, ec.message()));
     file_ = std::fopen(path_.c_str(), "ab");
   } else {
     file_ = std::fopen(path_.c_str(), "wb");
@@ -153,7 +156,8 @@ void Checkpoint::write_pending(bool sync) {
   if (!pending_.empty()) {
     if (std::fwrite(pending_.data(), 1, pending_.size(), file_) != pending_.size() ||
         std::fflush(file_) != 0) {
-      throw IoError(fmt::format("{}: cannot write the checkpoint ({})", path_, std::strerror(errno)));
+      throw IoError(
+          fmt::format("{}: cannot write the checkpoint ({})", path_, std::strerror(errno)));
     }
     pending_.clear();
     pending_records_ = 0;

@@ -55,9 +55,10 @@ OutputPlan check_output(const StandardParameters& s) {
     throw UsageError(fmt::format("outfile: directory '{}' is not writable", dir.string()));
   }
   if (!s.resume && !s.clobber && fs::exists(checkpoint_path(s.outfile))) {
-    throw UsageError(fmt::format("outfile: {} holds the checkpoint of an interrupted run "
-                                 "(resume=yes continues it, clobber=yes starts again)",
-                                 checkpoint_path(s.outfile)));
+    throw UsageError(
+        fmt::format("outfile: {} holds the checkpoint of an interrupted run "
+                    "(resume=yes continues it, clobber=yes starts again)",
+                    checkpoint_path(s.outfile)));
   }
   if (fs::exists(out)) {
     if (s.resume && !fs::exists(checkpoint_path(s.outfile))) return OutputPlan::nothing_to_do;
@@ -166,16 +167,17 @@ std::string run_summary(const ToolOutput& out) {
     most = std::max(most, r.busy);
   }
   const double n = static_cast<double>(std::max<std::size_t>(1, out.ranks.size()));
-  return fmt::format("{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}",
-                     run_marker, out.wall, out.ranks.size(),
-                     out.wall > 0.0 ? busy / (n * out.wall) : 0.0,
-                     busy > 0.0 ? most / (busy / n) - 1.0 : 0.0);
+  return fmt::format(
+      "{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}", run_marker,
+      out.wall, out.ranks.size(), out.wall > 0.0 ? busy / (n * out.wall) : 0.0,
+      busy > 0.0 ? most / (busy / n) - 1.0 : 0.0);
 }
 
 class Driver {
 public:
   Driver(int argc, char** argv, const ToolRegistry& registry)
-      : words_(argv + 1, argv + argc), registry_(registry),
+      : words_(argv + 1, argv + argc),
+        registry_(registry),
         world_(Communicator::borrow(MPI_COMM_WORLD)) {
     for (int i = 0; i < argc; ++i) command_line_ += fmt::format("{}{}", i ? " " : "", argv[i]);
   }
@@ -236,13 +238,15 @@ std::optional<int> Driver::prepare() {
     if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
       std::vector<std::string> key{fmt::format("tool={}", tool_->name())};
       // Settings that change how, not what, is computed may differ on resume.
-      static const std::vector<std::string> free = {"nthreads", "oversubscribe", "schedule", "logfile",
-                                                    "chatter",  "clobber",       "resume",   "max_failures"};
+      static const std::vector<std::string> free = {"nthreads", "oversubscribe", "schedule",
+                                                    "logfile",  "chatter",       "clobber",
+                                                    "resume",   "max_failures"};
       for (const auto& [name, value] : tool_->parameter_values()) {
-        if (std::find(free.begin(), free.end(), name) == free.end()) key.push_back(name + "=" + value);
+        if (std::find(free.begin(), free.end(), name) == free.end())
+          key.push_back(name + "=" + value);
       }
-      checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
-                                                 fmt::format("{}\n", fmt::join(key, "\n")), s.resume);
+      checkpoint_ = std::make_unique<Checkpoint>(
+          checkpoint_path(s.outfile), fmt::format("{}\n", fmt::join(key, "\n")), s.resume);
     }
     // Last, so that a refused checkpoint leaves an existing log file as it was.
     if (plan == OutputPlan::write) sink_ = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
@@ -263,7 +267,8 @@ void Driver::log_placement(RunContext& ctx) const {
     ctx.log().info("{}node {}: {} ranks x threads = {} cores used / {} available", run_marker,
                    node.host, node.ranks, node.threads, node.cores_available);
   }
-  for (const std::string& w : placement.oversubscription_warnings()) ctx.log().warn("{}{}", run_marker, w);
+  for (const std::string& w : placement.oversubscription_warnings())
+    ctx.log().warn("{}{}", run_marker, w);
   for (const std::string& w : placement.rank_warnings()) ctx.log().warn("{}{}", run_marker, w);
 }
 
@@ -287,14 +292,16 @@ int Driver::run() {
   ToolOutput out = tool_->run(ctx);
   if (!ctx.is_root() || !out.has_results) {
     if (sink) sink->flush();
-    return out.interrupted ? exit_status::interrupted
-                           : (out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok);
+    return out.interrupted
+               ? exit_status::interrupted
+               : (out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok);
   }
   if (out.interrupted) {
-    ctx.log().warn("{}interrupted by a signal with {} bins done; the checkpoint {} is flushed: "
-                   "rerun with resume=yes to finish",
-                   run_marker, out.table.size(),
-                   checkpoint_ ? checkpoint_->path() : std::string("(none: no outfile)"));
+    ctx.log().warn(
+        "{}interrupted by a signal with {} bins done; the checkpoint {} is flushed: "
+        "rerun with resume=yes to finish",
+        run_marker, out.table.size(),
+        checkpoint_ ? checkpoint_->path() : std::string("(none: no outfile)"));
     sink->flush();
     return exit_status::interrupted;
   }
@@ -305,8 +312,8 @@ int Driver::run() {
   }
   if (!s.outfile.empty()) {
     write_output(s.outfile, out,
-                 Provenance{tool_->name(), command_line_, start_time_, ranks, ctx.budget().threads(),
-                            s.schedule, tool_->parameter_values()});
+                 Provenance{tool_->name(), command_line_, start_time_, ranks,
+                            ctx.budget().threads(), s.schedule, tool_->parameter_values()});
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);
   }

@@ -95,7 +95,8 @@ Positions static_share(const Positions& pending, Schedule schedule, int rank, in
   Positions mine;
   const auto n = static_cast<std::int64_t>(pending.size());
   if (schedule == Schedule::cyclic) {
-    for (std::int64_t i = rank; i < n; i += size) mine.push_back(pending[static_cast<std::size_t>(i)]);
+    for (std::int64_t i = rank; i < n; i += size)
+      mine.push_back(pending[static_cast<std::size_t>(i)]);
   } else {
     const std::int64_t lo = n * rank / size;
     const std::int64_t hi = n * (rank + 1) / size;
@@ -110,16 +111,23 @@ class BinRunner {
 public:
   BinRunner(const BinPlan& plan, const Schema& schema, const BinFunction& fn,
             const ThreadBudget& budget, const RunSettings& settings, int rank, double t0)
-      : plan_(plan), schema_(schema), fn_(fn), budget_(budget), settings_(settings), rank_(rank),
-        t0_(t0), log_(settings.chatter) {}
+      : plan_(plan),
+        schema_(schema),
+        fn_(fn),
+        budget_(budget),
+        settings_(settings),
+        rank_(rank),
+        t0_(t0),
+        log_(settings.chatter) {}
 
   CompletedBin run(std::int64_t position) {
     const Bin& bin = plan_[static_cast<std::size_t>(position)];
-    log_.begin(plan_.kind() == BinKind::trial
-                   ? fmt::format("bin {}", bin.index)
-                   : fmt::format("bin {} [{:.10g}, {:.10g}) {}", bin.index, bin.lo, bin.hi, plan_.unit()));
-    BinContext ctx(bin, log_.logger(), RngStream(settings_.seed, static_cast<std::uint64_t>(bin.index)),
-                   budget_);
+    log_.begin(
+        plan_.kind() == BinKind::trial
+            ? fmt::format("bin {}", bin.index)
+            : fmt::format("bin {} [{:.10g}, {:.10g}) {}", bin.index, bin.lo, bin.hi, plan_.unit()));
+    BinContext ctx(bin, log_.logger(),
+                   RngStream(settings_.seed, static_cast<std::uint64_t>(bin.index)), budget_);
     CompletedBin out;
     out.position = position;
     const double start = now_seconds();
@@ -143,10 +151,14 @@ public:
     // bin's CPU time runs from the end of the previous bin on this thread, so it also
     // holds the executor's own work between the two bins.
     const double cpu_end = process_cpu_seconds();
-    out.stats = BinStats{bin.index,         rank_,
-                         start - t0_,       end - t0_,
-                         end - start,       cpu_end - cpu_mark_,
-                         budget_.threads(), peak_rss_kib(end),
+    out.stats = BinStats{bin.index,
+                         rank_,
+                         start - t0_,
+                         end - t0_,
+                         end - start,
+                         cpu_end - cpu_mark_,
+                         budget_.threads(),
+                         peak_rss_kib(end),
                          false};
     cpu_mark_ = cpu_end;
     log_.logger().debug("{}bin {} ran on rank {} with {} threads: wall {:.6f} s, cpu {:.6f} s",
@@ -166,7 +178,8 @@ private:
     out.status = "failed";
     out.message = std::string(what);
     out.row = schema_.blank_row();
-    log_.logger().error("bin {} failed: {}", plan_[static_cast<std::size_t>(out.position)].index, what);
+    log_.logger().error("bin {} failed: {}", plan_[static_cast<std::size_t>(out.position)].index,
+                        what);
   }
 
   const BinPlan& plan_;
@@ -187,10 +200,13 @@ private:
 // to the checkpoint, and keeps the outcomes for the result table. Main thread only.
 class Collector {
 public:
-  Collector(std::string name, std::size_t plan_size, const RunSettings& settings,
-            LogTarget target, Checkpoint* checkpoint)
-      : name_(std::move(name)), outcomes_(plan_size), settings_(settings),
-        log_(std::move(target)), checkpoint_(checkpoint) {}
+  Collector(std::string name, std::size_t plan_size, const RunSettings& settings, LogTarget target,
+            Checkpoint* checkpoint)
+      : name_(std::move(name)),
+        outcomes_(plan_size),
+        settings_(settings),
+        log_(std::move(target)),
+        checkpoint_(checkpoint) {}
 
   // Bins completed by an earlier run; returns the positions still to do.
   Positions resume(std::size_t plan_size) {
@@ -243,7 +259,8 @@ public:
 
   // Bad input stops the run at once: every further bin would fail the same way.
   [[nodiscard]] bool failure_limit_reached() const {
-    return (settings_.max_failures > 0 && failed_ >= settings_.max_failures) || !input_error_.empty();
+    return (settings_.max_failures > 0 && failed_ >= settings_.max_failures) ||
+           !input_error_.empty();
   }
   [[nodiscard]] const std::string& input_error() const { return input_error_; }
   [[nodiscard]] double mean_bin_seconds() const {
@@ -307,7 +324,8 @@ public:
     if (mean_bin_seconds > 0.0) {
       const double wanted = std::ceil(chunk_target_seconds / mean_bin_seconds);
       const std::int64_t guided = std::max<std::int64_t>(1, remaining / (2 * ranks_));
-      count = std::clamp<std::int64_t>(static_cast<std::int64_t>(std::min(wanted, 1e12)), 1, guided);
+      count =
+          std::clamp<std::int64_t>(static_cast<std::int64_t>(std::min(wanted, 1e12)), 1, guided);
     }
     const Chunk chunk{next_, count};
     next_ += count;
@@ -345,8 +363,8 @@ public:
   }
 
   [[nodiscard]] bool due() const {
-    return count_ > 0 &&
-           (body_.size() >= report_max_bytes || now_seconds() - started_ >= report_interval_seconds);
+    return count_ > 0 && (body_.size() >= report_max_bytes ||
+                          now_seconds() - started_ >= report_interval_seconds);
   }
 
   void send(bool want_work, bool interrupted) {
@@ -378,8 +396,14 @@ class Map {
 public:
   Map(const Communicator& comm, const BinPlan& plan, const Schema& schema, const BinFunction& fn,
       const ThreadBudget& budget, const RunSettings& settings, Positions pending)
-      : comm_(comm), plan_(plan), schema_(schema), fn_(fn), budget_(budget), settings_(settings),
-        pending_(std::move(pending)), t0_(now_seconds()),
+      : comm_(comm),
+        plan_(plan),
+        schema_(schema),
+        fn_(fn),
+        budget_(budget),
+        settings_(settings),
+        pending_(std::move(pending)),
+        t0_(now_seconds()),
         runner_(plan, schema, fn, budget, settings, comm.rank(), t0_) {}
 
   MapResult run_root(Collector& collector);
@@ -596,8 +620,8 @@ bool Map::handle_message(Collector& collector, Dispatcher* dispatcher) {
       broadcast_stop(dispatcher);
     }
   } else {
-    throw InternalError(fmt::format("rank 0 received unexpected tag {} from rank {}",
-                                    status.MPI_TAG, source));
+    throw InternalError(
+        fmt::format("rank 0 received unexpected tag {} from rank {}", status.MPI_TAG, source));
   }
   return true;
 }
@@ -653,7 +677,8 @@ bool Map::root_said_stop(double& next_check) {
   check_mpi(MPI_Iprobe(0, tag_stop, comm_.get(), &flag, MPI_STATUS_IGNORE), "MPI_Iprobe");
   if (flag) {
     std::uint8_t none = 0;
-    check_mpi(MPI_Recv(&none, 1, MPI_BYTE, 0, tag_stop, comm_.get(), MPI_STATUS_IGNORE), "MPI_Recv");
+    check_mpi(MPI_Recv(&none, 1, MPI_BYTE, 0, tag_stop, comm_.get(), MPI_STATUS_IGNORE),
+              "MPI_Recv");
   }
   return flag != 0;
 }
@@ -680,7 +705,8 @@ void Map::worker_dynamic(Reporter& reporter) {
   std::int64_t assignment[2] = {0, 0};
   MPI_Request request = MPI_REQUEST_NULL;
   auto ask = [&] {
-    check_mpi(MPI_Irecv(assignment, 2, MPI_INT64_T, 0, tag_assign, comm_.get(), &request), "MPI_Irecv");
+    check_mpi(MPI_Irecv(assignment, 2, MPI_INT64_T, 0, tag_assign, comm_.get(), &request),
+              "MPI_Irecv");
     reporter.send(true, false);
   };
   ask();
@@ -737,9 +763,12 @@ Schedule parse_schedule(std::string_view name) {
 
 std::string_view schedule_name(Schedule schedule) {
   switch (schedule) {
-    case Schedule::static_block: return "static";
-    case Schedule::cyclic: return "cyclic";
-    case Schedule::dynamic: return "dynamic";
+    case Schedule::static_block:
+      return "static";
+    case Schedule::cyclic:
+      return "cyclic";
+    case Schedule::dynamic:
+      return "dynamic";
   }
   return "?";
 }
@@ -781,8 +810,12 @@ void install_stop_handlers() {
 
 RunContext::RunContext(Runtime runtime, ThreadBudget budget, RunSettings settings,
                        LogTarget log_target, Checkpoint* checkpoint, bool nested)
-    : runtime_(std::move(runtime)), budget_(std::move(budget)), settings_(settings),
-      log_target_(std::move(log_target)), checkpoint_(checkpoint), nested_(nested) {
+    : runtime_(std::move(runtime)),
+      budget_(std::move(budget)),
+      settings_(settings),
+      log_target_(std::move(log_target)),
+      checkpoint_(checkpoint),
+      nested_(nested) {
   LogTarget tool_target = log_target_;
   if (runtime_.rank() != 0) tool_target = [](std::string_view) {};
   log_ = make_target_logger("tool", std::move(tool_target), settings_.chatter);

@@ -54,11 +54,16 @@ private:
 
 spdlog::level::level_enum chatter_level(int chatter) {
   switch (chatter) {
-    case 0: return spdlog::level::off;
-    case 1: return spdlog::level::warn;
-    case 2: return spdlog::level::info;
-    case 3: return spdlog::level::debug;
-    default: return spdlog::level::trace;
+    case 0:
+      return spdlog::level::off;
+    case 1:
+      return spdlog::level::warn;
+    case 2:
+      return spdlog::level::info;
+    case 3:
+      return spdlog::level::debug;
+    default:
+      return spdlog::level::trace;
   }
 }
 
@@ -199,7 +204,8 @@ void RunLogSink::flush_locked() {
 
 std::shared_ptr<spdlog::logger> make_target_logger(const std::string& name, LogTarget target,
                                                    int chatter) {
-  auto logger = std::make_shared<spdlog::logger>(name, std::make_shared<TargetSink>(std::move(target)));
+  auto logger =
+      std::make_shared<spdlog::logger>(name, std::make_shared<TargetSink>(std::move(target)));
   logger->set_level(chatter_level(chatter));
   return logger;
 }

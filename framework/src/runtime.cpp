@@ -23,7 +23,8 @@ void check_mpi(int rc, std::string_view call, std::source_location where) {
 }
 
 Communicator::Communicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owned) {
-  if (owned_) check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
+  if (owned_)
+    check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
 }
@@ -86,9 +87,10 @@ Environment::Environment(int& argc, char**& argv, int required) {
   // with the call site instead of the library aborting with its own text.
   MPI_Comm_set_errhandler(MPI_COMM_WORLD, MPI_ERRORS_RETURN);
   if (provided_ < required) {
-    throw IoError(fmt::format("the MPI library grants thread level {} but binflow needs {} "
-                              "(MPI_THREAD_FUNNELED = {})",
-                              provided_, required, MPI_THREAD_FUNNELED));
+    throw IoError(
+        fmt::format("the MPI library grants thread level {} but binflow needs {} "
+                    "(MPI_THREAD_FUNNELED = {})",
+                    provided_, required, MPI_THREAD_FUNNELED));
   }
 }
 

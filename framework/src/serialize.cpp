@@ -36,10 +36,17 @@ Row get_row(ByteReader& r) {
   row.reserve(size);
   for (std::uint64_t k = 0; k < size; ++k) {
     switch (r.get<std::uint8_t>()) {
-      case 0: row.emplace_back(r.get<double>()); break;
-      case 1: row.emplace_back(r.get<std::int64_t>()); break;
-      case 2: row.emplace_back(r.get_string()); break;
-      default: throw IoError("binary record holds an unknown cell type");
+      case 0:
+        row.emplace_back(r.get<double>());
+        break;
+      case 1:
+        row.emplace_back(r.get<std::int64_t>());
+        break;
+      case 2:
+        row.emplace_back(r.get_string());
+        break;
+      default:
+        throw IoError("binary record holds an unknown cell type");
     }
   }
   return row;

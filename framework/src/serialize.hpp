@@ -17,7 +17,7 @@ class ByteWriter {
 public:
   explicit ByteWriter(std::string& out) : out_(out) {}
   template <class T>
-    requires std::is_trivially_copyable_v<T>
+  requires std::is_trivially_copyable_v<T>
   void put(const T& value) {
     const auto* bytes = reinterpret_cast<const char*>(&value);
     out_.append(bytes, sizeof(T));
@@ -36,8 +36,7 @@ class ByteReader {
 public:
   explicit ByteReader(std::string_view in) : in_(in) {}
   template <class T>
-    requires std::is_trivially_copyable_v<T>
-  T get() {
+  requires std::is_trivially_copyable_v<T> T get() {
     need(sizeof(T));
     T value;
     std::memcpy(&value, in_.data() + pos_, sizeof(T));

@@ -14,18 +14,24 @@ namespace {
 
 std::string_view type_name(ColumnType type) {
   switch (type) {
-    case ColumnType::f64: return "f64";
-    case ColumnType::i64: return "i64";
-    case ColumnType::str: return "str";
+    case ColumnType::f64:
+      return "f64";
+    case ColumnType::i64:
+      return "i64";
+    case ColumnType::str:
+      return "str";
   }
   return "?";
 }
 
 std::size_t cell_type_index(ColumnType type) {
   switch (type) {
-    case ColumnType::f64: return 0;
-    case ColumnType::i64: return 1;
-    case ColumnType::str: return 2;
+    case ColumnType::f64:
+      return 0;
+    case ColumnType::i64:
+      return 1;
+    case ColumnType::str:
+      return 2;
   }
   return 0;
 }
@@ -55,9 +61,15 @@ Row Schema::blank_row() const {
   row.reserve(columns_.size());
   for (const auto& column : columns_) {
     switch (column.type) {
-      case ColumnType::f64: row.emplace_back(std::numeric_limits<double>::quiet_NaN()); break;
-      case ColumnType::i64: row.emplace_back(std::int64_t{0}); break;
-      case ColumnType::str: row.emplace_back(std::string{}); break;
+      case ColumnType::f64:
+        row.emplace_back(std::numeric_limits<double>::quiet_NaN());
+        break;
+      case ColumnType::i64:
+        row.emplace_back(std::int64_t{0});
+        break;
+      case ColumnType::str:
+        row.emplace_back(std::string{});
+        break;
     }
   }
   return row;

@@ -44,11 +44,12 @@ private:
 /// Process exit statuses of every binflow tool.
 namespace exit_status {
 inline constexpr int ok = 0;
-inline constexpr int bins_failed = 1;   ///< the run finished, one or more bins failed
-inline constexpr int usage = 2;         ///< bad parameter or input, nothing was written
-inline constexpr int io = 3;            ///< I/O, MPI or HDF5 failure
-inline constexpr int internal = 4;      ///< a bug
-inline constexpr int interrupted = 75;  ///< SIGTERM/SIGUSR1: checkpoint flushed, rerun with --resume (EX_TEMPFAIL)
+inline constexpr int bins_failed = 1;  ///< the run finished, one or more bins failed
+inline constexpr int usage = 2;        ///< bad parameter or input, nothing was written
+inline constexpr int io = 3;           ///< I/O, MPI or HDF5 failure
+inline constexpr int internal = 4;     ///< a bug
+inline constexpr int interrupted =
+    75;  ///< SIGTERM/SIGUSR1: checkpoint flushed, rerun with --resume (EX_TEMPFAIL)
 }  // namespace exit_status
 
 }  // namespace binflow

@@ -41,9 +41,9 @@ struct BinStats {
   int rank = 0;
   double start = 0.0;  ///< s since the start of the map on the bin's rank
   double end = 0.0;
-  double wall = 0.0;   ///< s
-  double cpu = 0.0;    ///< process CPU s spent while the bin ran (includes its OpenMP threads)
-  int threads = 1;     ///< thread budget the bin ran with
+  double wall = 0.0;  ///< s
+  double cpu = 0.0;   ///< process CPU s spent while the bin ran (includes its OpenMP threads)
+  int threads = 1;    ///< thread budget the bin ran with
   std::int64_t peak_rss_kib = 0;  ///< process peak resident set after the bin
   bool resumed = false;           ///< taken from the checkpoint, not run now
 };
@@ -72,9 +72,9 @@ struct MapResult {
   std::vector<BinStats> bins;
   std::vector<RankStats> ranks;
   double wall = 0.0;
-  std::int64_t failed = 0;      ///< bins with status "failed" (all ranks agree)
-  bool interrupted = false;     ///< a stop signal arrived (all ranks agree)
-  bool stopped_early = false;   ///< max_failures was reached (all ranks agree)
+  std::int64_t failed = 0;     ///< bins with status "failed" (all ranks agree)
+  bool interrupted = false;    ///< a stop signal arrived (all ranks agree)
+  bool stopped_early = false;  ///< max_failures was reached (all ranks agree)
 
   /// sum(busy) / (ranks * wall): 1 is perfect.
   [[nodiscard]] double efficiency() const;

@@ -3,18 +3,18 @@
 // as soon as all lower bins are written, so the log of a run reads the same on any
 // number of ranks. Lines that state timings, ranks or threads carry the marker
 // `[run]` (see run_marker) and are the only lines allowed to differ between runs.
-#include <spdlog/logger.h>
-
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
-#include <functional>
 #include <deque>
-#include <optional>
+#include <functional>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <string_view>
+
+#include <spdlog/logger.h>
 
 namespace binflow {
 

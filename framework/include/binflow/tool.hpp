@@ -33,9 +33,9 @@ struct StandardParameters {
 
 /// What a tool's run produced. Filled on rank 0 (other ranks: empty table).
 struct ToolOutput {
-  Table table;                    ///< written as /results
-  std::vector<BinStats> bins;     ///< written as /run/bins
-  std::vector<RankStats> ranks;   ///< written as /run/ranks
+  Table table;                   ///< written as /results
+  std::vector<BinStats> bins;    ///< written as /run/bins
+  std::vector<RankStats> ranks;  ///< written as /run/ranks
   double wall = 0.0;
   /// Extra /results attributes (summaries such as a pull's mean and width).
   std::vector<std::pair<std::string, std::string>> attributes;
