@@ -1,5 +1,6 @@
 // The `binflow` driver: one executable, one subcommand per tool.
 #include "binflow/tool.hpp"
+#include "tools/fit.hpp"
 #include "tools/info.hpp"
 #include "tools/lightcurve.hpp"
 #include "tools/simulate.hpp"
@@ -15,5 +16,7 @@ int main(int argc, char** argv) {
                [] { return std::make_unique<binflow::apps::SimulateTool>(); });
   registry.add("lightcurve", "light curve: a likelihood fit of flux, TS and upper limit per time bin",
                [] { return std::make_unique<binflow::apps::LightcurveTool>(); });
+  registry.add("fit", "one likelihood fit of a selection: N0, beta (and gamma), errors, flux, TS and upper limit",
+               [] { return std::make_unique<binflow::apps::FitTool>(); });
   return binflow::run_main(argc, argv, registry);
 }

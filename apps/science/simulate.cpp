@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <array>
 #include <charconv>
 #include <cmath>
 #include <exception>
@@ -164,10 +165,104 @@ TimeProfile TimeProfile::from_file(const std::string& path) {
   return table(std::move(time), std::move(value), path);
 }
 
+TimeProfile TimeProfile::pulsar(double pulsed_fraction, double peak_phase, double peak_width,
+                                const Ephemeris& ephemeris) {
+  require_finite(pulsed_fraction, "pulsed_fraction");
+  require_finite(peak_phase, "peak_phase");
+  require_finite(peak_width, "peak_width");
+  if (pulsed_fraction < 0.0 || pulsed_fraction > 1.0) {
+    throw UsageError(fmt::format("pulsed_fraction: {} is outside [0, 1]", pulsed_fraction));
+  }
+  if (!(peak_width > 0.0 && peak_width <= 0.5)) {
+    throw UsageError(fmt::format("peak_width: {} (in phase) is outside (0, 0.5]", peak_width));
+  }
+  validate_ephemeris(ephemeris);
+  TimeProfile p;
+  p.kind_ = Kind::pulsar;
+  p.pulsed_fraction_ = pulsed_fraction;
+  p.peak_phase_ = peak_phase - std::floor(peak_phase);
+  p.width_ = peak_width;
+  p.ephemeris_ = ephemeris;
+  return p;
+}
+
+namespace {
+
+// Images k of the peak with mass in [0, 1): |x - peak + k| < 8 widths for some x in [0, 1).
+int wrapped_images(double width) { return static_cast<int>(std::ceil(8.0 * width)) + 1; }
+
+// Standard normal CDF, accurate in both tails.
+double normal_cdf(double z) { return 0.5 * std::erfc(-z / std::numbers::sqrt2); }
+
+// Gauss-Legendre, 8 nodes on [-1, 1] (Abramowitz & Stegun 25.4.30).
+constexpr std::array<double, 4> gl_node = {0.1834346424956498, 0.5255324099163290,
+                                           0.7966664774136267, 0.9602898564975363};
+constexpr std::array<double, 4> gl_weight = {0.3626837833783620, 0.3137066458778873,
+                                             0.2223810344533745, 0.1012285362903763};
+
+}  // namespace
+
+double TimeProfile::pulse_shape(double phase) const {
+  const int images = wrapped_images(width_);
+  double sum = 0.0;
+  for (int k = -images; k <= images; ++k) {
+    const double z = (phase - peak_phase_ + k) / width_;
+    sum += std::exp(-0.5 * z * z);
+  }
+  return sum / (width_ * std::sqrt(2.0 * std::numbers::pi));
+}
+
+double TimeProfile::pulse_integral(double phase) const {
+  const int images = wrapped_images(width_);
+  double sum = 0.0;
+  for (int k = -images; k <= images; ++k) {
+    const double a = (k - peak_phase_) / width_;
+    const double b = (phase - peak_phase_ + k) / width_;
+    // The difference of CDFs on the side away from the mean keeps the tails accurate.
+    sum += b <= 0.0 ? normal_cdf(b) - normal_cdf(a) : normal_cdf(-a) - normal_cdf(-b);
+  }
+  return sum;
+}
+
+double TimeProfile::pulsar_integral(double t0, double t1) const {
+  const Ephemeris& e = ephemeris_;
+  if (e.f1 == 0.0 && e.f2 == 0.0) {
+    // Phase linear in t: Int g(phase(t)) dt = (G(c1) - G(c0)) / f0 with G(c) = turns +
+    // Int_0^frac(c) g (one full turn of g integrates to 1).
+    const Ephemeris::Cycles c0 = e.cycles(t0);
+    const Ephemeris::Cycles c1 = e.cycles(t1);
+    const double turns = static_cast<double>(c1.turns - c0.turns);
+    const double pulsed = (turns + pulse_integral(c1.phase) - pulse_integral(c0.phase)) / e.f0;
+    return (1.0 - pulsed_fraction_) * (t1 - t0) + pulsed_fraction_ * pulsed;
+  }
+  // |d phase / dt| is largest at an end or at the vertex of the quadratic frequency.
+  double nu = std::max(std::abs(e.frequency(t0)), std::abs(e.frequency(t1)));
+  if (e.f2 != 0.0) {
+    const double vertex = e.t_ref - e.f1 / e.f2;
+    if (vertex > t0 && vertex < t1) nu = std::max(nu, std::abs(e.frequency(vertex)));
+  }
+  const double pieces = std::clamp(std::ceil((t1 - t0) * nu / (0.25 * width_)), 1.0, 1e8);
+  const auto n = static_cast<std::int64_t>(pieces);
+  const double h = (t1 - t0) / pieces;
+  double total = 0.0;
+  for (std::int64_t i = 0; i < n; ++i) {
+    const double mid = t0 + (static_cast<double>(i) + 0.5) * h;
+    double piece = 0.0;
+    for (std::size_t j = 0; j < gl_node.size(); ++j) {
+      const double d = 0.5 * h * gl_node[j];
+      piece += gl_weight[j] * ((*this)(mid - d) + (*this)(mid + d));
+    }
+    total += 0.5 * h * piece;
+  }
+  return total;
+}
+
 double TimeProfile::operator()(double t) const {
   switch (kind_) {
     case Kind::constant:
       return 1.0;
+    case Kind::pulsar:
+      return (1.0 - pulsed_fraction_) + pulsed_fraction_ * pulse_shape(ephemeris_.phase(t));
     case Kind::flare: {
       const double z = (t - t_peak_) / width_;
       return 1.0 + amplitude_ * std::exp(-0.5 * z * z);
@@ -203,6 +298,8 @@ double TimeProfile::integral(double t0, double t1) const {
       }
       return (t1 - t0) + amplitude_ * width_ * std::sqrt(std::numbers::pi / 2.0) * mass;
     }
+    case Kind::pulsar:
+      return pulsar_integral(t0, t1);
     case Kind::table:
       break;
   }
@@ -227,6 +324,8 @@ double TimeProfile::max(double t0, double t1) const {
       return 1.0;
     case Kind::flare:
       return (*this)(std::clamp(t_peak_, t0, t1));  // f is unimodal around t_peak
+    case Kind::pulsar:
+      return (1.0 - pulsed_fraction_) + pulsed_fraction_ * pulse_shape(peak_phase_);
     case Kind::table:
       break;
   }
@@ -246,6 +345,8 @@ std::string TimeProfile::name() const {
       return "flare";
     case Kind::table:
       return "table";
+    case Kind::pulsar:
+      return "pulsar";
   }
   return "?";
 }
@@ -497,7 +598,10 @@ Events Simulator::events(std::uint64_t seed, std::int64_t k) const {
 Events simulate_events(const Observation& observation, const Response& response,
                        const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
                        double slice) {
-  const Simulator simulator(observation, response, model, profile, slice);
+  return simulate_events(Simulator(observation, response, model, profile, slice), seed);
+}
+
+Events simulate_events(const Simulator& simulator, std::uint64_t seed) {
   std::vector<Events> parts(static_cast<std::size_t>(simulator.slices()));
   parallel_for(simulator.slices(), [&](std::int64_t k) {
     parts[static_cast<std::size_t>(k)] = simulator.events(seed, k);

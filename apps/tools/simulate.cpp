@@ -53,6 +53,14 @@ void SimulateTool::reset() {
   t_peak_ = "middle";
   width_ = 600.0;
   profile_file_.clear();
+  pulsed_fraction_ = 0.5;
+  peak_phase_ = 0.3;
+  peak_width_ = 0.05;
+  const science::Ephemeris ephemeris;
+  t_ref_ = ephemeris.t_ref;
+  f0_ = ephemeris.f0;
+  f1_ = ephemeris.f1;
+  f2_ = ephemeris.f2;
   slice_ = 60.0;
   inirf_.clear();
   observation_.reset();
@@ -80,9 +88,11 @@ void SimulateTool::declare(ParameterSet& params) {
              "theta_max of 0.2)",
              Range<double>{0.0, 90.0});
   params.add_choice(
-      "profile", profile_, {"constant", "flare", "table"},
+      "profile", profile_, {"constant", "flare", "table", "pulsar"},
       "source light curve f(t): constant f = 1; flare f = 1 + amplitude "
-      "exp(-(t - t_peak)^2 / (2 width^2)); table: piecewise linear from profile_file");
+      "exp(-(t - t_peak)^2 / (2 width^2)); table: piecewise linear from profile_file; pulsar "
+      "f = (1 - pulsed_fraction) + pulsed_fraction g(phase), g a Gaussian peak in phase "
+      "with mean 1 over a turn");
   params.add("amplitude", amplitude_, "flare amplitude (profile=flare)", Range<double>{0.0, {}});
   params.add("t_peak", t_peak_,
              "flare peak, MET s, or 'middle' = halfway between the first GTI start and the "
@@ -91,6 +101,17 @@ void SimulateTool::declare(ParameterSet& params) {
   params.add("profile_file", profile_file_,
              "text file of 'time value' lines (MET s, f >= 0, times increasing; '#' comments) for "
              "profile=table; f is linear between points and keeps the end values outside them");
+  params.add("pulsed_fraction", pulsed_fraction_,
+             "fraction of the source flux in the pulse (profile=pulsar)", Range<double>{0.0, 1.0});
+  params.add("peak_phase", peak_phase_, "phase of the pulse peak (profile=pulsar)",
+             Range<double>{0.0, 1.0});
+  params.add("peak_width", peak_width_,
+             "Gaussian width sigma of the pulse, in phase, (0, 0.5] (profile=pulsar)",
+             Range<double>{0.0, 0.5});
+  params.add("t_ref", t_ref_, "ephemeris reference time, MET s (profile=pulsar)");
+  params.add("f0", f0_, "spin frequency at t_ref, Hz, > 0 (profile=pulsar)");
+  params.add("f1", f1_, "first derivative of the frequency, Hz/s (profile=pulsar)");
+  params.add("f2", f2_, "second derivative of the frequency, Hz/s^2 (profile=pulsar)");
   params.add("slice", slice_,
              "length of the time slices, s: slice k draws from the random stream (seed, k)",
              Range<double>{1e-3, 1e9});
@@ -100,8 +121,13 @@ void SimulateTool::declare(ParameterSet& params) {
              "the time range. Empty = the embedded instrument and observation");
 }
 
+void SimulateTool::capture_events(science::Events* out, science::Observation* observation) {
+  capture_ = out;
+  capture_observation_ = observation;
+}
+
 void SimulateTool::validate() {
-  if (standard().outfile.empty()) {
+  if (standard().outfile.empty() && capture_ == nullptr) {
     throw UsageError("outfile: simulate writes an event file; give outfile=NAME.h5");
   }
   if (!(width_ > 0.0)) throw UsageError(fmt::format("width: {} s is not > 0", width_));
@@ -127,6 +153,9 @@ void SimulateTool::validate() {
     profile = science::TimeProfile::flare(amplitude_, parse_time(t_peak_, middle), width_);
   } else if (profile_ == "table") {
     profile = science::TimeProfile::from_file(profile_file_);
+  } else if (profile_ == "pulsar") {
+    profile = science::TimeProfile::pulsar(pulsed_fraction_, peak_phase_, peak_width_,
+                                           science::Ephemeris{t_ref_, f0_, f1_, f2_});
   }
   const std::string irf_source = inirf_.empty() ? std::string("embedded instrument") : inirf_;
   const science::Response response(observation_->irf, irf_source);
@@ -147,6 +176,22 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
       "within {} deg; energies {:g}-{:g} TeV",
       ra_, dec_, n0_, gamma_, profile_, beta_, theta_sim_, obs.irf.energy.front(),
       obs.irf.energy.back());
+  if (capture_ != nullptr) {
+    science::Events* out = std::exchange(capture_, nullptr);
+    science::Observation* observation = std::exchange(capture_observation_, nullptr);
+    *out = science::simulate_events(*simulator_, ctx.settings().seed);
+    if (observation != nullptr) *observation = obs;
+    const auto [expected_source, expected_background] = simulator_->expected();
+    const double wall = MPI_Wtime() - start;
+    ctx.log().info("{} events simulated in memory ({:.1f} source and {:.1f} background expected)",
+                   out->size(), expected_source, expected_background);
+    ctx.log().info("{}simulated in {:.3f} s with {} threads", run_marker, wall,
+                   ctx.budget().threads());
+    ToolOutput result;
+    result.has_results = false;
+    result.wall = wall;
+    return result;
+  }
   std::vector<std::pair<std::string, std::string>> provenance;
   for (auto& [name, value] : parameter_values()) {
     if (!launch_only(name)) provenance.emplace_back(name, value);

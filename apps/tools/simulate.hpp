@@ -24,6 +24,15 @@ public:
   [[nodiscard]] bool uses_bins() const override { return false; }
   [[nodiscard]] bool writes_outfile() const override { return true; }
 
+  /// The next run (one only) simulates in memory into `*out` instead of writing a file
+  /// (`outfile` is then ignored and may be empty), and stores the observation simulated on
+  /// (GTIs, response, pointing) in `*observation` when given. For nested use (pull, tsdist):
+  /// call before BinContext::invoke; configure() keeps the request. Slices run over the
+  /// calling thread's OpenMP budget (science::simulate_events); the events are the same bits
+  /// as the file the same parameters and seed would give. The pointers must stay valid
+  /// until that run ends.
+  void capture_events(science::Events* out, science::Observation* observation = nullptr);
+
 protected:
   void declare(ParameterSet& params) override;
   void reset() override;
@@ -47,11 +56,22 @@ private:
   std::string t_peak_;
   double width_;
   std::string profile_file_;
+  double pulsed_fraction_;
+  double peak_phase_;
+  double peak_width_;
+  double t_ref_;
+  double f0_;
+  double f1_;
+  double f2_;
   double slice_;
   std::string inirf_;
 
   std::optional<science::Observation> observation_;
   std::optional<science::Simulator> simulator_;
+
+  // Not parameters: survive configure() and are consumed by the next run.
+  science::Events* capture_ = nullptr;
+  science::Observation* capture_observation_ = nullptr;
 };
 
 }  // namespace binflow::apps
