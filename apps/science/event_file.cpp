@@ -209,11 +209,15 @@ EventFileReader::EventFileReader(std::string path)
     : path_(std::move(path)),
       file_(open_event_file(path_)),
       observation_(read_observation(file_, path_)),
-      rows_(event_rows(file_, path_)) {}
+      rows_(event_rows(file_, path_)),
+      time_(file_, "/events/time", std::size_t{16} << 20),
+      energy_(file_, "/events/energy", std::size_t{2} << 20),
+      ra_(file_, "/events/ra", std::size_t{2} << 20),
+      dec_(file_, "/events/dec", std::size_t{2} << 20) {}
 
 std::vector<double> EventFileReader::read_time(std::int64_t offset, std::int64_t count) const {
   time_rows_read_ += count;
-  return file_.read_doubles("/events/time", offset, count);
+  return time_.read(offset, count);
 }
 
 std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_t hi) const {
@@ -253,9 +257,9 @@ Events EventFileReader::read_time_range(double t0, double t1) const {
   const std::int64_t count = last - first;
   if (count == 0) return events;
   events.time = read_time(first, count);
-  events.energy = file_.read_doubles("/events/energy", first, count);
-  events.ra = file_.read_doubles("/events/ra", first, count);
-  events.dec = file_.read_doubles("/events/dec", first, count);
+  events.energy = energy_.read(first, count);
+  events.ra = ra_.read(first, count);
+  events.dec = dec_.read(first, count);
   const auto check_finite = [&](const std::vector<double>& column, std::string_view name) {
     for (std::size_t i = 0; i < column.size(); ++i) {
       if (!std::isfinite(column[i])) {

@@ -125,14 +125,14 @@ science::FitSettings LightcurveTool::fit_settings(const science::Observation& ob
 }
 
 Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader& reader,
-                                 const science::Response& response,
-                                 const science::FitSettings& settings) const {
+                                 const science::BinFitter& fitter) const {
+  const science::FitSettings& settings = fitter.settings();
   const Bin& b = bin.bin();
   const science::Observation& obs = reader.observation();
   const science::Events events = reader.read_time_range(b.lo, b.hi);
   const science::RoiEvents roi =
       science::select_roi(events, obs.gti, b.lo, b.hi, obs.info.deadtime_fraction, settings);
-  const science::FitResult f = science::fit_bin(response, roi, settings);
+  const science::FitResult f = fitter.fit(roi);
   bin.set_status(f.status);
   bin.log().info("{} events read, {} in the region of interest, livetime {:.1f} s", events.size(),
                  f.n_events, f.livetime);
@@ -183,8 +183,10 @@ ToolOutput LightcurveTool::execute(RunContext& ctx) {
   ctx.log().info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", settings.ra,
                  settings.dec, settings.theta_max, settings.emin, settings.emax, settings.gamma_ref,
                  settings.free_index ? "(free)" : "(fixed)");
+  // The response integrals and tables are set up once and shared by every bin.
+  const science::BinFitter fitter(response, settings);
   MapResult result = ctx.map("lightcurve", plan, schema(), [&](BinContext& bin) {
-    return fit_time_bin(bin, reader, response, settings);
+    return fit_time_bin(bin, reader, fitter);
   });
   return ToolOutput::from(std::move(result));
 }

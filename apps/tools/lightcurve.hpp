@@ -28,7 +28,7 @@ private:
   [[nodiscard]] BinPlan make_plan(const science::Observation& obs) const;
   [[nodiscard]] science::FitSettings fit_settings(const science::Observation& obs) const;
   Row fit_time_bin(BinContext& bin, const science::EventFileReader& reader,
-                   const science::Response& response, const science::FitSettings& settings) const;
+                   const science::BinFitter& fitter) const;
 
   std::string inobs_;
   std::string tbinalg_;

@@ -605,6 +605,34 @@ std::vector<double> Location::read_doubles(const std::string& name, std::int64_t
   return values;
 }
 
+DoubleColumn::DoubleColumn(const Location& location, const std::string& name,
+                           std::size_t cache_bytes)
+    : label_(child_name(location, name)) {
+  if (!location.has(name)) throw IoError(fmt::format("{}: no such dataset", label_));
+  const Handle dapl = make_plist(H5P_DATASET_ACCESS, label_);
+  // Slots: a prime well above the number of chunks that fit, as the HDF5 guide advises;
+  // w0 = 1: chunks are only read, so fully read ones go first.
+  check_h5(H5Pset_chunk_cache(dapl.get(), 12421, cache_bytes, 1.0), "H5Pset_chunk_cache", label_);
+  dataset_ = Handle(check_h5(H5Dopen2(location.id(), name.c_str(), dapl.get()), "H5Dopen2", label_),
+                    H5Dclose);
+  checked_type(H5Dget_type(dataset_.get()), "H5Dget_type", {H5T_FLOAT, H5T_INTEGER}, "numbers",
+               label_);
+  const Handle space(check_h5(H5Dget_space(dataset_.get()), "H5Dget_space", label_), H5Sclose);
+  size_ = static_cast<std::int64_t>(dataset_length(space.get(), label_));
+}
+
+std::vector<double> DoubleColumn::read(std::int64_t offset, std::int64_t count) const {
+  const Handle file_space = select_range(dataset_.get(), offset, count, label_);
+  std::vector<double> values(static_cast<std::size_t>(count));
+  if (count > 0) {
+    const Handle mem_space = memory_space(count, label_);
+    check_h5(H5Dread(dataset_.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
+                     H5P_DEFAULT, values.data()),
+             "H5Dread", label_);
+  }
+  return values;
+}
+
 void Location::create_doubles(const std::string& name, std::int64_t size, std::int64_t chunk,
                               std::string_view unit, std::string_view description) const {
   const std::string label = child_name(*this, name);

@@ -108,6 +108,25 @@ private:
   std::string name_;
 };
 
+/// An open 1-D numeric dataset for many partial reads, read as doubles. Keeping it open
+/// keeps HDF5's chunk cache (`cache_bytes`) alive between reads, so a binary search or
+/// neighbouring ranges do not read the same chunk from the file again: reopening the
+/// dataset per read made every probe copy a whole chunk. Not thread-safe.
+class DoubleColumn {
+public:
+  /// IoError naming the dataset if it is missing, not 1-D or not numeric.
+  DoubleColumn(const Location& location, const std::string& name, std::size_t cache_bytes);
+  [[nodiscard]] std::int64_t size() const { return size_; }
+  /// Elements [offset, offset + count); IoError if outside the dataset.
+  [[nodiscard]] std::vector<double> read(std::int64_t offset, std::int64_t count) const;
+  [[nodiscard]] const std::string& label() const { return label_; }
+
+private:
+  Handle dataset_;
+  std::string label_;
+  std::int64_t size_ = 0;
+};
+
 /// Creates `path` (truncating) for serial access by one process.
 Location create_file(const std::string& path);
 /// Opens `path` read-only for serial access; IoError naming the path if it cannot.
