@@ -21,19 +21,13 @@ import time
 import h5py
 import numpy as np
 
+from bench_common import mpi_environment
 
-def environment():
-    env = dict(os.environ)
-    if os.geteuid() == 0:
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
-    return env
 
 
 def run(args, cmd, ranks):
     full = [args.mpiexec, "-n", str(ranks), args.binflow] + cmd
-    subprocess.run(full, check=True, env=environment(), stdout=subprocess.DEVNULL)
+    subprocess.run(full, check=True, env=mpi_environment(), stdout=subprocess.DEVNULL)
 
 
 def simulate(args, path, duration, extra=()):

@@ -15,6 +15,8 @@ import tempfile
 
 import h5py
 
+from bench_common import mpi_environment
+
 
 def run_once(args, schedule, workdir, rep):
     out = os.path.join(workdir, f"{schedule}_{rep}.h5")
@@ -22,21 +24,13 @@ def run_once(args, schedule, workdir, rep):
            "--cost_ms", str(args.cost_ms), "--cost_dist", "lognormal", "--cost_sigma", "1",
            "--draws", "0", "--log_lines", "0", "--chatter", "1", "--schedule", schedule,
            "--seed", str(args.seed), "--outfile", out]
-    subprocess.run(cmd, check=True, env=environment(), stdout=subprocess.DEVNULL)
+    subprocess.run(cmd, check=True, env=mpi_environment(), stdout=subprocess.DEVNULL)
     with h5py.File(out, "r") as f:
         makespan = float(f["run"].attrs["wall"])
         walls = f["run/bins/wall"][()]
     ideal = max(walls.sum() / args.ranks, walls.max())
     return makespan, ideal
 
-
-def environment():
-    env = dict(os.environ)
-    if os.geteuid() == 0:
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT", "1")
-        env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
-    env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
-    return env
 
 
 def main():
