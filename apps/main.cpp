@@ -4,6 +4,7 @@
 #include "tools/info.hpp"
 #include "tools/lightcurve.hpp"
 #include "tools/simulate.hpp"
+#include "tools/submit.hpp"
 #include "tools/synthetic.hpp"
 
 int main(int argc, char** argv) {
@@ -18,5 +19,7 @@ int main(int argc, char** argv) {
                [] { return std::make_unique<binflow::apps::LightcurveTool>(); });
   registry.add("fit", "one likelihood fit of a selection: N0, beta (and gamma), errors, flux, TS and upper limit",
                [] { return std::make_unique<binflow::apps::FitTool>(); });
+  registry.add("submit", "write a Slurm, PBS or LSF job script for a binflow run and submit it",
+               [&registry] { return std::make_unique<binflow::apps::SubmitTool>(registry); });
   return binflow::run_main(argc, argv, registry);
 }

@@ -15,6 +15,7 @@
 #include <source_location>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include <fmt/format.h>
 #include <Eigen/Core>
@@ -116,11 +117,29 @@ public:
   [[nodiscard]] Bitmap process_cpuset() const {
     Bitmap set;
     const int rc = hwloc_get_cpubind(topo_, set.get(), HWLOC_CPUBIND_PROCESS);
-    if (check_hwloc_supported(rc, "hwloc_get_cpubind")) return set;
+    if (check_hwloc_supported(rc, "hwloc_get_cpubind")) {
+      unite_openmp_places(set);
+      return set;
+    }
     // Without binding support (macOS) the process may run on every allowed PU.
     check_hwloc(hwloc_bitmap_copy(set.get(), hwloc_topology_get_allowed_cpuset(topo_)),
                 "hwloc_bitmap_copy");
     return set;
+  }
+
+  /// With OMP_PROC_BIND or OMP_PLACES set (as job scripts do), libgomp binds the initial
+  /// thread to the first place before main() runs, so the binding read above may be one
+  /// core; the places still list every PU the process was given.
+  static void unite_openmp_places(Bitmap& set) {
+    const int places = omp_get_num_places();
+    for (int p = 0; p < places; ++p) {
+      std::vector<int> ids(static_cast<std::size_t>(std::max(omp_get_place_num_procs(p), 0)));
+      omp_get_place_proc_ids(p, ids.data());
+      for (const int id : ids) {
+        if (id < 0) continue;
+        check_hwloc(hwloc_bitmap_set(set.get(), static_cast<unsigned>(id)), "hwloc_bitmap_set");
+      }
+    }
   }
 
   /// Every PU of every core that `set` touches: two ranks on the two hyperthreads of one

@@ -1,0 +1,103 @@
+#pragma once
+// `binflow submit`: a batch job script from resources and a binflow command line, like
+// dask-jobqueue's job_script() but for MPI jobs. It checks that ranks x threads fits the
+// nodes, prints the script (dry_run) or writes and submits it with sbatch, qsub or bsub,
+// and prints the job id as its last line. Every script checkpoints on the wall-time
+// signal, requeues itself on exit status 75 and resumes with resume=yes (docs/cluster.md).
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "binflow/tool.hpp"
+
+namespace binflow::apps {
+
+/// A job in scheduler-neutral terms, everything resolved (absolute paths, seconds, MiB).
+struct JobRequest {
+  std::string scheduler = "slurm";  ///< slurm | pbs | lsf
+  int nodes = 1;
+  int ranks_per_node = 1;
+  int threads_per_rank = 1;
+  int cores_per_node = 0;  ///< what the geometry was checked against (comment only)
+  std::int64_t time_seconds = 3600;
+  std::int64_t mem_per_cpu_mib = 0;  ///< 0: the scheduler's default
+  std::string partition;             ///< queue for PBS and LSF
+  std::string account;               ///< project for LSF
+  std::string job_name;
+  std::int64_t signal_lead = 300;    ///< seconds between the checkpoint signal and the time limit
+  std::string launcher;              ///< srun | mpirun
+  std::string workdir;               ///< the job runs here
+  std::string binflow;               ///< executable the job runs
+  std::string script_path;           ///< where the script is written (PBS resubmits it)
+  std::string profile;               ///< site profile sourced by the job if readable ("" = none)
+  std::string outfile;               ///< the run's outfile ("" = nothing to resume)
+  bool resumable = false;            ///< the tool maps bins into outfile: requeue and resume
+  std::vector<std::string> command;  ///< TOOL ARGS...
+};
+
+/// The job script. Pure: the same request gives the same text.
+[[nodiscard]] std::string job_script(const JobRequest& job);
+
+/// `MM`, `HH:MM:SS` or `D-HH:MM:SS` in seconds; UsageError naming `time` otherwise.
+[[nodiscard]] std::int64_t parse_walltime(std::string_view text);
+/// `4000`, `4000M`, `2G`, `512K`, `1T` (binary units, default M) in MiB, rounded up;
+/// UsageError naming `mem_per_cpu` otherwise.
+[[nodiscard]] std::int64_t parse_memory_mib(std::string_view text);
+/// The job id in what sbatch --parsable, qsub or bsub printed; IoError if there is none.
+[[nodiscard]] std::string job_id_from(std::string_view scheduler, std::string_view output);
+/// A word as the shell reads it back unchanged (single quotes only where needed).
+[[nodiscard]] std::string shell_quote(std::string_view word);
+
+class SubmitTool final : public Tool {
+public:
+  /// `registry` (which must outlive the tool) checks the job's command line before the
+  /// job waits in a queue.
+  explicit SubmitTool(const ToolRegistry& registry) : registry_(registry) { reset(); }
+  [[nodiscard]] std::string name() const override { return "submit"; }
+  [[nodiscard]] std::string summary() const override {
+    return "write a Slurm, PBS or LSF job script for a binflow run, check its geometry and submit "
+           "it";
+  }
+  /// Runs no bins and writes no output file of its own.
+  [[nodiscard]] bool uses_bins() const override { return false; }
+  [[nodiscard]] bool writes_outfile() const override { return false; }
+
+protected:
+  void declare(ParameterSet& params) override;
+  void reset() override;
+  void validate() override;
+  /// Collective over ctx.runtime().comm (the placement); rank 0 writes and submits.
+  ToolOutput execute(RunContext& ctx) override;
+
+private:
+  /// Cores per node to check against: cores_per_node, else Slurm's nodes (sinfo), else
+  /// `local_cores` (this machine); with where the number came from.
+  [[nodiscard]] std::pair<int, std::string> node_cores(int local_cores) const;
+
+  const ToolRegistry& registry_;
+  std::string scheduler_;
+  int nodes_;
+  int ranks_per_node_;
+  int threads_per_rank_;
+  int cores_per_node_;
+  std::string time_;
+  std::string mem_per_cpu_;
+  std::string partition_;
+  std::string account_;
+  std::string job_name_;
+  std::int64_t signal_lead_;
+  std::string launcher_;
+  std::string profile_;
+  std::string script_;
+  bool dry_run_;
+  std::vector<std::string> command_;
+  // Resolved by validate().
+  std::int64_t time_seconds_ = 0;
+  std::int64_t mem_mib_ = 0;
+  std::int64_t lead_seconds_ = 0;
+  std::string outfile_;
+  bool resumable_ = false;
+};
+
+}  // namespace binflow::apps
