@@ -3,9 +3,11 @@
 #include "tools/fit.hpp"
 #include "tools/info.hpp"
 #include "tools/lightcurve.hpp"
+#include "tools/pull.hpp"
 #include "tools/simulate.hpp"
 #include "tools/submit.hpp"
 #include "tools/synthetic.hpp"
+#include "tools/tsdist.hpp"
 
 int main(int argc, char** argv) {
   binflow::ToolRegistry registry;
@@ -21,5 +23,9 @@ int main(int argc, char** argv) {
                [] { return std::make_unique<binflow::apps::FitTool>(); });
   registry.add("submit", "write a Slurm, PBS or LSF job script for a binflow run and submit it",
                [&registry] { return std::make_unique<binflow::apps::SubmitTool>(registry); });
+  registry.add("pull", "pull distribution: simulate and fit a known model in every trial (ctools cspull)",
+               [] { return std::make_unique<binflow::apps::PullTool>(); });
+  registry.add("tsdist", "TS distribution of background-only trials (ctools cstsdist)",
+               [] { return std::make_unique<binflow::apps::TsdistTool>(); });
   return binflow::run_main(argc, argv, registry);
 }

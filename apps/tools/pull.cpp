@@ -1,0 +1,313 @@
+#include "tools/pull.hpp"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <utility>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+#include "science/event_file.hpp"
+#include "science/observation.hpp"
+#include "tools/fit.hpp"
+#include "tools/simulate.hpp"
+
+namespace binflow::apps {
+
+namespace {
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+// Shortest text that reads back as the same double: the nested tools see the exact model.
+std::string arg(const char* name, double value) { return fmt::format("{}={}", name, value); }
+std::string arg(const char* name, bool value) {
+  return fmt::format("{}={}", name, value ? "yes" : "no");
+}
+
+double pull(double fitted, double truth, double error) {
+  return std::isfinite(error) && error > 0.0 ? (fitted - truth) / error : nan;
+}
+
+void add_summary(ToolOutput& out, spdlog::logger& log, const std::string& name,
+                 const SampleSummary& s) {
+  log.info("{}: mean {:+.4f} +- {:.4f}, width {:.4f} +- {:.4f} ({} trials)", name, s.mean,
+           s.mean_err, s.width, s.width_err, s.n);
+  out.attributes.emplace_back(name + "_n", fmt::format("{}", s.n));
+  out.attributes.emplace_back(name + "_mean", fmt::format("{}", s.mean));
+  out.attributes.emplace_back(name + "_mean_err", fmt::format("{}", s.mean_err));
+  out.attributes.emplace_back(name + "_width", fmt::format("{}", s.width));
+  out.attributes.emplace_back(name + "_width_err", fmt::format("{}", s.width_err));
+}
+
+}  // namespace
+
+std::vector<std::string> TrialSetup::simulate_args() const {
+  std::vector<std::string> args{arg("N0", n0),     arg("gamma", gamma),
+                                arg("beta", beta), arg("ra", ra),
+                                arg("dec", dec),   fmt::format("chatter={}", chatter)};
+  if (inobs.empty()) {
+    args.push_back(arg("duration", duration));
+  } else {
+    args.push_back("inirf=" + inobs);
+  }
+  return args;
+}
+
+std::vector<std::string> TrialSetup::fit_args(bool break_fit) const {
+  return {arg("emin", break_fit ? 0.0 : emin),
+          arg("emax", emax),
+          arg("theta_max", theta_max),
+          arg("ra", ra),
+          arg("dec", dec),
+          arg("gamma_ref", gamma),
+          arg("free_index", free_index),
+          arg("calc_ts", true),
+          arg("calc_ulim", calc_ulim),
+          arg("confidence", confidence),
+          fmt::format("chatter={}", chatter)};
+}
+
+TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit) {
+  science::Events events;
+  science::Observation observation;
+  SimulateTool simulate;
+  simulate.capture_events(&events, &observation);
+  (void)bin.invoke(simulate, setup.simulate_args());
+  TrialFit out;
+  out.n_simulated = static_cast<std::int64_t>(events.size());
+
+  FitTool fit;
+  fit.use_events(std::move(observation), std::move(events));
+  const ToolOutput result = bin.invoke(fit, setup.fit_args(break_fit));
+  const Table& t = result.table;
+  if (t.size() != 1 || result.bins.size() != 1) {
+    throw InternalError(fmt::format("nested fit returned {} rows, expected 1", t.size()));
+  }
+  out.status = t.str(0, "status");
+  out.message = t.str(0, "message");
+  // A fit that failed (did not converge, or threw inside its own bin) fails the trial, with
+  // the reason in the trial's message; "empty" (no events) is a result, not a failure.
+  if (out.status == "failed") {
+    throw Error(fmt::format("nested fit failed{}{}", out.message.empty() ? "" : ": ", out.message));
+  }
+  out.n_events = t.i64(0, "n_events");
+  out.n0 = t.f64(0, "N0");
+  out.n0_err = t.f64(0, "N0_err");
+  out.gamma = t.f64(0, "gamma");
+  out.gamma_err = t.f64(0, "gamma_err");
+  out.beta = t.f64(0, "beta");
+  out.beta_err = t.f64(0, "beta_err");
+  out.ts = t.f64(0, "ts");
+  out.n0_ul = t.f64(0, "N0_ul");
+  out.fit_threads = result.bins.front().threads;
+  return out;
+}
+
+void prepare_trials(RunContext& ctx, TrialSetup& setup) {
+  if (setup.inobs.empty()) {
+    const science::ObservationInfo embedded;
+    if (std::isnan(setup.ra)) setup.ra = embedded.ra_pnt;
+    if (std::isnan(setup.dec)) setup.dec = embedded.dec_pnt;
+    return;
+  }
+  agree_on_root(ctx.runtime().comm, [&] { (void)science::EventFileReader(setup.inobs); });
+  const science::Observation obs = science::EventFileReader(setup.inobs).observation();
+  if (obs.gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", setup.inobs));
+  if (std::isnan(setup.ra)) setup.ra = obs.info.ra_pnt;
+  if (std::isnan(setup.dec)) setup.dec = obs.info.dec_pnt;
+}
+
+SampleSummary summarize(std::span<const double> values) {
+  SampleSummary s;
+  double sum = 0.0;
+  for (const double v : values) {
+    if (!std::isfinite(v)) continue;
+    ++s.n;
+    sum += v;
+  }
+  const auto n = static_cast<double>(s.n);
+  s.mean = s.n > 0 ? sum / n : nan;
+  double squares = 0.0;
+  for (const double v : values) {
+    if (std::isfinite(v)) squares += (v - s.mean) * (v - s.mean);
+  }
+  s.width = s.n > 1 ? std::sqrt(squares / (n - 1.0)) : nan;
+  s.mean_err = s.n > 1 ? s.width / std::sqrt(n) : nan;
+  s.width_err = s.n > 1 ? s.width / std::sqrt(2.0 * (n - 1.0)) : nan;
+  return s;
+}
+
+Fraction binomial_fraction(std::int64_t k, std::int64_t n) {
+  Fraction f{k, n, nan, nan};
+  if (n <= 0) return f;
+  f.value = static_cast<double>(k) / static_cast<double>(n);
+  f.err = std::sqrt(f.value * (1.0 - f.value) / static_cast<double>(n));
+  return f;
+}
+
+std::vector<double> ok_values(const Table& table, const std::string& column) {
+  std::vector<double> out;
+  out.reserve(table.size());
+  for (std::size_t i = 0; i < table.size(); ++i) {
+    if (table.str(i, "status") == "ok") out.push_back(table.f64(i, column));
+  }
+  return out;
+}
+
+void PullTool::reset() {
+  ntrials_ = 100;
+  setup_ = TrialSetup{};
+  setup_.ra = nan;
+  setup_.dec = nan;
+  fail_trials_.clear();
+}
+
+void PullTool::declare(ParameterSet& params) {
+  params.add("ntrials", ntrials_, "number of Monte Carlo trials; trial k draws from (seed, k)",
+             Range<std::int64_t>{1, std::int64_t{1} << 40});
+  params.add("inobs", setup_.inobs,
+             "event file whose response, GTIs, deadtime and pointing are simulated (its events "
+             "are not used); empty = the embedded instrument and a default observation of "
+             "`duration` s");
+  params.add("duration", setup_.duration,
+             "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
+             "inobs)",
+             Range<double>{1.0, 1e10});
+  params.add("N0", setup_.n0, "true source flux at 1 TeV, ph cm^-2 s^-1 TeV^-1",
+             Range<double>{0.0, {}});
+  params.add("gamma", setup_.gamma,
+             "true spectral index (the fitted index when it is fixed, the start value when free)",
+             Range<double>{-1.0, 6.0});
+  params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
+  params.add("ra", setup_.ra, "source right ascension, deg (default: the pointing)",
+             Range<double>{0.0, 360.0});
+  params.add("dec", setup_.dec, "source declination, deg (default: the pointing)",
+             Range<double>{-90.0, 90.0});
+  params.add("emin", setup_.emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  params.add("emax", setup_.emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  params.add("theta_max", setup_.theta_max, "radius of the region of interest, deg",
+             Range<double>{1e-6, 10.0});
+  params.add("free_index", setup_.free_index, "fit the spectral index in every trial");
+  params.add("calc_ulim", setup_.calc_ulim,
+             "compute the profile-likelihood upper limit of every trial and its coverage");
+  params.add("confidence", setup_.confidence, "confidence level of the upper limit",
+             Range<double>{0.5001, 0.999999});
+  params.add_list("fail_trials", fail_trials_,
+                  "test hook: trials whose nested fit is given an invalid emin, to show that a "
+                  "nested failure fails only its trial");
+}
+
+void PullTool::validate() {
+  if (setup_.emin >= setup_.emax) {
+    throw UsageError(fmt::format("emin: {} is not below emax {}", setup_.emin, setup_.emax));
+  }
+  if (std::isnan(setup_.ra) != std::isnan(setup_.dec)) {
+    throw UsageError("ra, dec: give both or neither");
+  }
+  for (const std::int64_t k : fail_trials_) {
+    if (k < 0 || k >= ntrials_) {
+      throw UsageError(fmt::format("fail_trials: trial {} is outside 0..{}", k, ntrials_ - 1));
+    }
+  }
+}
+
+Schema PullTool::schema(bool free_index, bool calc_ulim) {
+  const std::string flux_unit = "ph cm^-2 s^-1 TeV^-1";
+  Schema s{
+      {"n_events", ColumnType::i64, "", "events in the region of interest"},
+      {"N0", ColumnType::f64, flux_unit, "fitted flux at 1 TeV"},
+      {"N0_err", ColumnType::f64, flux_unit, "1-sigma error of N0"},
+      {"pull_N0", ColumnType::f64, "", "(N0 - true N0) / N0_err"},
+  };
+  if (free_index) {
+    s.add({"gamma", ColumnType::f64, "", "fitted spectral index"});
+    s.add({"gamma_err", ColumnType::f64, "", "1-sigma error of gamma"});
+    s.add({"pull_gamma", ColumnType::f64, "", "(gamma - true gamma) / gamma_err"});
+  }
+  s.add({"beta", ColumnType::f64, "", "fitted background normalisation"});
+  s.add({"beta_err", ColumnType::f64, "", "1-sigma error of beta"});
+  s.add({"pull_beta", ColumnType::f64, "", "(beta - true beta) / beta_err"});
+  s.add({"ts", ColumnType::f64, "", "test statistic of the source"});
+  if (calc_ulim) {
+    s.add({"N0_ul", ColumnType::f64, flux_unit, "upper limit on N0 at confidence"});
+    s.add({"ul_covers", ColumnType::i64, "", "1 if N0_ul >= true N0, else 0"});
+  }
+  s.add({"fit_threads", ColumnType::i64, "",
+         "thread budget of the nested fit (diagnostic of nested invocation: always 1)"});
+  return s;
+}
+
+Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup) const {
+  const bool break_fit =
+      std::binary_search(fail_trials_.begin(), fail_trials_.end(), bin.bin().index);
+  const TrialFit f = run_trial(bin, setup, break_fit);
+  bin.set_status(f.status);
+  if (f.status != "ok") {
+    bin.log().info("{} events simulated, {} in the region: fit status {}{}{}", f.n_simulated,
+                   f.n_events, f.status, f.message.empty() ? "" : ": ", f.message);
+  } else {
+    bin.log().info(
+        "{} events simulated, {} in the region: N0 = {:.4e} +- {:.2e}, beta = {:.4f} +- "
+        "{:.4f}{}, TS = {:.1f}",
+        f.n_simulated, f.n_events, f.n0, f.n0_err, f.beta, f.beta_err,
+        setup.free_index ? fmt::format(", gamma = {:.3f} +- {:.3f}", f.gamma, f.gamma_err) : "",
+        f.ts);
+  }
+  Row row{f.n_events, f.n0, f.n0_err, pull(f.n0, setup.n0, f.n0_err)};
+  if (setup.free_index) {
+    row.insert(row.end(), {f.gamma, f.gamma_err, pull(f.gamma, setup.gamma, f.gamma_err)});
+  }
+  row.insert(row.end(), {f.beta, f.beta_err, pull(f.beta, setup.beta, f.beta_err), f.ts});
+  if (setup.calc_ulim) {
+    row.insert(row.end(), {f.n0_ul, std::int64_t{f.n0_ul >= setup.n0 ? 1 : 0}});
+  }
+  row.emplace_back(f.fit_threads);
+  return row;
+}
+
+ToolOutput PullTool::execute(RunContext& ctx) {
+  std::sort(fail_trials_.begin(), fail_trials_.end());
+  TrialSetup setup = setup_;
+  setup.chatter = std::max(0, ctx.settings().chatter - 1);
+  prepare_trials(ctx, setup);
+  ctx.log().info("{} trials of {}; true model N0 {} at 1 TeV, gamma {}, beta {} at ({}, {})",
+                 ntrials_,
+                 setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
+                                     : "the response and GTIs of " + setup.inobs,
+                 setup.n0, setup.gamma, setup.beta, setup.ra, setup.dec);
+  ctx.log().info("fit: {}-{} TeV within {} deg, index {}{}", setup.emin, setup.emax,
+                 setup.theta_max, setup.free_index ? "free" : "fixed",
+                 setup.calc_ulim ? fmt::format(", {} upper limits", setup.confidence) : "");
+  const Schema columns = schema(setup.free_index, setup.calc_ulim);
+  MapResult result = ctx.map("pull", BinPlan::trials(ntrials_), columns,
+                             [&](BinContext& bin) { return run_pull_trial(bin, setup); });
+  ToolOutput out = ToolOutput::from(std::move(result));
+  if (!ctx.is_root() || out.interrupted) return out;
+
+  const Table& t = out.table;
+  std::int64_t ok = 0;
+  for (std::size_t i = 0; i < t.size(); ++i) ok += t.str(i, "status") == "ok" ? 1 : 0;
+  ctx.log().info("summary over {} of {} trials with status ok:", ok, t.size());
+  out.attributes.emplace_back("trials_ok", fmt::format("{}", ok));
+  add_summary(out, ctx.log(), "pull_N0", summarize(ok_values(t, "pull_N0")));
+  if (setup.free_index) {
+    add_summary(out, ctx.log(), "pull_gamma", summarize(ok_values(t, "pull_gamma")));
+  }
+  add_summary(out, ctx.log(), "pull_beta", summarize(ok_values(t, "pull_beta")));
+  if (setup.calc_ulim) {
+    std::int64_t covered = 0;
+    for (std::size_t i = 0; i < t.size(); ++i) {
+      if (t.str(i, "status") == "ok") covered += t.i64(i, "ul_covers");
+    }
+    const Fraction c = binomial_fraction(covered, ok);
+    ctx.log().info(
+        "upper limit at {}: N0_ul >= true N0 in {} of {} trials, coverage {:.4f} +- {:.4f}",
+        setup.confidence, covered, ok, c.value, c.err);
+    out.attributes.emplace_back("ul_coverage", fmt::format("{}", c.value));
+    out.attributes.emplace_back("ul_coverage_err", fmt::format("{}", c.err));
+  }
+  return out;
+}
+
+}  // namespace binflow::apps

@@ -1,0 +1,116 @@
+#pragma once
+// `binflow pull`: the ctools cspull of binflow. Each Monte Carlo trial simulates an
+// observation of a known model and fits it; the pulls (fit - true) / error over many trials
+// check the fit's bias and errors (SCIENCE.md section 6). A trial is one bin of
+// BinPlan::trials: it runs `simulate` (in memory) and `fit` nested through
+// BinContext::invoke, each with one thread on MPI_COMM_SELF and a seed derived from the
+// trial's stream (seed, k), so the results do not depend on ranks, threads or schedule.
+//
+// The trial machinery and the summary statistics are shared with `binflow tsdist`.
+#include <cstdint>
+#include <span>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "binflow/tool.hpp"
+
+namespace binflow::apps {
+
+/// The observation, true model and analysis of every Monte Carlo trial of pull and tsdist.
+struct TrialSetup {
+  std::string inobs;         ///< response and GTIs from this event file; empty = embedded
+  double duration = 1800.0;  ///< length of the embedded observation, s (ignored with inobs)
+  double n0 = 3.5e-11;       ///< true source flux at 1 TeV
+  double gamma = 2.5;        ///< true index (and the fitted index when it is fixed)
+  double beta = 1.0;         ///< true background normalisation
+  double ra = 83.6331;       ///< source position, deg
+  double dec = 22.0145;
+  double emin = 0.1;  ///< analysis energy range, TeV
+  double emax = 100.0;
+  double theta_max = 0.2;  ///< analysis region radius, deg
+  bool free_index = false;
+  bool calc_ulim = true;
+  double confidence = 0.95;
+  int chatter = 1;  ///< of the nested tools (their lines go into the trial's log block)
+
+  /// Arguments of the nested `simulate` (every value in shortest round-trip form).
+  [[nodiscard]] std::vector<std::string> simulate_args() const;
+  /// Arguments of the nested `fit`; `break_fit` adds an invalid emin (test hook).
+  [[nodiscard]] std::vector<std::string> fit_args(bool break_fit = false) const;
+};
+
+/// What one trial's nested fit returned.
+struct TrialFit {
+  std::string status;  ///< the fit's row status: ok, empty or failed
+  std::string message;
+  std::int64_t n_simulated = 0;  ///< events the nested simulate drew (whole IRF grid)
+  std::int64_t n_events = 0;     ///< of them in the region of interest
+  double n0 = 0.0, n0_err = 0.0;
+  double gamma = 0.0, gamma_err = 0.0;
+  double beta = 0.0, beta_err = 0.0;
+  double ts = 0.0;
+  double n0_ul = 0.0;
+  std::int64_t fit_threads = 0;  ///< thread budget the nested fit's bin ran with
+};
+
+/// One trial inside `bin`: a nested in-memory `simulate`, then a nested `fit` of its events,
+/// both through bin.invoke (one thread, MPI_COMM_SELF, seeds derived from the bin's stream;
+/// their log lines go into the bin's block). Throws what the nested tools throw, and Error
+/// when the fit's status is "failed", so a nested failure fails this bin only. `break_fit`
+/// passes the fit an invalid parameter.
+TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit = false);
+
+/// Resolves the source position (NaN = the pointing of `inobs`, or the embedded Crab
+/// pointing) and checks `inobs` on rank 0 (collective over ctx's communicator: bad input
+/// ends every rank with one line, exit status 2).
+void prepare_trials(RunContext& ctx, TrialSetup& setup);
+
+/// Mean and width (sample standard deviation) of the finite values of a sample, with their
+/// statistical uncertainties for a Gaussian sample: mean +- width / sqrt(n), width +-
+/// width / sqrt(2 (n - 1)). NaN where n is too small (n < 1 for the mean, n < 2 else).
+struct SampleSummary {
+  std::int64_t n = 0;
+  double mean = 0.0, mean_err = 0.0;
+  double width = 0.0, width_err = 0.0;
+};
+SampleSummary summarize(std::span<const double> values);
+
+/// k successes out of n: the fraction and its binomial error sqrt(p (1 - p) / n).
+struct Fraction {
+  std::int64_t k = 0;
+  std::int64_t n = 0;
+  double value = 0.0, err = 0.0;
+};
+Fraction binomial_fraction(std::int64_t k, std::int64_t n);
+
+/// The values of f64 `column` in the rows of `table` whose status is "ok".
+std::vector<double> ok_values(const Table& table, const std::string& column);
+
+class PullTool final : public Tool {
+public:
+  PullTool() { reset(); }
+  [[nodiscard]] std::string name() const override { return "pull"; }
+  [[nodiscard]] std::string summary() const override {
+    return "pull distribution: simulate and fit a known model in every trial (ctools cspull)";
+  }
+  /// The /results columns; pull_gamma and gamma_err only with a free index, N0_ul and
+  /// ul_covers only with upper limits.
+  [[nodiscard]] static Schema schema(bool free_index, bool calc_ulim);
+
+protected:
+  void declare(ParameterSet& params) override;
+  void reset() override;
+  void validate() override;
+  /// Collective over ctx.runtime().comm: maps the trials, then (rank 0) the summary.
+  ToolOutput execute(RunContext& ctx) override;
+
+private:
+  [[nodiscard]] Row run_pull_trial(BinContext& bin, const TrialSetup& setup) const;
+
+  std::int64_t ntrials_;
+  TrialSetup setup_;
+  std::vector<std::int64_t> fail_trials_;
+};
+
+}  // namespace binflow::apps

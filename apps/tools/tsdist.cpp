@@ -1,0 +1,134 @@
+#include "tools/tsdist.hpp"
+
+#include <cmath>
+#include <limits>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+
+namespace binflow::apps {
+
+namespace {
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+// SCIENCE.md section 6: P(TS > 2.706) = 0.05 for half chi^2(1 dof) (the chi^2(1) quantile
+// at 0.9 is 2.70554); 25 is the usual detection threshold.
+constexpr double ts_threshold = 2.706;
+constexpr double ts_detection = 25.0;
+
+}  // namespace
+
+double half_chi2_tail(double threshold) { return 0.5 * std::erfc(std::sqrt(0.5 * threshold)); }
+
+void TsdistTool::reset() {
+  ntrials_ = 100;
+  setup_ = TrialSetup{};
+  setup_.n0 = 0.0;
+  setup_.ra = nan;
+  setup_.dec = nan;
+  setup_.calc_ulim = false;
+}
+
+void TsdistTool::declare(ParameterSet& params) {
+  params.add("ntrials", ntrials_, "number of Monte Carlo trials; trial k draws from (seed, k)",
+             Range<std::int64_t>{1, std::int64_t{1} << 40});
+  params.add("inobs", setup_.inobs,
+             "event file whose response, GTIs, deadtime and pointing are simulated (its events "
+             "are not used); empty = the embedded instrument and a default observation of "
+             "`duration` s");
+  params.add("duration", setup_.duration,
+             "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
+             "inobs)",
+             Range<double>{1.0, 1e10});
+  params.add("gamma", setup_.gamma, "spectral index of the test source (fixed in the fit)",
+             Range<double>{-1.0, 6.0});
+  params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
+  params.add("ra", setup_.ra, "test source right ascension, deg (default: the pointing)",
+             Range<double>{0.0, 360.0});
+  params.add("dec", setup_.dec, "test source declination, deg (default: the pointing)",
+             Range<double>{-90.0, 90.0});
+  params.add("emin", setup_.emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  params.add("emax", setup_.emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  params.add("theta_max", setup_.theta_max, "radius of the region of interest, deg",
+             Range<double>{1e-6, 10.0});
+}
+
+void TsdistTool::validate() {
+  if (setup_.emin >= setup_.emax) {
+    throw UsageError(fmt::format("emin: {} is not below emax {}", setup_.emin, setup_.emax));
+  }
+  if (std::isnan(setup_.ra) != std::isnan(setup_.dec)) {
+    throw UsageError("ra, dec: give both or neither");
+  }
+}
+
+Schema TsdistTool::schema() {
+  const std::string flux_unit = "ph cm^-2 s^-1 TeV^-1";
+  return Schema{
+      {"n_events", ColumnType::i64, "", "events in the region of interest"},
+      {"ts", ColumnType::f64, "", "test statistic of the source (true N0 = 0)"},
+      {"N0", ColumnType::f64, flux_unit, "fitted flux at 1 TeV (N0 >= 0)"},
+      {"N0_err", ColumnType::f64, flux_unit, "1-sigma error of N0"},
+      {"beta", ColumnType::f64, "", "fitted background normalisation"},
+      {"beta_err", ColumnType::f64, "", "1-sigma error of beta"},
+      {"fit_threads", ColumnType::i64, "",
+       "thread budget of the nested fit (diagnostic of nested invocation: always 1)"},
+  };
+}
+
+ToolOutput TsdistTool::execute(RunContext& ctx) {
+  TrialSetup setup = setup_;
+  setup.chatter = std::max(0, ctx.settings().chatter - 1);
+  prepare_trials(ctx, setup);
+  ctx.log().info(
+      "{} background-only trials of {}; background beta {}, test source at ({}, {}) with index "
+      "{}; fit {}-{} TeV within {} deg",
+      ntrials_,
+      setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
+                          : "the response and GTIs of " + setup.inobs,
+      setup.beta, setup.ra, setup.dec, setup.gamma, setup.emin, setup.emax, setup.theta_max);
+  MapResult result = ctx.map("tsdist", BinPlan::trials(ntrials_), schema(), [&](BinContext& bin) {
+    const TrialFit f = run_trial(bin, setup);
+    bin.set_status(f.status);
+    bin.log().info("{} events simulated, {} in the region: TS = {:.3f}, N0 = {:.3e}{}{}",
+                   f.n_simulated, f.n_events, f.ts, f.n0, f.status == "ok" ? "" : ", status ",
+                   f.status == "ok" ? "" : f.status);
+    return Row{f.n_events, f.ts, f.n0, f.n0_err, f.beta, f.beta_err, f.fit_threads};
+  });
+  ToolOutput out = ToolOutput::from(std::move(result));
+  if (!ctx.is_root() || out.interrupted) return out;
+
+  const std::vector<double> ts = ok_values(out.table, "ts");
+  const auto n = static_cast<std::int64_t>(ts.size());
+  out.attributes.emplace_back("trials_ok", fmt::format("{}", n));
+  ctx.log().info("summary over {} of {} trials with status ok:", n, out.table.size());
+  const SampleSummary s = summarize(ts);
+  ctx.log().info("TS: mean {:.4f} +- {:.4f} (half chi^2(1): 0.5)", s.mean, s.mean_err);
+  out.attributes.emplace_back("ts_mean", fmt::format("{}", s.mean));
+  out.attributes.emplace_back("ts_mean_err", fmt::format("{}", s.mean_err));
+  for (const double threshold : {ts_threshold, ts_detection}) {
+    std::int64_t above = 0;
+    for (const double v : ts) above += v > threshold ? 1 : 0;
+    const Fraction f = binomial_fraction(above, n);
+    const double expected = half_chi2_tail(threshold);
+    // The error of the expectation for n trials, so that the deviation reads in sigmas
+    // even when no trial is above (25: expected 2.9e-7).
+    const double sigma = std::sqrt(expected * (1.0 - expected) / static_cast<double>(n));
+    const std::string key =
+        fmt::format("ts_fraction_above_{}", threshold == ts_threshold ? "2.706" : "25");
+    ctx.log().info(
+        "TS > {:.3f}: {} of {} trials, fraction {:.5f} +- {:.5f}; half chi^2(1) expects {:.4g} "
+        "({:+.2f} sigma)",
+        threshold, above, n, f.value, f.err, expected, (f.value - expected) / sigma);
+    out.attributes.emplace_back(key, fmt::format("{}", f.value));
+    out.attributes.emplace_back(key + "_err", fmt::format("{}", f.err));
+    out.attributes.emplace_back(key + "_expected", fmt::format("{}", expected));
+  }
+  return out;
+}
+
+}  // namespace binflow::apps

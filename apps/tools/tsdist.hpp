@@ -1,0 +1,40 @@
+#pragma once
+// `binflow tsdist`: the ctools cstsdist of binflow. Background-only Monte Carlo trials (true
+// N0 = 0), each fitted with the source free (N0 >= 0); the distribution of the test
+// statistic is compared with its asymptotic form, half a chi^2 with one degree of freedom
+// (Chernoff: N0 sits on its bound), so P(TS > 2.706) = 0.05 (SCIENCE.md section 6). Trials
+// run the same nested simulate and fit as `binflow pull` (see pull.hpp).
+#include <cstdint>
+#include <string>
+
+#include "binflow/tool.hpp"
+#include "tools/pull.hpp"
+
+namespace binflow::apps {
+
+/// P(TS > threshold) for TS distributed as half chi^2(1 dof) plus half a point mass at 0:
+/// 0.5 erfc(sqrt(threshold / 2)).
+double half_chi2_tail(double threshold);
+
+class TsdistTool final : public Tool {
+public:
+  TsdistTool() { reset(); }
+  [[nodiscard]] std::string name() const override { return "tsdist"; }
+  [[nodiscard]] std::string summary() const override {
+    return "TS distribution of background-only trials (ctools cstsdist)";
+  }
+  [[nodiscard]] static Schema schema();
+
+protected:
+  void declare(ParameterSet& params) override;
+  void reset() override;
+  void validate() override;
+  /// Collective over ctx.runtime().comm: maps the trials, then (rank 0) the summary.
+  ToolOutput execute(RunContext& ctx) override;
+
+private:
+  std::int64_t ntrials_;
+  TrialSetup setup_;
+};
+
+}  // namespace binflow::apps
