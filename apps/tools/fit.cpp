@@ -175,7 +175,9 @@ ToolOutput FitTool::execute(RunContext& ctx) {
     reader.emplace(inobs_);
   }
   const science::Observation& obs = in_memory ? *given_observation : reader->observation();
-  const auto [t0, t1] = time_range(obs, source);
+  const std::pair<double, double> range = time_range(obs, source);
+  const double t0 = range.first;
+  const double t1 = range.second;
   const science::Response response(obs.irf, source);
   const science::FitSettings settings = fit_settings(obs);
   ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", source,

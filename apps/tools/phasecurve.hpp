@@ -1,0 +1,62 @@
+#pragma once
+// `binflow phasecurve`: the ctools csphasecrv of binflow. One likelihood fit of N0 and beta
+// (index fixed to gamma_ref unless free_index) per pulse-phase bin, phases from an ephemeris
+// (SCIENCE.md section 5: phase = frac(f0 dt + f1 dt^2/2 + f2 dt^3/6), dt = t - t_ref; the
+// livetime of a phase bin is the total livetime times the bin width). Each bin streams the
+// events of the time range window by window and keeps those of its phases: memory follows
+// one window plus the bin's selection, never the file.
+#include <cstdint>
+#include <string>
+#include <utility>
+
+#include "binflow/tool.hpp"
+#include "science/event_file.hpp"
+#include "science/likelihood.hpp"
+#include "science/phase.hpp"
+
+namespace binflow::apps {
+
+class PhasecurveTool final : public Tool {
+public:
+  PhasecurveTool() { reset(); }
+  [[nodiscard]] std::string name() const override { return "phasecurve"; }
+  [[nodiscard]] std::string summary() const override {
+    return "phase curve: a likelihood fit of flux, TS and upper limit per pulse-phase bin";
+  }
+  /// Columns of /results: one row per phase bin.
+  [[nodiscard]] static Schema schema();
+
+protected:
+  void declare(ParameterSet& params) override;
+  void reset() override;
+  void validate() override;
+  /// Collective over ctx.runtime().comm.
+  ToolOutput execute(RunContext& ctx) override;
+
+private:
+  [[nodiscard]] BinPlan make_plan() const;
+  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& obs) const;
+
+  std::string inobs_;
+  double t_ref_;
+  double f0_;
+  double f1_;
+  double f2_;
+  std::int64_t phbins_;
+  std::string phbinfile_;
+  double tmin_;
+  double tmax_;
+  double emin_;
+  double emax_;
+  double ra_;
+  double dec_;
+  double theta_max_;
+  double gamma_ref_;
+  bool free_index_;
+  bool calc_ts_;
+  bool calc_ulim_;
+  double confidence_;
+  double window_;
+};
+
+}  // namespace binflow::apps

@@ -1,0 +1,55 @@
+#pragma once
+// `binflow spectrum`: the ctools csspec of binflow (SLICE method). A global fit of the whole
+// energy range with the index free, run as a nested `fit` (the same tool class as
+// `binflow fit`, through BinContext::invoke) inside a one-bin map "global", gives gamma; then
+// every energy bin fits N0 and beta with gamma fixed to it, and reports the flux point
+// dN/dE at the bin's log centre, its error, TS and upper limit (SCIENCE.md sections 2, 3, 5).
+#include <cstdint>
+#include <string>
+
+#include "binflow/tool.hpp"
+#include "science/event_file.hpp"
+#include "science/likelihood.hpp"
+
+namespace binflow::apps {
+
+class SpectrumTool final : public Tool {
+public:
+  SpectrumTool() { reset(); }
+  [[nodiscard]] std::string name() const override { return "spectrum"; }
+  [[nodiscard]] std::string summary() const override {
+    return "spectral points: a global fit, then N0 and beta per energy bin with the index fixed";
+  }
+  /// Columns of /results: one flux point per energy bin.
+  [[nodiscard]] static Schema schema();
+
+protected:
+  void declare(ParameterSet& params) override;
+  void reset() override;
+  void validate() override;
+  /// Collective over ctx.runtime().comm: two maps, "global" (one bin) then "spectrum".
+  ToolOutput execute(RunContext& ctx) override;
+
+private:
+  [[nodiscard]] BinPlan make_plan() const;
+  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& obs) const;
+  [[nodiscard]] std::vector<std::string> global_fit_args(double emin, double emax) const;
+
+  std::string inobs_;
+  std::string ebinalg_;
+  double emin_;
+  double emax_;
+  std::int64_t enumbins_;
+  std::string ebinfile_;
+  double tmin_;
+  double tmax_;
+  double ra_;
+  double dec_;
+  double theta_max_;
+  double gamma_ref_;
+  bool calc_ts_;
+  bool calc_ulim_;
+  double confidence_;
+};
+
+}  // namespace binflow::apps
