@@ -168,10 +168,17 @@ ToolOutput FitTool::execute(RunContext& ctx) {
 
   std::optional<science::EventFileReader> reader;
   if (!in_memory) {
-    // Rank 0 checks the file and the time range first: bad input ends every rank with one line.
-    agree_on_root(ctx.runtime().comm, [&] {
+    // Rank 0 checks the file and the time range first: bad input ends every rank with one
+    // line. A nested run is alone on MPI_COMM_SELF and may be in a thread that must not
+    // call MPI; its bad input fails the calling bin (BinContext::invoke).
+    const auto check = [&] {
       (void)time_range(science::EventFileReader(inobs_).observation(), inobs_);
-    });
+    };
+    if (ctx.nested()) {
+      check();
+    } else {
+      agree_on_root(ctx.runtime().comm, check);
+    }
     reader.emplace(inobs_);
   }
   const science::Observation& obs = in_memory ? *given_observation : reader->observation();

@@ -7,8 +7,10 @@ really runs (its log block sits indented inside the global bin's block); bad inp
 line, exit 2 and nothing written."""
 import math
 import os
+import shutil
 import time
 
+import h5py
 import numpy as np
 
 from e2e_common import Context, identical, read_attributes, read_group
@@ -204,7 +206,16 @@ with open(ctx.path("bad_ebins.txt"), "w") as f:
     f.write("0.1 1\n1 oops\n")
 with open(ctx.path("bad_phbins.txt"), "w") as f:
     f.write("0.0 0.5\n0.5 1.5\n")
+unsorted = ctx.path("unsorted.h5")
+shutil.copy(obs, unsorted)
+with h5py.File(unsorted, "r+") as f:
+    t = f["events/time"][()]
+    t[100] = t[101] + 10.0  # later than the event after it: found while reading, inside a bin
+    f["events/time"][...] = t
 bad = {
+    "fit: unsorted event times": (["fit", "--inobs", unsorted], "/events/time"),
+    "spectrum: unsorted event times": (["spectrum", "--inobs", unsorted], "/events/time"),
+    "phasecurve: unsorted event times": (["phasecurve", "--inobs", unsorted], "/events/time"),
     "fit: missing file": (["fit", "--inobs", ctx.path("nope.h5")], "nope.h5"),
     "fit: no inobs": (["fit"], "inobs"),
     "fit: tmin >= tmax": (["fit", "--inobs", obs, "--tmin", "500", "--tmax", "100"], "tmin"),
@@ -221,7 +232,7 @@ bad = {
     "phasecurve: missing file": (["phasecurve", "--inobs", ctx.path("nope.h5")], "nope.h5"),
 }
 for what, (words, needle) in bad.items():
-    for ranks in ((None, 3) if what.endswith("missing file") or "parse" in what else (None,)):
+    for ranks in ((None, 3) if what.endswith(("missing file", "times")) or "parse" in what else (None,)):
         out = ctx.path("bad.h5")
         r = ctx.run([*words, "--outfile", out], ranks=ranks)
         ours = [l for l in r.stderr.splitlines() if l.startswith("binflow")]
