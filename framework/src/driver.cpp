@@ -345,6 +345,14 @@ int exit_status_of(const std::exception& e) {
 }
 
 void agree_on_root(const Communicator& comm, const std::function<void()>& check) {
+  if (comm.size() == 1) {  // a nested run: no MPI call (it may be on a non-main thread)
+    try {
+      check();
+    } catch (const std::exception& e) {
+      throw AgreedError(exit_status_of(e), e.what());
+    }
+    return;
+  }
   int code = 0;
   std::string message;
   if (comm.is_root()) {

@@ -751,6 +751,29 @@ void Map::finish_worker(bool interrupted) {
   }
 }
 
+void broadcast_positions(Positions& pending, const Communicator& comm) {
+  auto count = static_cast<std::int64_t>(pending.size());
+  check_mpi(MPI_Bcast(&count, 1, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
+  pending.resize(static_cast<std::size_t>(count));
+  check_mpi(MPI_Bcast(pending.data(), static_cast<int>(count), MPI_INT64_T, 0, comm.get()),
+            "MPI_Bcast");
+}
+
+// Rank 0's flags and input error, so that every rank ends the map the same way.
+void broadcast_outcome(MapResult& result, std::string& input_error, const Communicator& comm) {
+  std::int64_t flags[4] = {result.failed, result.interrupted ? 1 : 0, result.stopped_early ? 1 : 0,
+                           static_cast<std::int64_t>(input_error.size())};
+  check_mpi(MPI_Bcast(flags, 4, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
+  result.failed = flags[0];
+  result.interrupted = flags[1] != 0;
+  result.stopped_early = flags[2] != 0;
+  input_error.resize(static_cast<std::size_t>(flags[3]));
+  if (flags[3] > 0) {
+    check_mpi(MPI_Bcast(input_error.data(), static_cast<int>(flags[3]), MPI_CHAR, 0, comm.get()),
+              "MPI_Bcast");
+  }
+}
+
 }  // namespace
 
 // ---------------------------------------------------------------------------------
@@ -825,8 +848,20 @@ RunContext::~RunContext() = default;
 
 MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Schema& schema,
                           const BinFunction& fn) {
-  // A private communicator keeps the map's messages apart from anything the tool sends.
-  const Communicator comm = runtime_.comm.duplicate();
+  // One rank (every nested run) makes no MPI call at all: a nested run may execute on rank
+  // 0's compute thread, and MPI_THREAD_FUNNELED allows MPI on the main thread only. With
+  // several ranks, a private communicator keeps the map's messages apart from the tool's.
+  const bool alone = runtime_.size() == 1;
+  std::optional<Communicator> own;
+  if (!alone) {
+    int main_thread = 0;
+    check_mpi(MPI_Is_thread_main(&main_thread), "MPI_Is_thread_main");
+    if (!main_thread) {
+      throw InternalError("a map over several ranks must run on the thread that initialised MPI");
+    }
+    own.emplace(runtime_.comm.duplicate());
+  }
+  const Communicator& comm = alone ? runtime_.comm : *own;
   std::optional<Collector> collector;
   Positions pending;
   if (comm.rank() == 0) {
@@ -839,11 +874,7 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
     collector->replay_logs();
   }
   // Static schedules need the pending list on every rank; dynamic workers index it too.
-  std::int64_t count = static_cast<std::int64_t>(pending.size());
-  check_mpi(MPI_Bcast(&count, 1, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
-  pending.resize(static_cast<std::size_t>(count));
-  check_mpi(MPI_Bcast(pending.data(), static_cast<int>(count), MPI_INT64_T, 0, comm.get()),
-            "MPI_Bcast");
+  if (!alone) broadcast_positions(pending, comm);
 
   Map map(comm, plan, schema, fn, budget_, settings_, std::move(pending));
   MapResult result;
@@ -856,18 +887,8 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
   }
   // A bin that found bad input (UsageError) ends the run on every rank with its message.
   std::string input_error = collector ? collector->input_error() : std::string();
-  std::int64_t flags[4] = {result.failed, result.interrupted ? 1 : 0, result.stopped_early ? 1 : 0,
-                           static_cast<std::int64_t>(input_error.size())};
-  check_mpi(MPI_Bcast(flags, 4, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
-  result.failed = flags[0];
-  result.interrupted = flags[1] != 0;
-  result.stopped_early = flags[2] != 0;
-  if (flags[3] > 0) {
-    input_error.resize(static_cast<std::size_t>(flags[3]));
-    check_mpi(MPI_Bcast(input_error.data(), static_cast<int>(flags[3]), MPI_CHAR, 0, comm.get()),
-              "MPI_Bcast");
-    throw AgreedError(exit_status::usage, input_error);
-  }
+  if (!alone) broadcast_outcome(result, input_error, comm);
+  if (!input_error.empty()) throw AgreedError(exit_status::usage, input_error);
   return result;
 }
 

@@ -31,6 +31,12 @@ Communicator::Communicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owne
 
 Communicator Communicator::borrow(MPI_Comm comm) { return Communicator(comm, false); }
 
+Communicator Communicator::self() {
+  Communicator c;
+  c.comm_ = MPI_COMM_SELF;
+  return c;
+}
+
 Communicator Communicator::duplicate() const {
   MPI_Comm out = MPI_COMM_NULL;
   check_mpi(MPI_Comm_dup(comm_, &out), "MPI_Comm_dup");
@@ -128,8 +134,7 @@ Runtime Runtime::create(Communicator comm) {
 Runtime Runtime::self() {
   std::array<char, 256> name{};
   if (gethostname(name.data(), name.size() - 1) != 0) name[0] = '\0';
-  return Runtime{Communicator::borrow(MPI_COMM_SELF), Communicator::borrow(MPI_COMM_SELF), 1,
-                 std::string(name.data())};
+  return Runtime{Communicator::self(), Communicator::self(), 1, std::string(name.data())};
 }
 
 }  // namespace binflow

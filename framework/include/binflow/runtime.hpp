@@ -18,6 +18,9 @@ class Communicator {
 public:
   /// Wraps a communicator binflow does not own (MPI_COMM_WORLD, MPI_COMM_SELF).
   static Communicator borrow(MPI_Comm comm);
+  /// MPI_COMM_SELF without any MPI call (its rank and size are known), so that a nested
+  /// run can be set up on a thread that may not call MPI. Thread-safe.
+  static Communicator self();
   /// Collective: MPI_Comm_dup, owned by the result.
   [[nodiscard]] Communicator duplicate() const;
   /// Collective: the ranks sharing this rank's node (MPI_COMM_TYPE_SHARED).
@@ -38,6 +41,7 @@ public:
 
 private:
   Communicator(MPI_Comm comm, bool owned);
+  Communicator() = default;
   MPI_Comm comm_ = MPI_COMM_NULL;
   bool owned_ = false;
   int rank_ = 0;
