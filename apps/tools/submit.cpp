@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <cctype>
 #include <cerrno>
 #include <cmath>
@@ -34,6 +35,32 @@ struct Captured {
   std::string output;  ///< stdout and stderr together
 };
 
+/// The environment the scheduler command passes on to the job (sbatch --export=ALL, qsub
+/// -V): this process's, less what MPI_Init of this singleton and the thread budget added.
+/// Left in, PMIX_SERVER_URI* and OMPI_MCA_ess=singleton make an mpirun inside the job fail
+/// without a word (seen with Open MPI 4.1 under Slurm 22.05), and *_NUM_THREADS carry this
+/// process's budget, not the job's.
+std::vector<std::string> job_environment() {
+  static constexpr std::array<std::string_view, 6> dropped = {
+      "OMP_NUM_THREADS",  "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS",
+      "BLIS_NUM_THREADS", "HFI_NO_BACKTRACE",     "IPATH_NO_BACKTRACE"};
+  const auto starts = [](std::string_view text, std::string_view prefix) {
+    return text.substr(0, prefix.size()) == prefix;
+  };
+  std::vector<std::string> out;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string_view entry(*e);
+    const std::string_view name = entry.substr(0, entry.find('='));
+    const bool mpi_runtime = starts(name, "PMIX_") || starts(name, "ORTE_") ||
+                             (starts(name, "OMPI_") && !starts(name, "OMPI_ALLOW_RUN_AS_ROOT") &&
+                              (!starts(name, "OMPI_MCA_") || starts(name, "OMPI_MCA_orte_") ||
+                               starts(name, "OMPI_MCA_ess") || starts(name, "OMPI_MCA_pmix")));
+    if (mpi_runtime || std::find(dropped.begin(), dropped.end(), name) != dropped.end()) continue;
+    out.emplace_back(entry);
+  }
+  return out;
+}
+
 /// Runs `argv` (PATH lookup) with stdin from `stdin_path` (empty: inherited) and returns
 /// what it printed. A one-shot command on rank 0, after the run's threads are idle: the
 /// "nothing forks" rule is about workers, which this is not.
@@ -52,7 +79,12 @@ Captured run_command(const std::vector<std::string>& argv, const std::string& st
   for (const std::string& a : argv) args.push_back(const_cast<char*>(a.c_str()));
   args.push_back(nullptr);
   pid_t pid = 0;
-  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), environ);
+  std::vector<std::string> environment = job_environment();
+  std::vector<char*> envp;
+  envp.reserve(environment.size() + 1);
+  for (std::string& entry : environment) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  const int rc = posix_spawnp(&pid, args[0], &actions, nullptr, args.data(), envp.data());
   posix_spawn_file_actions_destroy(&actions);
   close(fds[1]);
   Captured out;

@@ -306,7 +306,7 @@ refused(["--", "submit", "--", "info"], "submit inside a job", "submit")
 fake = ctx.path("fakebin")
 os.makedirs(fake)
 with open(os.path.join(fake, "qsub"), "w") as f:
-    f.write("#!/bin/sh\necho \"$@\" > qsub.args\necho 4242.pbs-server\n")
+    f.write("#!/bin/sh\necho \"$@\" > qsub.args\nenv > qsub.env\necho 4242.pbs-server\n")
 with open(os.path.join(fake, "bsub"), "w") as f:
     f.write("#!/bin/sh\necho \"$@\" > bsub.args\ncat > bsub.stdin\n"
             "echo 'Job <5757> is submitted to queue <normal>.'\n")
@@ -320,6 +320,10 @@ ctx.check(r.returncode == 0 and lines and lines[-1] == "4242.pbs-server"
           and open(ctx.path("qsub.args")).read().strip() == script and os.path.exists(script),
           "pbs: the script is written, qsub gets it, and the last line is the job id",
           r.stdout + r.stderr)
+leaked = [l for l in open(ctx.path("qsub.env")).read().splitlines()
+          if re.match(r"(PMIX_|OMPI_MCA_ess|OMPI_COMMAND|OMP_NUM_THREADS=)", l)]
+ctx.check(not leaked, "the job's environment carries no MPI singleton state or thread budget "
+          "of the submitting process", leaked)
 r = ctx.run(["submit", "--scheduler", "lsf", *common, "--script", "lc.lsf", "--", *tool], env=path_env)
 lines = r.stdout.strip().splitlines()
 ctx.check(r.returncode == 0 and lines and lines[-1] == "5757"
