@@ -12,16 +12,9 @@
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
+#include "tools/analysis.hpp"
 
 namespace binflow::apps {
-
-/// The events of [t0, t1) of `reader` inside the region of interest of `settings`, read one
-/// GTI piece of at most `window` seconds at a time (so memory follows the selection, not
-/// the file), in file order; `keep(time)`, when given, drops events before the selection
-/// (phase bins). The livetime is that of [t0, t1). Not thread-safe (HDF5).
-science::RoiEvents read_roi(const science::EventFileReader& reader, double t0, double t1,
-                            const science::FitSettings& settings,
-                            const std::function<bool(double)>& keep = {}, double window = 3600.0);
 
 class FitTool final : public Tool {
 public:
@@ -48,23 +41,7 @@ protected:
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  [[nodiscard]] science::FitSettings fit_settings(const science::Observation& obs) const;
-  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& obs,
-                                                     const std::string& source) const;
-
-  std::string inobs_;
-  double tmin_;
-  double tmax_;
-  double emin_;
-  double emax_;
-  double ra_;
-  double dec_;
-  double theta_max_;
-  double gamma_ref_;
-  bool free_index_;
-  bool calc_ts_;
-  bool calc_ulim_;
-  double confidence_;
+  AnalysisParameters analysis_;
 
   // Not parameters: survive configure() and are consumed by the next run.
   std::optional<science::Observation> given_observation_;

@@ -6,6 +6,7 @@
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
+#include "tools/analysis.hpp"
 
 namespace binflow::apps {
 
@@ -26,26 +27,13 @@ protected:
 
 private:
   [[nodiscard]] BinPlan make_plan(const science::Observation& obs) const;
-  [[nodiscard]] science::FitSettings fit_settings(const science::Observation& obs) const;
   Row fit_time_bin(BinContext& bin, const science::EventFileReader& reader,
                    const science::BinFitter& fitter) const;
 
-  std::string inobs_;
+  AnalysisParameters analysis_;
   std::string tbinalg_;
-  double tmin_;
-  double tmax_;
   std::int64_t tbins_;
   std::string tbinfile_;
-  double emin_;
-  double emax_;
-  double ra_;
-  double dec_;
-  double theta_max_;
-  double gamma_ref_;
-  bool free_index_;
-  bool calc_ts_;
-  bool calc_ulim_;
-  double confidence_;
 };
 
 }  // namespace binflow::apps

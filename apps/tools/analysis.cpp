@@ -1,0 +1,186 @@
+#include "tools/analysis.hpp"
+
+#include <cmath>
+#include <limits>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+#include "science/gti.hpp"
+
+namespace binflow::apps {
+
+namespace {
+
+constexpr double nan = std::numeric_limits<double>::quiet_NaN();
+
+science::Events filtered(science::Events events, const std::function<bool(double)>& keep) {
+  science::Events out;
+  for (std::size_t i = 0; i < events.size(); ++i) {
+    if (!keep(events.time[i])) continue;
+    out.time.push_back(events.time[i]);
+    out.energy.push_back(events.energy[i]);
+    out.ra.push_back(events.ra[i]);
+    out.dec.push_back(events.dec[i]);
+  }
+  return out;
+}
+
+}  // namespace
+
+void AnalysisParameters::reset() {
+  inobs.clear();
+  tmin = nan;
+  tmax = nan;
+  emin = 0.1;
+  emax = 100.0;
+  ra = nan;
+  dec = nan;
+  theta_max = 0.2;
+  gamma_ref = 2.5;
+  free_index = false;
+  calc_ts = true;
+  calc_ulim = true;
+  confidence = 0.95;
+}
+
+void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
+                                 const std::string& gamma_ref_help) {
+  if ((parts & input) != 0U)
+    params.add("inobs", inobs, "input event file (HDF5, SCIENCE.md format)");
+  if ((parts & time) != 0U) {
+    params.add("tmin", tmin, "start of the selection, MET s (default: first GTI start)");
+    params.add("tmax", tmax, "end of the selection, MET s (default: last GTI stop)");
+  }
+  if ((parts & energy) != 0U) {
+    params.add("emin", emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+    params.add("emax", emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  }
+  if ((parts & region) != 0U) {
+    params.add("ra", ra, "source right ascension, deg (default: the pointing)",
+               Range<double>{0.0, 360.0});
+    params.add("dec", dec, "source declination, deg (default: the pointing)",
+               Range<double>{-90.0, 90.0});
+    params.add("theta_max", theta_max, "radius of the region of interest, deg",
+               Range<double>{1e-6, 10.0});
+  }
+  if ((parts & index) != 0U) {
+    params.add("gamma_ref", gamma_ref,
+               gamma_ref_help.empty() ? "spectral index, fixed unless free_index (start value then)"
+                                      : gamma_ref_help,
+               Range<double>{-1.0, 6.0});
+  }
+  if ((parts & free) != 0U) params.add("free_index", free_index, "fit the spectral index");
+  if ((parts & quantities) != 0U) {
+    params.add("calc_ts", calc_ts, "compute the test statistic of the source");
+    params.add("calc_ulim", calc_ulim, "compute the profile-likelihood upper limit");
+    params.add("confidence", confidence, "confidence level of the upper limit",
+               Range<double>{0.5001, 0.999999});
+  }
+}
+
+void AnalysisParameters::validate(bool inobs_required) const {
+  if (inobs_required && inobs.empty()) throw UsageError("inobs: an input event file is required");
+  if (emin >= emax) throw UsageError(fmt::format("emin: {} is not below emax {}", emin, emax));
+  if (std::isfinite(tmin) && std::isfinite(tmax) && tmin >= tmax) {
+    throw UsageError(fmt::format("tmin: {} is not before tmax {}", tmin, tmax));
+  }
+  if (std::isnan(ra) != std::isnan(dec)) throw UsageError("ra, dec: give both or neither");
+}
+
+std::pair<double, double> AnalysisParameters::time_range(const science::Observation& observation,
+                                                         const std::string& source) const {
+  const science::Gti& gti = observation.gti;
+  if (gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", source));
+  const double t0 = std::isfinite(tmin) ? tmin : gti.start.front();
+  const double t1 = std::isfinite(tmax) ? tmax : gti.stop.back();
+  if (t0 >= t1) throw UsageError(fmt::format("tmin: {} is not before tmax {}", t0, t1));
+  return {t0, t1};
+}
+
+science::FitSettings AnalysisParameters::fit_settings(
+    const science::Observation& observation) const {
+  science::FitSettings s;
+  s.emin = emin;
+  s.emax = emax;
+  s.ra = std::isnan(ra) ? observation.info.ra_pnt : ra;
+  s.dec = std::isnan(dec) ? observation.info.dec_pnt : dec;
+  s.theta_max = theta_max;
+  s.gamma_ref = gamma_ref;
+  s.free_index = free_index;
+  s.calc_ts = calc_ts;
+  s.calc_ulim = calc_ulim;
+  s.confidence = confidence;
+  return s;
+}
+
+std::vector<Column> fit_result_columns() {
+  return {
+      {"livetime", ColumnType::f64, "s", "GTI overlap times (1 - deadtime fraction)"},
+      {"n_events", ColumnType::i64, "", "events in the region of interest"},
+      {"npred", ColumnType::f64, "", "predicted counts of the best fit"},
+      {"N0", ColumnType::f64, "ph cm^-2 s^-1 TeV^-1", "differential flux at 1 TeV"},
+      {"N0_err", ColumnType::f64, "ph cm^-2 s^-1 TeV^-1", "1-sigma error of N0"},
+      {"gamma", ColumnType::f64, "", "spectral index"},
+      {"gamma_err", ColumnType::f64, "", "1-sigma error of gamma (NaN when fixed)"},
+      {"beta", ColumnType::f64, "", "background normalisation"},
+      {"beta_err", ColumnType::f64, "", "1-sigma error of beta"},
+      {"flux", ColumnType::f64, "ph cm^-2 s^-1", "integral flux emin..emax"},
+      {"flux_err", ColumnType::f64, "ph cm^-2 s^-1", "1-sigma error of flux"},
+      {"ts", ColumnType::f64, "", "test statistic of the source"},
+      {"N0_ul", ColumnType::f64, "ph cm^-2 s^-1 TeV^-1", "upper limit on N0 at confidence"},
+      {"flux_ul", ColumnType::f64, "ph cm^-2 s^-1", "upper limit on flux at confidence"},
+      {"lnl", ColumnType::f64, "", "log-likelihood of the best fit"},
+      {"iterations", ColumnType::i64, "", "fit iterations"},
+  };
+}
+
+void append_fit_result(Row& row, const science::FitResult& f) {
+  row.insert(row.end(), {f.livetime, f.n_events, f.npred, f.n0, f.n0_err, f.gamma, f.gamma_err,
+                         f.beta, f.beta_err, f.flux, f.flux_err, f.ts, f.n0_ul, f.flux_ul, f.lnl,
+                         std::int64_t{f.iterations}});
+}
+
+void log_fit_result(spdlog::logger& log, const science::FitResult& f) {
+  if (f.status == "ok") {
+    log.info(
+        "N0 = {:.4e} +- {:.2e}, gamma = {:.3f} +- {:.3f}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
+        "N0_ul = {:.4e}, {} iterations",
+        f.n0, f.n0_err, f.gamma, f.gamma_err, f.beta, f.beta_err, f.ts, f.n0_ul, f.iterations);
+  } else {
+    log.info("status {}{}{}", f.status, f.message.empty() ? "" : ": ", f.message);
+  }
+}
+
+Schema schema_with_fit_result(std::initializer_list<Column> leading) {
+  Schema schema(leading);
+  for (Column& c : fit_result_columns()) schema.add(std::move(c));
+  return schema;
+}
+
+science::RoiEvents read_roi(const science::EventFileReader& reader, double t0, double t1,
+                            const science::FitSettings& settings,
+                            const std::function<bool(double)>& keep, double window) {
+  const science::Observation& obs = reader.observation();
+  const science::Gti& gti = obs.gti;
+  const double deadtime = obs.info.deadtime_fraction;
+  science::RoiEvents out;
+  // Windows start at each GTI start (clipped to [t0, t1)), so they do not depend on who reads.
+  for (std::size_t i = 0; i < gti.size(); ++i) {
+    const double lo = std::max(t0, gti.start[i]);
+    const double hi = std::min(t1, gti.stop[i]);
+    for (double a = lo; a < hi;) {
+      const double b = hi - a > window ? a + window : hi;
+      science::Events events = reader.read_time_range(a, b);
+      if (keep) events = filtered(std::move(events), keep);
+      const science::RoiEvents part = science::select_roi(events, gti, a, b, deadtime, settings);
+      out.energy.insert(out.energy.end(), part.energy.begin(), part.energy.end());
+      out.theta.insert(out.theta.end(), part.theta.begin(), part.theta.end());
+      a = b;
+    }
+  }
+  out.livetime = science::livetime(gti, t0, t1, deadtime);
+  return out;
+}
+
+}  // namespace binflow::apps

@@ -1,0 +1,79 @@
+#pragma once
+// What the fitting tools (lightcurve, fit, spectrum, phasecurve) share: the event-selection
+// and fit parameters with their ctools names and SCIENCE.md defaults, the columns of a fit
+// result, and the windowed read of a selection's region of interest.
+#include <functional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <spdlog/logger.h>
+
+#include "binflow/parameters.hpp"
+#include "binflow/table.hpp"
+#include "science/event_file.hpp"
+#include "science/likelihood.hpp"
+
+namespace binflow::apps {
+
+/// The shared parameters; each tool keeps one and declares the parts it uses.
+struct AnalysisParameters {
+  /// Groups of parameters, combined with |.
+  enum Part : unsigned {
+    input = 1U,       ///< inobs
+    time = 2U,        ///< tmin tmax (NaN: from the GTIs)
+    energy = 4U,      ///< emin emax
+    region = 8U,      ///< ra dec (NaN: the pointing) theta_max
+    index = 16U,      ///< gamma_ref
+    free = 32U,       ///< free_index
+    quantities = 64U  ///< calc_ts calc_ulim confidence
+  };
+  static constexpr unsigned all = input | time | energy | region | index | free | quantities;
+
+  std::string inobs;
+  double tmin;
+  double tmax;
+  double emin;
+  double emax;
+  double ra;
+  double dec;
+  double theta_max;
+  double gamma_ref;
+  bool free_index;
+  bool calc_ts;
+  bool calc_ulim;
+  double confidence;
+
+  AnalysisParameters() { reset(); }
+  void reset();
+  /// `gamma_ref_help` replaces the default meaning of gamma_ref when not empty.
+  void declare(ParameterSet& params, unsigned parts, const std::string& gamma_ref_help = {});
+  /// UsageError naming the parameter: inobs missing (when `inobs_required`), emin >= emax,
+  /// tmin >= tmax, only one of ra and dec.
+  void validate(bool inobs_required) const;
+  /// [tmin, tmax) with the GTI defaults; UsageError naming `source` when there are no GTIs
+  /// or the range is empty.
+  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& observation,
+                                                     const std::string& source) const;
+  /// The fit settings for `observation` (ra and dec default to its pointing).
+  [[nodiscard]] science::FitSettings fit_settings(const science::Observation& observation) const;
+};
+
+/// The columns of a fit result, `livetime` to `iterations`, with units.
+std::vector<Column> fit_result_columns();
+/// Appends the cells of fit_result_columns() for `fit`.
+void append_fit_result(Row& row, const science::FitResult& fit);
+/// Writes the fit result into a bin's log block: the values, or the status and why.
+void log_fit_result(spdlog::logger& log, const science::FitResult& fit);
+/// A schema made of `leading` columns followed by fit_result_columns().
+Schema schema_with_fit_result(std::initializer_list<Column> leading);
+
+/// The events of [t0, t1) of `reader` inside the region of interest of `settings`, read one
+/// GTI piece of at most `window` seconds at a time (so memory follows the selection, not
+/// the file), in file order; `keep(time)`, when given, drops events before the selection
+/// (phase bins). The livetime is that of [t0, t1). Not thread-safe (HDF5).
+science::RoiEvents read_roi(const science::EventFileReader& reader, double t0, double t1,
+                            const science::FitSettings& settings,
+                            const std::function<bool(double)>& keep = {}, double window = 3600.0);
+
+}  // namespace binflow::apps
