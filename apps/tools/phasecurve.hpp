@@ -13,6 +13,7 @@
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
 #include "science/phase.hpp"
+#include "tools/analysis.hpp"
 
 namespace binflow::apps {
 
@@ -35,27 +36,14 @@ protected:
 
 private:
   [[nodiscard]] BinPlan make_plan() const;
-  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& obs) const;
 
-  std::string inobs_;
+  AnalysisParameters analysis_;
   double t_ref_;
   double f0_;
   double f1_;
   double f2_;
   std::int64_t phbins_;
   std::string phbinfile_;
-  double tmin_;
-  double tmax_;
-  double emin_;
-  double emax_;
-  double ra_;
-  double dec_;
-  double theta_max_;
-  double gamma_ref_;
-  bool free_index_;
-  bool calc_ts_;
-  bool calc_ulim_;
-  double confidence_;
   double window_;
 };
 
