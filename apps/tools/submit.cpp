@@ -600,8 +600,8 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
     }
     const std::string id = job_id_from(scheduler_, answer.output);
     if (standard().chatter >= 2) {
-      std::fputs(fmt::format("wrote {}\nsubmitted with {} from {}: job\n", job.script_path, program,
-                             job.workdir)
+      std::fputs(fmt::format("wrote {}\nsubmitted with {}; the job runs in {}; job id:\n",
+                             job.script_path, program, job.workdir)
                      .c_str(),
                  stdout);
     }
