@@ -4,7 +4,7 @@ the end whatever happens):
 1. `binflow submit` of a light curve on 2 ranks: the job's /results are bit-identical to a
    direct `mpirun -n 2` run, and it ran in the directory submit ran in;
 2. the job scripts of jobscripts/slurm/ (light curve at 1 rank x 2 threads, the array job)
-   give the same light curve;
+   give the same light curve; the spectrum and pull scripts match direct runs;
 3. a job interrupted by `scancel --batch --signal=TERM`, and one interrupted by its own time
    limit (--signal=B:TERM@lead), checkpoint (exit 75), requeue themselves, resume and end
    with the results of an uninterrupted run;
@@ -206,6 +206,35 @@ def light_curves(cores):
             path = ctx.path(f"lc_{name}.h5")
             same, why = identical(read_group(path), direct) if os.path.exists(path) else (False, "missing")
             ctx.check(same, f"array element {name}: lc_{name}.h5 identical to the direct light curve", why)
+
+    # spectrum.sbatch and pull.sbatch, when those tools are in this build, at 2 ranks x 1 thread.
+    tools = ctx.run(["--help"]).stdout
+    for script, tool, args, exports in (
+            ("spectrum.sbatch", "spectrum",
+             ["--inobs", "obs.h5", "--ebinalg", "LOG", "--enumbins", "12", "--emin", "0.1",
+              "--emax", "100"], "INOBS=obs.h5,OUTFILE=spectrum_script.h5"),
+            ("pull.sbatch", "pull", ["--ntrials", "20", "--seed", "1"],
+             "NTRIALS=20,SEED=1,OUTFILE=pull_script.h5")):
+        if not re.search(rf"^\s+{tool}\s", tools, re.M):
+            print(f"note  {script} not run: this build has no `binflow {tool}`", flush=True)
+            continue
+        out = exports.split("OUTFILE=")[1]
+        r = ctx.run([tool, *args, "--outfile", f"direct_{out}", "--chatter", "0"], ranks=2)
+        ctx.check(r.returncode == 0, f"direct mpirun -n 2 binflow {tool}", r.stderr)
+        r = sh(["sbatch", "--parsable", "--nodes=1", "--ntasks-per-node=2", "--cpus-per-task=1",
+                "--time=5", f"--export=ALL,{exports}", os.path.join(jobscripts, script)])
+        job = r.stdout.strip().split(";")[0]
+        if not ctx.check(r.returncode == 0 and job.isdigit(), f"sbatch jobscripts/slurm/{script}", r.stderr):
+            continue
+        fields = wait_job(job)
+        log = job_log(job, f"binflow-{tool}")
+        ctx.check(fields and fields[0].get("JobState") == "COMPLETED", f"{script} completes", log[-3000:])
+        if os.path.exists(ctx.path(out)) and os.path.exists(ctx.path(f"direct_{out}")):
+            same, why = identical(read_group(ctx.path(out)), read_group(ctx.path(f"direct_{out}")))
+            ctx.check(same, f"{script} (2 ranks x 1 thread) /results identical to a direct run", why)
+        else:
+            ctx.check(False, f"{script} wrote {out}", log[-3000:])
+        check_geometry(log, script, 2, 1, cores)
     timings["job scripts"] = time.time() - t
 
 
