@@ -31,8 +31,10 @@ std::string utc_now() {
                      tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
 }
 
+// Words after a lone "--" belong to another command line (binflow submit -- TOOL ARGS).
 bool wants_help(const std::vector<std::string>& words) {
-  return std::any_of(words.begin(), words.end(),
+  const auto end = std::find(words.begin(), words.end(), "--");
+  return std::any_of(words.begin(), end,
                      [](const std::string& w) { return w == "--help" || w == "-h"; });
 }
 
