@@ -13,3 +13,5 @@ echo "== likelihood fit throughput, in process (1 core)"
 "$build/bin/bench_fit_throughput"
 echo "== light curves: throughput end to end, parallel efficiency, memory per rank"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/lightcurve_scaling.py" --binflow "$build/bin/binflow"
+echo "== statistics of pull and tsdist (2000 trials each; takes a few minutes)"
+/usr/bin/python3 "$BINFLOW_ROOT/bench/pull_statistics.py" --binflow "$build/bin/binflow" --ranks 2

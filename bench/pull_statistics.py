@@ -12,7 +12,7 @@ observation; prints each figure against its bound and the time per trial.
 Time per trial: the executor's per-bin wall and CPU seconds (/run/bins, one trial = one nested
 simulation + one nested fit on one thread) and the run's wall time / trials on `ranks` ranks.
 
-Usage: bench/statistics.py --binflow build/bin/binflow [--ntrials 2000] [--ranks N] [--seed 1]
+Usage: bench/pull_statistics.py --binflow build/bin/binflow [--ntrials 2000] [--ranks N] [--seed 1]
 Exit status 1 if a bound is missed.
 """
 import argparse
