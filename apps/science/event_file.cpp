@@ -210,10 +210,10 @@ EventFileReader::EventFileReader(std::string path)
       file_(open_event_file(path_)),
       observation_(read_observation(file_, path_)),
       rows_(event_rows(file_, path_)),
-      time_(file_, "/events/time", std::size_t{16} << 20),
-      energy_(file_, "/events/energy", std::size_t{2} << 20),
-      ra_(file_, "/events/ra", std::size_t{2} << 20),
-      dec_(file_, "/events/dec", std::size_t{2} << 20) {}
+      time_(file_, "/events/time", 0),
+      energy_(file_, "/events/energy", 0),
+      ra_(file_, "/events/ra", 0),
+      dec_(file_, "/events/dec", 0) {}
 
 std::vector<double> EventFileReader::read_time(std::int64_t offset, std::int64_t count) const {
   time_rows_read_ += count;

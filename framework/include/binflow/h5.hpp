@@ -108,10 +108,10 @@ private:
   std::string name_;
 };
 
-/// An open 1-D numeric dataset for many partial reads, read as doubles. Keeping it open
-/// keeps HDF5's chunk cache (`cache_bytes`) alive between reads, so a binary search or
-/// neighbouring ranges do not read the same chunk from the file again: reopening the
-/// dataset per read made every probe copy a whole chunk. Not thread-safe.
+/// An open 1-D numeric dataset for many partial reads, read as doubles. Opening a dataset
+/// per read (a binary search's probes, say) costs more than the read itself. HDF5's chunk
+/// cache for this dataset holds `cache_bytes` (0: none, and partial reads of an
+/// uncompressed chunk fetch only the selected elements). Not thread-safe.
 class DoubleColumn {
 public:
   /// IoError naming the dataset if it is missing, not 1-D or not numeric.
