@@ -18,8 +18,6 @@ namespace binflow::apps {
 
 namespace {
 
-constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-
 // The global fit's values written as /results attributes (names as in `binflow fit`).
 const std::vector<std::string>& global_attributes() {
   static const std::vector<std::string> names = {
@@ -37,65 +35,35 @@ std::string cell_text(const Cell& cell) {
 }  // namespace
 
 void SpectrumTool::reset() {
-  inobs_.clear();
+  analysis_.reset();
   ebinalg_ = "LOG";
-  emin_ = 0.1;
-  emax_ = 100.0;
   enumbins_ = 20;
   ebinfile_.clear();
-  tmin_ = nan;
-  tmax_ = nan;
-  ra_ = nan;
-  dec_ = nan;
-  theta_max_ = 0.2;
-  gamma_ref_ = 2.5;
-  calc_ts_ = true;
-  calc_ulim_ = true;
-  confidence_ = 0.95;
 }
 
 void SpectrumTool::declare(ParameterSet& params) {
-  params.add("inobs", inobs_, "input event file (HDF5, SCIENCE.md format)");
+  analysis_.declare(params, AnalysisParameters::input);
   params.add_choice("ebinalg", ebinalg_, {"LOG", "FILE"},
                     "energy binning: enumbins log-spaced bins from emin to emax, or bins from "
                     "ebinfile");
-  params.add("emin", emin_, "lower energy of the spectrum, TeV (ebinalg=LOG)",
-             Range<double>{1e-6, 1e6});
-  params.add("emax", emax_, "upper energy of the spectrum, TeV (ebinalg=LOG)",
-             Range<double>{1e-6, 1e6});
+  analysis_.declare(params, AnalysisParameters::energy);
   params.add("enumbins", enumbins_, "number of energy bins (ebinalg=LOG)",
              Range<std::int64_t>{1, 100000});
   params.add("ebinfile", ebinfile_,
              "two-column text file of bin energies 'emin emax' in TeV (ebinalg=FILE); the global "
              "fit covers the lowest to the highest edge");
-  params.add("tmin", tmin_, "start of the selection, MET s (default: first GTI start)");
-  params.add("tmax", tmax_, "end of the selection, MET s (default: last GTI stop)");
-  params.add("ra", ra_, "source right ascension, deg (default: the pointing)",
-             Range<double>{0.0, 360.0});
-  params.add("dec", dec_, "source declination, deg (default: the pointing)",
-             Range<double>{-90.0, 90.0});
-  params.add("theta_max", theta_max_, "radius of the region of interest, deg",
-             Range<double>{1e-6, 10.0});
-  params.add("gamma_ref", gamma_ref_,
-             "start value of the index in the global fit (and the index used if that fit fails)",
-             Range<double>{-1.0, 6.0});
-  params.add("calc_ts", calc_ts_, "compute the test statistic of every flux point");
-  params.add("calc_ulim", calc_ulim_, "compute the profile-likelihood upper limit of every point");
-  params.add("confidence", confidence_, "confidence level of the upper limits",
-             Range<double>{0.5001, 0.999999});
+  analysis_.declare(params, AnalysisParameters::time | AnalysisParameters::region);
+  analysis_.declare(params, AnalysisParameters::index,
+                    "start value of the index in the global fit (and the index used if that fit "
+                    "fails)");
+  analysis_.declare(params, AnalysisParameters::quantities);
 }
 
 void SpectrumTool::validate() {
-  if (inobs_.empty()) throw UsageError("inobs: an input event file is required");
-  if (ebinalg_ == "LOG" && emin_ >= emax_) {
-    throw UsageError(fmt::format("emin: {} is not below emax {}", emin_, emax_));
-  }
-  if (ebinalg_ == "FILE" && ebinfile_.empty())
+  analysis_.validate(true);
+  if (ebinalg_ == "FILE" && ebinfile_.empty()) {
     throw UsageError("ebinfile: required with ebinalg=FILE");
-  if (std::isfinite(tmin_) && std::isfinite(tmax_) && tmin_ >= tmax_) {
-    throw UsageError(fmt::format("tmin: {} is not before tmax {}", tmin_, tmax_));
   }
-  if (std::isnan(ra_) != std::isnan(dec_)) throw UsageError("ra, dec: give both or neither");
 }
 
 Schema SpectrumTool::schema() {
@@ -124,37 +92,28 @@ Schema SpectrumTool::schema() {
 
 BinPlan SpectrumTool::make_plan() const {
   if (ebinalg_ == "FILE") return BinPlan::energy_from_file(ebinfile_);
-  return BinPlan::energy_log(emin_, emax_, enumbins_);
-}
-
-std::pair<double, double> SpectrumTool::time_range(const science::Observation& obs) const {
-  const science::Gti& gti = obs.gti;
-  if (gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", inobs_));
-  const double t0 = std::isfinite(tmin_) ? tmin_ : gti.start.front();
-  const double t1 = std::isfinite(tmax_) ? tmax_ : gti.stop.back();
-  if (t0 >= t1) throw UsageError(fmt::format("tmin: {} is not before tmax {}", t0, t1));
-  return {t0, t1};
+  return BinPlan::energy_log(analysis_.emin, analysis_.emax, enumbins_);
 }
 
 std::vector<std::string> SpectrumTool::global_fit_args(double emin, double emax) const {
   // "{}" prints the shortest text that parses back to the same double.
   std::vector<std::string> args = {
-      "inobs=" + inobs_,
+      "inobs=" + analysis_.inobs,
       fmt::format("emin={}", emin),
       fmt::format("emax={}", emax),
-      fmt::format("theta_max={}", theta_max_),
-      fmt::format("gamma_ref={}", gamma_ref_),
+      fmt::format("theta_max={}", analysis_.theta_max),
+      fmt::format("gamma_ref={}", analysis_.gamma_ref),
       "free_index=yes",
-      fmt::format("calc_ts={}", calc_ts_ ? "yes" : "no"),
-      fmt::format("calc_ulim={}", calc_ulim_ ? "yes" : "no"),
-      fmt::format("confidence={}", confidence_),
+      fmt::format("calc_ts={}", analysis_.calc_ts ? "yes" : "no"),
+      fmt::format("calc_ulim={}", analysis_.calc_ulim ? "yes" : "no"),
+      fmt::format("confidence={}", analysis_.confidence),
       fmt::format("chatter={}", standard().chatter),
   };
-  if (std::isfinite(tmin_)) args.push_back(fmt::format("tmin={}", tmin_));
-  if (std::isfinite(tmax_)) args.push_back(fmt::format("tmax={}", tmax_));
-  if (!std::isnan(ra_)) {
-    args.push_back(fmt::format("ra={}", ra_));
-    args.push_back(fmt::format("dec={}", dec_));
+  if (std::isfinite(analysis_.tmin)) args.push_back(fmt::format("tmin={}", analysis_.tmin));
+  if (std::isfinite(analysis_.tmax)) args.push_back(fmt::format("tmax={}", analysis_.tmax));
+  if (!std::isnan(analysis_.ra)) {
+    args.push_back(fmt::format("ra={}", analysis_.ra));
+    args.push_back(fmt::format("dec={}", analysis_.dec));
   }
   return args;
 }
@@ -163,13 +122,14 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   // Rank 0 checks the file, the time range and the binning first, so that bad input ends
   // every rank with one message before any work is spread.
   agree_on_root(ctx.runtime().comm, [&] {
-    (void)time_range(science::EventFileReader(inobs_).observation());
+    (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
+                               analysis_.inobs);
     (void)make_plan();
   });
-  const science::EventFileReader reader(inobs_);
+  const science::EventFileReader reader(analysis_.inobs);
   const science::Observation& obs = reader.observation();
-  const science::Response response(obs.irf, inobs_);
-  const std::pair<double, double> range = time_range(obs);
+  const science::Response response(obs.irf, analysis_.inobs);
+  const std::pair<double, double> range = analysis_.time_range(obs, analysis_.inobs);
   const double t0 = range.first;
   const double t1 = range.second;
   const BinPlan plan = make_plan();
@@ -179,12 +139,12 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     e_lo = std::min(e_lo, b.lo);
     e_hi = std::max(e_hi, b.hi);
   }
-  const double ra = std::isnan(ra_) ? obs.info.ra_pnt : ra_;
-  const double dec = std::isnan(dec_) ? obs.info.dec_pnt : dec_;
-  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", inobs_, reader.size(),
+  const double ra = std::isnan(analysis_.ra) ? obs.info.ra_pnt : analysis_.ra;
+  const double dec = std::isnan(analysis_.dec) ? obs.info.dec_pnt : analysis_.dec;
+  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", analysis_.inobs, reader.size(),
                  obs.gti.size(), t0, t1);
   ctx.log().info("source at ({}, {}) deg, theta_max {} deg; {} energy bins ({}) from {} to {} TeV",
-                 ra, dec, theta_max_, plan.size(), ebinalg_, e_lo, e_hi);
+                 ra, dec, analysis_.theta_max, plan.size(), ebinalg_, e_lo, e_hi);
 
   // 1. The global fit, index free: the same FitTool as `binflow fit`, invoked nested with
   // this rank's whole thread budget (the other ranks wait for its gamma anyway).
@@ -215,7 +175,7 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   }
 
   // Rank 0 holds the global row; every rank needs its index.
-  std::array<double, 2> shared{gamma_ref_, 0.0};  // gamma, 1 if the global fit is usable
+  std::array<double, 2> shared{analysis_.gamma_ref, 0.0};  // gamma, 1 if the global fit is usable
   std::string global_status = "failed";
   if (ctx.is_root() && global.table.size() == 1) {
     global_status = global.table.str(0, "status");
@@ -234,12 +194,12 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   science::FitSettings base;
   base.ra = ra;
   base.dec = dec;
-  base.theta_max = theta_max_;
+  base.theta_max = analysis_.theta_max;
   base.gamma_ref = gamma;
   base.free_index = false;
-  base.calc_ts = calc_ts_;
-  base.calc_ulim = calc_ulim_;
-  base.confidence = confidence_;
+  base.calc_ts = analysis_.calc_ts;
+  base.calc_ulim = analysis_.calc_ulim;
+  base.confidence = analysis_.confidence;
   MapResult points = ctx.map("spectrum", plan, schema(), [&](BinContext& bin) {
     const Bin& b = bin.bin();
     science::FitSettings settings = base;

@@ -10,6 +10,7 @@
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
+#include "tools/analysis.hpp"
 
 namespace binflow::apps {
 
@@ -32,24 +33,12 @@ protected:
 
 private:
   [[nodiscard]] BinPlan make_plan() const;
-  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& obs) const;
   [[nodiscard]] std::vector<std::string> global_fit_args(double emin, double emax) const;
 
-  std::string inobs_;
+  AnalysisParameters analysis_;  // free_index unused: the global fit frees it, the bins fix it
   std::string ebinalg_;
-  double emin_;
-  double emax_;
   std::int64_t enumbins_;
   std::string ebinfile_;
-  double tmin_;
-  double tmax_;
-  double ra_;
-  double dec_;
-  double theta_max_;
-  double gamma_ref_;
-  bool calc_ts_;
-  bool calc_ulim_;
-  double confidence_;
 };
 
 }  // namespace binflow::apps
