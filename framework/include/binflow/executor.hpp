@@ -42,7 +42,8 @@ struct BinStats {
   double start = 0.0;  ///< s since the start of the map on the bin's rank
   double end = 0.0;
   double wall = 0.0;  ///< s
-  double cpu = 0.0;   ///< process CPU s spent while the bin ran (includes its OpenMP threads)
+  double cpu = 0.0;   ///< process CPU s since the previous bin on this thread ended (its
+                      ///< OpenMP threads and the executor's work between the bins included)
   int threads = 1;    ///< thread budget the bin ran with
   std::int64_t peak_rss_kib = 0;  ///< process peak resident set after the bin
   bool resumed = false;           ///< taken from the checkpoint, not run now
