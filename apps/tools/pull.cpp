@@ -42,6 +42,28 @@ void add_summary(ToolOutput& out, spdlog::logger& log, const std::string& name,
 
 }  // namespace
 
+void TrialSetup::declare_observation(ParameterSet& params) {
+  params.add("inobs", inobs,
+             "event file whose response, GTIs, deadtime and pointing are simulated (its events "
+             "are not used); empty = the embedded instrument and a default observation of "
+             "`duration` s");
+  params.add("duration", duration,
+             "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
+             "inobs)",
+             Range<double>{1.0, 1e10});
+}
+
+void TrialSetup::declare_selection(ParameterSet& params) {
+  params.add("ra", ra, "source right ascension, deg (default: the pointing)",
+             Range<double>{0.0, 360.0});
+  params.add("dec", dec, "source declination, deg (default: the pointing)",
+             Range<double>{-90.0, 90.0});
+  params.add("emin", emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  params.add("emax", emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
+  params.add("theta_max", theta_max, "radius of the region of interest, deg",
+             Range<double>{1e-6, 10.0});
+}
+
 std::vector<std::string> TrialSetup::simulate_args() const {
   std::vector<std::string> args{arg("N0", n0),     arg("gamma", gamma),
                                 arg("beta", beta), arg("ra", ra),
@@ -166,28 +188,14 @@ void PullTool::reset() {
 void PullTool::declare(ParameterSet& params) {
   params.add("ntrials", ntrials_, "number of Monte Carlo trials; trial k draws from (seed, k)",
              Range<std::int64_t>{1, std::int64_t{1} << 40});
-  params.add("inobs", setup_.inobs,
-             "event file whose response, GTIs, deadtime and pointing are simulated (its events "
-             "are not used); empty = the embedded instrument and a default observation of "
-             "`duration` s");
-  params.add("duration", setup_.duration,
-             "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
-             "inobs)",
-             Range<double>{1.0, 1e10});
+  setup_.declare_observation(params);
   params.add("N0", setup_.n0, "true source flux at 1 TeV, ph cm^-2 s^-1 TeV^-1",
              Range<double>{0.0, {}});
   params.add("gamma", setup_.gamma,
              "true spectral index (the fitted index when it is fixed, the start value when free)",
              Range<double>{-1.0, 6.0});
   params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
-  params.add("ra", setup_.ra, "source right ascension, deg (default: the pointing)",
-             Range<double>{0.0, 360.0});
-  params.add("dec", setup_.dec, "source declination, deg (default: the pointing)",
-             Range<double>{-90.0, 90.0});
-  params.add("emin", setup_.emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("emax", setup_.emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("theta_max", setup_.theta_max, "radius of the region of interest, deg",
-             Range<double>{1e-6, 10.0});
+  setup_.declare_selection(params);
   params.add("free_index", setup_.free_index, "fit the spectral index in every trial");
   params.add("calc_ulim", setup_.calc_ulim,
              "compute the profile-likelihood upper limit of every trial and its coverage");

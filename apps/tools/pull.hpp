@@ -34,6 +34,10 @@ struct TrialSetup {
   double confidence = 0.95;
   int chatter = 1;  ///< of the nested tools (their lines go into the trial's log block)
 
+  /// Declares `inobs` and `duration` (the observation every trial simulates).
+  void declare_observation(ParameterSet& params);
+  /// Declares `ra`, `dec`, `emin`, `emax`, `theta_max` (where and what the trials fit).
+  void declare_selection(ParameterSet& params);
   /// Arguments of the nested `simulate` (every value in shortest round-trip form).
   [[nodiscard]] std::vector<std::string> simulate_args() const;
   /// Arguments of the nested `fit`; `break_fit` adds an invalid emin (test hook).

@@ -36,25 +36,11 @@ void TsdistTool::reset() {
 void TsdistTool::declare(ParameterSet& params) {
   params.add("ntrials", ntrials_, "number of Monte Carlo trials; trial k draws from (seed, k)",
              Range<std::int64_t>{1, std::int64_t{1} << 40});
-  params.add("inobs", setup_.inobs,
-             "event file whose response, GTIs, deadtime and pointing are simulated (its events "
-             "are not used); empty = the embedded instrument and a default observation of "
-             "`duration` s");
-  params.add("duration", setup_.duration,
-             "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
-             "inobs)",
-             Range<double>{1.0, 1e10});
+  setup_.declare_observation(params);
   params.add("gamma", setup_.gamma, "spectral index of the test source (fixed in the fit)",
              Range<double>{-1.0, 6.0});
   params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
-  params.add("ra", setup_.ra, "test source right ascension, deg (default: the pointing)",
-             Range<double>{0.0, 360.0});
-  params.add("dec", setup_.dec, "test source declination, deg (default: the pointing)",
-             Range<double>{-90.0, 90.0});
-  params.add("emin", setup_.emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("emax", setup_.emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("theta_max", setup_.theta_max, "radius of the region of interest, deg",
-             Range<double>{1e-6, 10.0});
+  setup_.declare_selection(params);
 }
 
 void TsdistTool::validate() {
