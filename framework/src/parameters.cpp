@@ -29,7 +29,7 @@ std::string show(const T& value) {
   } else if constexpr (std::is_same_v<T, bool>) {
     return value ? "yes" : "no";
   } else if constexpr (std::is_floating_point_v<T>) {
-    return fmt::format("{:.17g}", value);
+    return fmt::format("{}", value);  // shortest text that reads back as the same double
   } else {
     return fmt::format("{}", value);
   }

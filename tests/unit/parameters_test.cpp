@@ -426,7 +426,7 @@ TEST(Parameters, HelpDescribesEveryParameter) {
   // Name and type, then the default with any range or choices, then the help text.
   const std::vector<std::vector<std::string>> expected = {
       {"--title TEXT", "default untitled", "title of the plot"},
-      {"--emin FLOAT", "default 0.10000000000000001", "range [0.01", "100]",
+      {"--emin FLOAT", "default 0.1;", "range [0.01", "100]",
        "lower energy bound in TeV"},
       {"--nbins INT", "default 10", ">= 1", "number of bins"},
       {"--offset INT", "default -5", "<= 1000", "time offset in s"},
