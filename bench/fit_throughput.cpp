@@ -95,7 +95,7 @@ Seconds time_fits(const Response& response, const FitSettings& s,
   const auto start = std::chrono::steady_clock::now();
   int failed = 0;
   for (const RoiEvents& ev : data) {
-    const FitResult r = per_bin_tables ? fit_bin(response, ev, s) : fitter.fit(ev);
+    const FitResult r = per_bin_tables ? fit_bin(response, ev, s, 1) : fitter.fit(ev, 1);
     failed += r.status != "ok" || (s.calc_ulim && !std::isfinite(r.n0_ul));
   }
   const std::chrono::duration<double> wall = std::chrono::steady_clock::now() - start;

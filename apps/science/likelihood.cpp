@@ -1,7 +1,5 @@
 #include "science/likelihood.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -16,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/parallel.hpp"
 #include "science/geometry.hpp"
 #include "science/gti.hpp"
 #include "science/integrate.hpp"
@@ -125,42 +124,32 @@ public:
   Blocks(std::size_t n, int threads)
       : n_(n),
         count_((n + block_size - 1) / block_size),
-        threads_(count_ >= min_parallel_blocks ? std::max(threads, 1) : 1) {}
+        threads_(count_ >= min_parallel_blocks ? threads : std::min(threads, 1)) {}
 
   // kernel(begin, end) -> std::array<double, K>: partial sums of one block. The serial
   // and the parallel path call the same out-of-line kernel on the same blocks.
   template <std::size_t K, class Kernel>
   std::array<double, K> sum(const Kernel& kernel) const {
-    std::array<double, K> total{};
-    const auto add = [&total](const std::array<double, K>& part) {
-      for (std::size_t k = 0; k < K; ++k) total[k] += part[k];
-    };
-    if (threads_ == 1) {
-      for (std::size_t b = 0; b < count_; ++b) add(kernel(begin(b), end(b)));
-      return total;
-    }
-    std::vector<std::array<double, K>> parts(count_);
-    const std::size_t count = count_;
-    const Blocks& self = *this;
-#pragma omp parallel for default(none) shared(parts, kernel, self) firstprivate(count) \
-    num_threads(threads_) schedule(static)
-    for (std::size_t b = 0; b < count; ++b) parts[b] = kernel(self.begin(b), self.end(b));
-    for (const auto& part : parts) add(part);
-    return total;
+    return ordered_block_reduce(
+        threads_, static_cast<std::int64_t>(count_),
+        [this, &kernel](std::int64_t b) { return kernel(begin(b), end(b)); },
+        [](std::array<double, K>& total, const std::array<double, K>& part) {
+          for (std::size_t k = 0; k < K; ++k) total[k] += part[k];
+        });
   }
 
   // kernel(begin, end): element-wise work without a result.
   template <class Kernel>
   void each(const Kernel& kernel) const {
-    sum<1>([&kernel](std::size_t b, std::size_t e) {
-      kernel(b, e);
-      return std::array<double, 1>{};
-    });
+    parallel_for(threads_, static_cast<std::int64_t>(count_),
+                 [this, &kernel](std::int64_t b) { kernel(begin(b), end(b)); });
   }
 
-  [[nodiscard]] std::size_t begin(std::size_t block) const { return block * block_size; }
-  [[nodiscard]] std::size_t end(std::size_t block) const {
-    return std::min(n_, (block + 1) * block_size);
+  [[nodiscard]] std::size_t begin(std::int64_t block) const {
+    return static_cast<std::size_t>(block) * block_size;
+  }
+  [[nodiscard]] std::size_t end(std::int64_t block) const {
+    return std::min(n_, (static_cast<std::size_t>(block) + 1) * block_size);
   }
 
 private:
@@ -1005,7 +994,7 @@ BinFitter::BinFitter(const Response& response, const FitSettings& settings)
 
 const FitSettings& BinFitter::settings() const { return tables_->settings; }
 
-FitResult BinFitter::fit(const RoiEvents& events) const {
+FitResult BinFitter::fit(const RoiEvents& events, int threads) const {
   check_columns(events);
   const FitTables& t = *tables_;
   if (events.energy.empty() || !(events.livetime > 0.0)) return empty_result(t, events, "");
@@ -1016,7 +1005,7 @@ FitResult BinFitter::fit(const RoiEvents& events) const {
     r.message = "the model predicts no source or no background counts in [emin, emax]";
     return r;
   }
-  Bin bin(t, events, omp_get_max_threads());
+  Bin bin(t, events, threads);
   if (bin.n() == 0) {
     FitResult r = empty_result(
         t, events, fmt::format("all {} events lie outside the response grid", bin.outside()));
@@ -1029,10 +1018,10 @@ FitResult BinFitter::fit(const RoiEvents& events) const {
   return r;
 }
 
-double BinFitter::log_likelihood(const RoiEvents& events, double n0, double gamma,
-                                 double beta) const {
+double BinFitter::log_likelihood(const RoiEvents& events, double n0, double gamma, double beta,
+                                 int threads) const {
   check_columns(events);
-  Bin bin(*tables_, events, omp_get_max_threads());
+  Bin bin(*tables_, events, threads);
   bin.set_gamma(gamma);
   const double src = bin.livetime() * n0 * bin.source().a;
   const double bkg = bin.livetime() * beta * tables_->bkg_integral;
@@ -1040,16 +1029,17 @@ double BinFitter::log_likelihood(const RoiEvents& events, double n0, double gamm
 }
 
 LikelihoodDerivatives BinFitter::derivatives(const RoiEvents& events, double n0, double gamma,
-                                             double beta) const {
+                                             double beta, int threads) const {
   check_columns(events);
-  Bin bin(*tables_, events, omp_get_max_threads());
+  Bin bin(*tables_, events, threads);
   bin.set_gamma(gamma);
   return bin.derivatives(n0, beta, true);
 }
 
-double BinFitter::profile_log_likelihood(const RoiEvents& events, double n0, double gamma) const {
+double BinFitter::profile_log_likelihood(const RoiEvents& events, double n0, double gamma,
+                                         int threads) const {
   check_columns(events);
-  Bin bin(*tables_, events, omp_get_max_threads());
+  Bin bin(*tables_, events, threads);
   bin.set_gamma(gamma);
   const double src = bin.livetime() * n0 * bin.source().a;
   const Argmax m = bin.solve_background(src, 0.5 * bin.count());
@@ -1057,13 +1047,15 @@ double BinFitter::profile_log_likelihood(const RoiEvents& events, double n0, dou
   return bin.sum_log(src, m.x) - src - m.x;
 }
 
-FitResult fit_bin(const Response& response, const RoiEvents& events, const FitSettings& settings) {
-  return BinFitter(response, settings).fit(events);
+FitResult fit_bin(const Response& response, const RoiEvents& events, const FitSettings& settings,
+                  int threads) {
+  return BinFitter(response, settings).fit(events, threads);
 }
 
 double log_likelihood(const Response& response, const RoiEvents& events,
-                      const FitSettings& settings, double n0, double gamma, double beta) {
-  return BinFitter(response, settings).log_likelihood(events, n0, gamma, beta);
+                      const FitSettings& settings, double n0, double gamma, double beta,
+                      int threads) {
+  return BinFitter(response, settings).log_likelihood(events, n0, gamma, beta, threads);
 }
 
 }  // namespace binflow::science

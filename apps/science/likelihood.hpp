@@ -3,9 +3,10 @@
 // the region of interest, the fit of N0, beta (and gamma when free), errors from the
 // observed information, integral flux, TS and the profile-likelihood upper limit.
 //
-// Sums over events use fixed-size blocks whose partial sums are combined in block order,
-// so every result is bit-identical for any number of OpenMP threads (the calling
-// thread's OpenMP budget is used).
+// Sums over events use fixed-size blocks whose partial sums are combined in block order
+// (binflow/parallel.hpp), so every result is bit-identical for any number of OpenMP
+// threads. Every call takes its thread count (`threads` >= 1, normally the bin's budget);
+// none reads omp_get_max_threads().
 #include <array>
 #include <cstdint>
 #include <memory>
@@ -65,12 +66,14 @@ struct FitResult {
 /// Fits one bin. Never throws for a bin's content: an empty bin gives status "empty", a
 /// fit that does not converge status "failed" with the message; errors are NaN when the
 /// information matrix is singular. Builds a BinFitter per call: tools fitting many bins
-/// should build one BinFitter and call fit() on it.
-FitResult fit_bin(const Response& response, const RoiEvents& events, const FitSettings& settings);
+/// should build one BinFitter and call fit() on it. Sums run on `threads` OpenMP threads.
+FitResult fit_bin(const Response& response, const RoiEvents& events, const FitSettings& settings,
+                  int threads);
 
 /// The extended log-likelihood at (n0, gamma, beta) (for tests and profile scans).
 double log_likelihood(const Response& response, const RoiEvents& events,
-                      const FitSettings& settings, double n0, double gamma, double beta);
+                      const FitSettings& settings, double n0, double gamma, double beta,
+                      int threads);
 
 /// lnL with its analytic gradient and Hessian, parameters in the order (n0, gamma, beta).
 struct LikelihoodDerivatives {
@@ -86,7 +89,9 @@ struct FitTables;
 /// The fit of many bins with one response and one set of settings. The constructor
 /// tabulates what every bin shares (the response on the Simpson nodes of the energy
 /// integrals, per-cell interpolation coefficients); afterwards the object is immutable and
-/// thread-safe, and each call uses the calling thread's OpenMP budget (omp_get_max_threads).
+/// thread-safe: bins in different threads may share one, each call running its sums on the
+/// `threads` >= 1 OpenMP threads it is given (normally the calling bin's budget).
+/// Not collective.
 /// Events where the response is zero (aeff = bkg_rate = 0, outside the IRF grid) carry
 /// no information and are left out of the sums, as GammaLib does (see docs/science.md).
 class BinFitter {
@@ -95,14 +100,14 @@ public:
   BinFitter(const Response& response, const FitSettings& settings);
 
   /// See fit_bin().
-  [[nodiscard]] FitResult fit(const RoiEvents& events) const;
-  [[nodiscard]] double log_likelihood(const RoiEvents& events, double n0, double gamma,
-                                      double beta) const;
+  [[nodiscard]] FitResult fit(const RoiEvents& events, int threads) const;
+  [[nodiscard]] double log_likelihood(const RoiEvents& events, double n0, double gamma, double beta,
+                                      int threads) const;
   [[nodiscard]] LikelihoodDerivatives derivatives(const RoiEvents& events, double n0, double gamma,
-                                                  double beta) const;
+                                                  double beta, int threads) const;
   /// max over beta >= 0 of lnL at fixed (n0, gamma): the profile behind the upper limit.
-  [[nodiscard]] double profile_log_likelihood(const RoiEvents& events, double n0,
-                                              double gamma) const;
+  [[nodiscard]] double profile_log_likelihood(const RoiEvents& events, double n0, double gamma,
+                                              int threads) const;
   [[nodiscard]] const FitSettings& settings() const;
 
 private:

@@ -1,12 +1,9 @@
 #include "science/simulate.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <array>
 #include <charconv>
 #include <cmath>
-#include <exception>
 #include <fstream>
 #include <limits>
 #include <numbers>
@@ -15,6 +12,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/parallel.hpp"
 #include "binflow/runtime.hpp"
 #include "science/event_file.hpp"
 #include "science/geometry.hpp"
@@ -48,23 +46,6 @@ std::string_view trim(std::string_view s) {
   if (first == std::string_view::npos) return {};
   const auto last = s.find_last_not_of(" \t\r");
   return s.substr(first, last - first + 1);
-}
-
-// Runs body(i) for i in [0, n) over the calling thread's OpenMP budget; the first exception
-// thrown by any iteration is rethrown afterwards (none may escape a region).
-template <class Body>
-void parallel_for(std::int64_t n, const Body& body) {
-  std::exception_ptr error;
-#pragma omp parallel for schedule(dynamic) default(none) shared(n, body, error)
-  for (std::int64_t i = 0; i < n; ++i) {
-    try {
-      body(i);
-    } catch (...) {
-#pragma omp critical(binflow_simulate_error)
-      if (!error) error = std::current_exception();
-    }
-  }
-  if (error) std::rethrow_exception(error);
 }
 
 }  // namespace
@@ -597,15 +578,17 @@ Events Simulator::events(std::uint64_t seed, std::int64_t k) const {
 
 Events simulate_events(const Observation& observation, const Response& response,
                        const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
-                       double slice) {
-  return simulate_events(Simulator(observation, response, model, profile, slice), seed);
+                       double slice, int threads) {
+  return simulate_events(Simulator(observation, response, model, profile, slice), seed, threads);
 }
 
-Events simulate_events(const Simulator& simulator, std::uint64_t seed) {
+// Slices differ in cost (GTI overlap, the time profile), hence the dynamic schedule.
+Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads) {
   std::vector<Events> parts(static_cast<std::size_t>(simulator.slices()));
-  parallel_for(simulator.slices(), [&](std::int64_t k) {
-    parts[static_cast<std::size_t>(k)] = simulator.events(seed, k);
-  });
+  parallel_for(
+      threads, simulator.slices(),
+      [&](std::int64_t k) { parts[static_cast<std::size_t>(k)] = simulator.events(seed, k); },
+      LoopSchedule::dynamic);
   std::size_t total = 0;
   for (const Events& p : parts) total += p.size();
   Events out;
@@ -616,7 +599,7 @@ Events simulate_events(const Simulator& simulator, std::uint64_t seed) {
 
 SimulationSummary simulate_to_file(
     const std::string& path, const Observation& observation, const Simulator& simulator,
-    std::uint64_t seed, MPI_Comm comm,
+    std::uint64_t seed, int threads, MPI_Comm comm,
     const std::vector<std::pair<std::string, std::string>>& provenance) {
   int rank = 0;
   int size = 1;
@@ -629,9 +612,12 @@ SimulationSummary simulate_to_file(
   const double start = MPI_Wtime();
   // Pass 1: counts only (two Poisson draws per slice).
   std::vector<SliceCounts> counts(static_cast<std::size_t>(last_slice - first_slice));
-  parallel_for(last_slice - first_slice, [&](std::int64_t i) {
-    counts[static_cast<std::size_t>(i)] = simulator.counts(seed, first_slice + i);
-  });
+  parallel_for(
+      threads, last_slice - first_slice,
+      [&](std::int64_t i) {
+        counts[static_cast<std::size_t>(i)] = simulator.counts(seed, first_slice + i);
+      },
+      LoopSchedule::dynamic);
   std::array<std::uint64_t, 3> local{};  // rows, source, background
   for (const SliceCounts& c : counts) {
     local[0] += c.total();
@@ -654,7 +640,7 @@ SimulationSummary simulate_to_file(
   }
 
   // Pass 2: one slice per thread at a time, in slice order.
-  const std::int64_t batch = std::max(1, omp_get_max_threads());
+  const std::int64_t batch = threads;
   std::int64_t next = first_slice;
   const auto produce = [&]() {
     const double begin = MPI_Wtime();
@@ -662,9 +648,12 @@ SimulationSummary simulate_to_file(
     while (out.size() == 0 && next < last_slice) {
       const std::int64_t n = std::min(batch, last_slice - next);
       std::vector<Events> parts(static_cast<std::size_t>(n));
-      parallel_for(n, [&](std::int64_t j) {
-        parts[static_cast<std::size_t>(j)] = simulator.events(seed, next + j);
-      });
+      parallel_for(
+          threads, n,
+          [&](std::int64_t j) {
+            parts[static_cast<std::size_t>(j)] = simulator.events(seed, next + j);
+          },
+          LoopSchedule::dynamic);
       for (std::int64_t j = 0; j < n; ++j) {
         const Events& part = parts[static_cast<std::size_t>(j)];
         const SliceCounts& c = counts[static_cast<std::size_t>(next + j - first_slice)];

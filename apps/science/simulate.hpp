@@ -175,13 +175,13 @@ private:
 };
 
 /// All events of a simulation in memory (for nested use, e.g. pull trials), sorted by time.
-/// Slices run in parallel over the calling thread's OpenMP budget; the result does not
-/// depend on the thread count. Not collective.
+/// Slices run in parallel on `threads` >= 1 OpenMP threads (normally the calling bin's
+/// budget); the result does not depend on the thread count. Not collective; thread-safe.
 Events simulate_events(const Observation& observation, const Response& response,
                        const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
-                       double slice = 60.0);
+                       double slice, int threads);
 /// The same with a simulator already built.
-Events simulate_events(const Simulator& simulator, std::uint64_t seed);
+Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads);
 
 /// What simulate_to_file did (the same on every rank).
 struct SimulationSummary {
@@ -201,12 +201,13 @@ struct SimulationSummary {
 /// Collective over comm: writes the event file `path` (EventFileWriter: temporary name,
 /// renamed at the end). Slices are spread over ranks in contiguous blocks. Pass 1 draws
 /// each slice's counts only, MPI_Exscan gives each rank its first row, pass 2 generates the
-/// events a batch of slices at a time (one slice per OpenMP thread of the calling thread's
-/// budget) and writes them in collective rounds, so a rank never holds more than one batch
-/// plus the write buffer. `provenance` becomes string attributes of the group /simulation.
+/// events a batch of `threads` slices at a time (one per OpenMP thread; `threads` >= 1 is
+/// this rank's budget) and writes them in collective rounds, so a rank never holds more
+/// than one batch plus the write buffer. `provenance` becomes string attributes of the
+/// group /simulation.
 SimulationSummary simulate_to_file(
     const std::string& path, const Observation& observation, const Simulator& simulator,
-    std::uint64_t seed, MPI_Comm comm,
+    std::uint64_t seed, int threads, MPI_Comm comm,
     const std::vector<std::pair<std::string, std::string>>& provenance = {});
 
 }  // namespace binflow::science

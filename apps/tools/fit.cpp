@@ -78,7 +78,8 @@ ToolOutput FitTool::execute(RunContext& ctx) {
             in_memory ? science::select_roi(*given_events, obs.gti, t0, t1,
                                             obs.info.deadtime_fraction, settings)
                       : read_roi(*reader, t0, t1, settings);
-        const science::FitResult f = science::fit_bin(response, roi, settings);
+        const science::FitResult f =
+            science::fit_bin(response, roi, settings, bin.budget().threads());
         bin.set_status(f.status);
         bin.log().info("{} events in the region of interest, livetime {:.1f} s", f.n_events,
                        f.livetime);

@@ -66,7 +66,7 @@ Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader
   const science::Events events = reader.read_time_range(b.lo, b.hi);
   const science::RoiEvents roi =
       science::select_roi(events, obs.gti, b.lo, b.hi, obs.info.deadtime_fraction, settings);
-  const science::FitResult f = fitter.fit(roi);
+  const science::FitResult f = fitter.fit(roi, bin.budget().threads());
   bin.set_status(f.status);
   bin.log().info("{} events read, {} in the region of interest, livetime {:.1f} s", events.size(),
                  f.n_events, f.livetime);

@@ -97,7 +97,7 @@ ToolOutput PhasecurveTool::execute(RunContext& ctx) {
     science::RoiEvents roi = read_roi(reader, t0, t1, settings, in_bin, window_);
     // Exposure is uniform in phase (SCIENCE.md section 5).
     roi.livetime = total_livetime * (b.hi - b.lo);
-    const science::FitResult f = fitter.fit(roi);
+    const science::FitResult f = fitter.fit(roi, bin.budget().threads());
     bin.set_status(f.status);
     bin.log().info("{} events in the region of interest and the phase bin, livetime {:.1f} s",
                    f.n_events, f.livetime);

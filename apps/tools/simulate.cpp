@@ -179,7 +179,7 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
   if (capture_ != nullptr) {
     science::Events* out = std::exchange(capture_, nullptr);
     science::Observation* observation = std::exchange(capture_observation_, nullptr);
-    *out = science::simulate_events(*simulator_, ctx.settings().seed);
+    *out = science::simulate_events(*simulator_, ctx.settings().seed, ctx.budget().threads());
     if (observation != nullptr) *observation = obs;
     const auto [expected_source, expected_background] = simulator_->expected();
     const double wall = MPI_Wtime() - start;
@@ -197,8 +197,9 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
     if (!launch_only(name)) provenance.emplace_back(name, value);
   }
   const std::string& outfile = standard().outfile;
-  const science::SimulationSummary s = science::simulate_to_file(
-      outfile, obs, *simulator_, ctx.settings().seed, ctx.runtime().comm.get(), provenance);
+  const science::SimulationSummary s =
+      science::simulate_to_file(outfile, obs, *simulator_, ctx.settings().seed,
+                                ctx.budget().threads(), ctx.runtime().comm.get(), provenance);
   const double wall = MPI_Wtime() - start;
   ctx.log().info(
       "{} slices of {} s: source {} events drawn ({:.1f} expected), background {} drawn "

@@ -28,7 +28,7 @@ public:
   /// (`outfile` is then ignored and may be empty), and stores the observation simulated on
   /// (GTIs, response, pointing) in `*observation` when given. For nested use (pull, tsdist):
   /// call before BinContext::invoke; configure() keeps the request. Slices run over the
-  /// calling thread's OpenMP budget (science::simulate_events); the events are the same bits
+  /// run's thread budget (science::simulate_events); the events are the same bits
   /// as the file the same parameters and seed would give. The pointers must stay valid
   /// until that run ends.
   void capture_events(science::Events* out, science::Observation* observation = nullptr);

@@ -206,7 +206,7 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     settings.emin = b.lo;
     settings.emax = b.hi;
     const science::RoiEvents roi = read_roi(reader, t0, t1, settings);
-    const science::FitResult f = science::fit_bin(response, roi, settings);
+    const science::FitResult f = science::fit_bin(response, roi, settings, bin.budget().threads());
     bin.set_status(f.status);
     const double e_ref = std::sqrt(b.lo * b.hi);
     const double scale = std::pow(e_ref, -gamma);  // (e_ref / 1 TeV)^-gamma

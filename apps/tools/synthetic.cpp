@@ -1,7 +1,5 @@
 #include "tools/synthetic.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <chrono>
 #include <cmath>
@@ -10,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/parallel.hpp"
 
 namespace binflow::apps {
 
@@ -105,26 +104,11 @@ Row SyntheticTool::run_bin(BinContext& ctx) const {
   // Draws continue the stream from a fixed offset, whatever the cost distribution used.
   const RngStream draws_stream(rng.derive_seed(1), static_cast<std::uint64_t>(index));
   const std::int64_t blocks = (draws_ + block_draws - 1) / block_draws;
-  std::vector<double> partial(static_cast<std::size_t>(blocks), 0.0);
-  const std::int64_t draws = draws_;
-  if (omp_work_) {
-    const double seconds = cost * 1e-3;
-#pragma omp parallel default(none) shared(partial, draws_stream, blocks, draws, seconds)
-    {
-      spin_for(seconds / omp_get_num_threads());
-#pragma omp for schedule(static)
-      for (std::int64_t b = 0; b < blocks; ++b) {
-        partial[static_cast<std::size_t>(b)] = block_sum(draws_stream, b, draws);
-      }
-    }
-  } else {
-    spin_for(cost * 1e-3);
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      partial[static_cast<std::size_t>(b)] = block_sum(draws_stream, b, draws);
-    }
-  }
-  double value = 0.0;
-  for (const double p : partial) value += p;
+  const int threads = omp_work_ ? ctx.budget().threads() : 1;
+  // The cost is spread over the team as one equal share per thread.
+  parallel_for(threads, threads, [&](std::int64_t) { spin_for(cost * 1e-3 / threads); });
+  const double value = ordered_block_sum(
+      threads, blocks, [&](std::int64_t b) { return block_sum(draws_stream, b, draws_); });
   for (int k = 0; k < log_lines_; ++k) {
     ctx.log().info("line {} of bin {}: draw {:.17g}", k, index,
                    draws_stream.uniform_at(static_cast<std::uint64_t>(k)));

@@ -140,16 +140,17 @@ protected:
       std::int64_t n = 0;
       double n0 = 0.0;
       if (stage_ == "simulate") {
-        *events_out_ =
-            science::simulate_events(obs, response, science::SourceModel{},
-                                     science::TimeProfile::constant(), ctx.settings().seed);
+        *events_out_ = science::simulate_events(obs, response, science::SourceModel{},
+                                                science::TimeProfile::constant(),
+                                                ctx.settings().seed, 60.0, bin.budget().threads());
         n = static_cast<std::int64_t>(events_out_->size());
       } else {
         const science::FitSettings settings;
         const science::RoiEvents roi =
             science::select_roi(*events_in_, obs.gti, obs.gti.start.front(), obs.gti.stop.back(),
                                 obs.info.deadtime_fraction, settings);
-        const science::FitResult f = science::BinFitter(response, settings).fit(roi);
+        const science::FitResult f =
+            science::BinFitter(response, settings).fit(roi, bin.budget().threads());
         n = f.n_events;
         n0 = f.n0;
       }
@@ -283,7 +284,7 @@ TEST_P(EverySchedule, SimulateThenFitNestedRunOneComputeThread) {
     const RngStream stream(5, i);
     const science::Events direct =
         science::simulate_events(obs, response, science::SourceModel{},
-                                 science::TimeProfile::constant(), stream.derive_seed(0));
+                                 science::TimeProfile::constant(), stream.derive_seed(0), 60.0, 1);
     EXPECT_EQ(t.i64(i, "n_simulated"), static_cast<std::int64_t>(direct.size()));
     EXPECT_GT(t.i64(i, "n_fitted"), 50000);
     EXPECT_NEAR(t.f64(i, "n0"), 3.5e-11, 0.1e-11);

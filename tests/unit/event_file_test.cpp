@@ -3,7 +3,6 @@
 // in-memory simulator. The collective writer is tested in tests/mpi/event_writer_test.cpp.
 #include "science/event_file.hpp"
 
-#include <omp.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -449,12 +448,10 @@ TEST(Simulate, SlicesAreDeterministicSortedAndInsideGtis) {
       EXPECT_TRUE(ev.energy[i] >= obs.irf.energy.front() && ev.energy[i] <= obs.irf.energy.back());
     }
   }
-  omp_set_num_threads(1);
-  const Events one = binflow::science::simulate_events(obs, response, model, flare, 7, 60.0);
-  omp_set_num_threads(2);
-  const Events two = binflow::science::simulate_events(obs, response, model, flare, 7, 60.0);
+  const Events one = binflow::science::simulate_events(obs, response, model, flare, 7, 60.0, 1);
+  const Events two = binflow::science::simulate_events(obs, response, model, flare, 7, 60.0, 2);
   expect_same(one, two);
-  const Events other = binflow::science::simulate_events(obs, response, model, flare, 8, 60.0);
+  const Events other = binflow::science::simulate_events(obs, response, model, flare, 8, 60.0, 1);
   EXPECT_NE(one.time, other.time);
 }
 
@@ -465,7 +462,7 @@ TEST(Simulate, CountsFollowTheModel) {
   const Response response(obs.irf, "default");
   const SourceModel model;
   const Events ev =
-      binflow::science::simulate_events(obs, response, model, TimeProfile::constant(), 3);
+      binflow::science::simulate_events(obs, response, model, TimeProfile::constant(), 3, 60.0, 1);
   const double livetime = 1800.0 * 0.95;
   const double theta_max = 0.2;
   const double src = livetime * binflow::science::simpson_log(

@@ -3,11 +3,11 @@
 // are seeded, so the test is deterministic; the bounds are SCIENCE.md section 6's
 // (|mean| <= 0.1 and width in [0.9, 1.1] for >= 1000 trials) widened by the statistical
 // error of the trial count: bound(n) = 0.1 * sqrt(1000 / n).
-#include <gtest/gtest.h>
-
 #include <cmath>
 #include <numeric>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
@@ -41,10 +41,10 @@ TEST(FitterPulls, BrightSourceOnSimulatedObservations) {
   std::vector<double> beta_pull;
   for (int k = 0; k < trials; ++k) {
     const Events events =
-        simulate_events(obs, response, truth, TimeProfile::constant(), 1000 + k);
+        simulate_events(obs, response, truth, TimeProfile::constant(), 1000 + k, 60.0, 1);
     const RoiEvents roi = select_roi(events, obs.gti, obs.gti.start.front(), obs.gti.stop.back(),
                                      obs.info.deadtime_fraction, settings);
-    const FitResult fit = fit_bin(response, roi, settings);
+    const FitResult fit = fit_bin(response, roi, settings, 1);
     ASSERT_EQ(fit.status, "ok") << "trial " << k << ": " << fit.message;
     n0_pull.push_back((fit.n0 - truth.n0) / fit.n0_err);
     beta_pull.push_back((fit.beta - truth.beta) / fit.beta_err);

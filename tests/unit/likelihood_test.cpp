@@ -5,8 +5,6 @@
 // checks do not depend on the simulator tool.
 #include "science/likelihood.hpp"
 
-#include <omp.h>
-
 #include <algorithm>
 #include <bit>
 #include <cmath>
@@ -110,9 +108,9 @@ void expect_derivatives_match(const FitSettings& s) {
   const std::array<double, 3> x0{1.3 * crab_n0, 2.3, 0.8};
   const std::array<double, 3> step{1e-4 * crab_n0, 1e-4, 1e-4};
   const auto lnl = [&](std::array<double, 3> x) {
-    return fitter.log_likelihood(ev, x[0], x[1], x[2]);
+    return fitter.log_likelihood(ev, x[0], x[1], x[2], 1);
   };
-  const LikelihoodDerivatives d = fitter.derivatives(ev, x0[0], x0[1], x0[2]);
+  const LikelihoodDerivatives d = fitter.derivatives(ev, x0[0], x0[1], x0[2], 1);
   EXPECT_NEAR(d.lnl, lnl(x0), 1e-9 * std::abs(d.lnl));
   for (std::size_t i = 0; i < 3; ++i) {
     auto up = x0;
@@ -121,8 +119,8 @@ void expect_derivatives_match(const FitSettings& s) {
     down[i] -= step[i];
     const double fd = (lnl(up) - lnl(down)) / (2.0 * step[i]);
     EXPECT_NEAR(d.gradient[i], fd, 1e-5 * std::abs(fd)) << "gradient " << i;
-    const LikelihoodDerivatives du = fitter.derivatives(ev, up[0], up[1], up[2]);
-    const LikelihoodDerivatives dd = fitter.derivatives(ev, down[0], down[1], down[2]);
+    const LikelihoodDerivatives du = fitter.derivatives(ev, up[0], up[1], up[2], 1);
+    const LikelihoodDerivatives dd = fitter.derivatives(ev, down[0], down[1], down[2], 1);
     for (std::size_t j = 0; j < 3; ++j) {
       const double fd2 = (du.gradient[j] - dd.gradient[j]) / (2.0 * step[i]);
       EXPECT_NEAR(d.hessian[j][i], fd2, 1e-5 * std::abs(fd2)) << "hessian " << j << i;
@@ -157,7 +155,7 @@ TEST(Likelihood, ModelMatchesTheDefinitionWithResponse) {
       const double npred = t * (n0 * a + beta * b);
       RoiEvents none;
       none.livetime = t;
-      EXPECT_NEAR(fitter.log_likelihood(none, n0, gamma, beta), -npred, 1e-13 * npred);
+      EXPECT_NEAR(fitter.log_likelihood(none, n0, gamma, beta, 1), -npred, 1e-13 * npred);
       for (const double e : {0.1, 0.1234, 1.0, 3.3, 47.0, 99.99, 100.0}) {
         RoiEvents one = none;
         one.energy = {e};
@@ -167,7 +165,7 @@ TEST(Likelihood, ModelMatchesTheDefinitionWithResponse) {
                              std::exp(-0.05 * 0.05 / (2.0 * sg * sg)) /
                              (2.0 * std::numbers::pi * sg * sg) +
                          beta * r.bkg_rate(e);
-        EXPECT_NEAR(fitter.log_likelihood(one, n0, gamma, beta), std::log(t * m) - npred, 1e-12)
+        EXPECT_NEAR(fitter.log_likelihood(one, n0, gamma, beta, 1), std::log(t * m) - npred, 1e-12)
             << e;
       }
     }
@@ -178,9 +176,9 @@ TEST(Likelihood, FitIsAMaximumWithZeroGradient) {
   for (const FitSettings& s : {fixed_index(), free_index()}) {
     const RoiEvents ev = simulate(s, 600.0, crab_n0, crab_gamma, 1.0, 11, 2);
     const BinFitter fitter(instrument(), s);
-    const FitResult r = fitter.fit(ev);
+    const FitResult r = fitter.fit(ev, 1);
     ASSERT_EQ(r.status, "ok") << r.message;
-    const LikelihoodDerivatives d = fitter.derivatives(ev, r.n0, r.gamma, r.beta);
+    const LikelihoodDerivatives d = fitter.derivatives(ev, r.n0, r.gamma, r.beta, 1);
     EXPECT_NEAR(d.lnl, r.lnl, 1e-9 * std::abs(r.lnl));
     EXPECT_NEAR(d.gradient[0] * r.n0_err, 0.0, 1e-6);
     EXPECT_NEAR(d.gradient[2] * r.beta_err, 0.0, 1e-6);
@@ -192,10 +190,10 @@ TEST(Likelihood, FitIsAMaximumWithZeroGradient) {
     EXPECT_LT(r.iterations, 20);
     // Nudging any parameter lowers lnL.
     for (const double k : {0.999, 1.001}) {
-      EXPECT_LT(fitter.log_likelihood(ev, r.n0 * k, r.gamma, r.beta), r.lnl);
-      EXPECT_LT(fitter.log_likelihood(ev, r.n0, r.gamma, r.beta * k), r.lnl);
+      EXPECT_LT(fitter.log_likelihood(ev, r.n0 * k, r.gamma, r.beta, 1), r.lnl);
+      EXPECT_LT(fitter.log_likelihood(ev, r.n0, r.gamma, r.beta * k, 1), r.lnl);
       if (s.free_index) {
-        EXPECT_LT(fitter.log_likelihood(ev, r.n0, r.gamma * k, r.beta), r.lnl);
+        EXPECT_LT(fitter.log_likelihood(ev, r.n0, r.gamma * k, r.beta, 1), r.lnl);
       }
     }
   }
@@ -210,15 +208,15 @@ TEST(Likelihood, UpperLimitSolvesTheProfileEquation) {
     for (const double n0 : {crab_n0, 0.03 * crab_n0}) {
       const RoiEvents ev = simulate(s, 300.0, n0, crab_gamma, 1.0, 13, 3);
       const BinFitter fitter(instrument(), s);
-      const FitResult r = fitter.fit(ev);
+      const FitResult r = fitter.fit(ev, 1);
       ASSERT_EQ(r.status, "ok") << r.message;
       EXPECT_GT(r.n0_ul, r.n0);
-      const double profile = fitter.profile_log_likelihood(ev, r.n0_ul, r.gamma);
+      const double profile = fitter.profile_log_likelihood(ev, r.n0_ul, r.gamma, 1);
       EXPECT_NEAR(2.0 * (r.lnl - profile), 2.705543, 1e-4) << n0;
       EXPECT_NEAR(r.flux_ul, power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax),
                   1e-12 * r.flux_ul);
       // The profile at the best N0 is the best fit.
-      EXPECT_NEAR(fitter.profile_log_likelihood(ev, r.n0, r.gamma), r.lnl, 1e-9);
+      EXPECT_NEAR(fitter.profile_log_likelihood(ev, r.n0, r.gamma, 1), r.lnl, 1e-9);
     }
   }
 }
@@ -227,10 +225,10 @@ TEST(Likelihood, TsIsTwiceTheLikelihoodRatioAgainstTheRefittedNull) {
   const FitSettings s = fixed_index();
   const RoiEvents ev = simulate(s, 300.0, 0.1 * crab_n0, crab_gamma, 1.0, 17, 4);
   const BinFitter fitter(instrument(), s);
-  const FitResult r = fitter.fit(ev);
+  const FitResult r = fitter.fit(ev, 1);
   ASSERT_EQ(r.status, "ok");
   ASSERT_GT(r.n0, 0.0);
-  const double null = fitter.profile_log_likelihood(ev, 0.0, s.gamma_ref);
+  const double null = fitter.profile_log_likelihood(ev, 0.0, s.gamma_ref, 1);
   EXPECT_NEAR(r.ts, 2.0 * (r.lnl - null), 1e-6);
   EXPECT_GT(r.ts, 0.0);
 }
@@ -244,7 +242,7 @@ TEST(Likelihood, TsIsExactlyZeroWhenTheBestN0IsZero) {
       ev.energy.push_back(0.1 * std::pow(1000.0, (i % 37) / 37.0));
       ev.theta.push_back(0.15 + 0.0002 * i);
     }
-    const FitResult r = fit_bin(instrument(), ev, s);
+    const FitResult r = fit_bin(instrument(), ev, s, 1);
     ASSERT_EQ(r.status, "ok") << r.message;
     EXPECT_EQ(r.n0, 0.0);
     EXPECT_EQ(r.ts, 0.0);
@@ -262,21 +260,21 @@ TEST(Likelihood, EmptyBins) {
   for (const FitSettings& s : {fixed_index(), free_index()}) {
     RoiEvents none;
     none.livetime = 1000.0;
-    const FitResult a = fit_bin(instrument(), none, s);
+    const FitResult a = fit_bin(instrument(), none, s, 1);
     EXPECT_EQ(a.status, "empty");
     EXPECT_EQ(a.n_events, 0);
     EXPECT_EQ(a.n0, 0.0);
     EXPECT_TRUE(std::isnan(a.n0_err));
     // With no events the limit is delta/2 = 1.35 counts.
     const BinFitter fitter(instrument(), s);
-    EXPECT_NEAR(2.0 * (0.0 - fitter.profile_log_likelihood(none, a.n0_ul, s.gamma_ref)), 2.705543,
-                1e-6);
+    EXPECT_NEAR(2.0 * (0.0 - fitter.profile_log_likelihood(none, a.n0_ul, s.gamma_ref, 1)),
+                2.705543, 1e-6);
 
     RoiEvents dead;
     dead.energy = {1.0, 2.0};
     dead.theta = {0.01, 0.02};
     dead.livetime = 0.0;
-    const FitResult b = fit_bin(instrument(), dead, s);
+    const FitResult b = fit_bin(instrument(), dead, s, 1);
     EXPECT_EQ(b.status, "empty");
     EXPECT_TRUE(std::isnan(b.n0_ul));
 
@@ -287,7 +285,7 @@ TEST(Likelihood, EmptyBins) {
     outside.theta = {0.01};
     FitSettings wide = s;
     wide.emax = 300.0;
-    EXPECT_EQ(fit_bin(instrument(), outside, wide).status, "empty");
+    EXPECT_EQ(fit_bin(instrument(), outside, wide, 1).status, "empty");
   }
 }
 
@@ -300,7 +298,7 @@ TEST(Likelihood, AHandfulOfEventsStillFits) {
         ev.energy.push_back(0.3 * static_cast<double>(i + 1));
         ev.theta.push_back(0.01 * static_cast<double>(i + 1));
       }
-      const FitResult r = fit_bin(instrument(), ev, s);
+      const FitResult r = fit_bin(instrument(), ev, s, 1);
       EXPECT_EQ(r.status, "ok") << n << " " << r.message;
       EXPECT_NEAR(r.npred, static_cast<double>(n), 1e-9 * static_cast<double>(n));
       EXPECT_GE(r.n0, 0.0);
@@ -331,27 +329,30 @@ bool same_bits(double a, double b) {
   return std::bit_cast<std::uint64_t>(a) == std::bit_cast<std::uint64_t>(b);
 }
 
-TEST(Likelihood, BitIdenticalForOneAndTwoThreads) {
-  const int saved = omp_get_max_threads();
+TEST(Likelihood, BitIdenticalForAnyThreadCount) {
   for (const FitSettings& s : {fixed_index(), free_index()}) {
-    // 18000 events: nine blocks, so the two-thread run takes the parallel path.
+    // 18000 events: nine blocks, so the runs with more than one thread take the parallel path.
     const RoiEvents ev = simulate(s, 4000.0, crab_n0, crab_gamma, 1.0, 19, 5);
     ASSERT_GT(ev.energy.size(), 16000u);
     const BinFitter fitter(instrument(), s);
-    omp_set_num_threads(1);
-    const FitResult one = fitter.fit(ev);
-    omp_set_num_threads(2);
-    const FitResult two = fitter.fit(ev);
-    omp_set_num_threads(saved);
+    const FitResult one = fitter.fit(ev, 1);
     ASSERT_EQ(one.status, "ok");
-    for (const auto field :
-         {&FitResult::n0, &FitResult::n0_err, &FitResult::gamma, &FitResult::gamma_err,
-          &FitResult::beta, &FitResult::beta_err, &FitResult::lnl, &FitResult::npred,
-          &FitResult::flux, &FitResult::flux_err, &FitResult::ts, &FitResult::n0_ul,
-          &FitResult::flux_ul}) {
-      EXPECT_TRUE(same_bits(one.*field, two.*field)) << one.*field << " vs " << two.*field;
+    for (const int threads : {2, 3}) {
+      const FitResult other = fitter.fit(ev, threads);
+      for (const auto field :
+           {&FitResult::n0, &FitResult::n0_err, &FitResult::gamma, &FitResult::gamma_err,
+            &FitResult::beta, &FitResult::beta_err, &FitResult::lnl, &FitResult::npred,
+            &FitResult::flux, &FitResult::flux_err, &FitResult::ts, &FitResult::n0_ul,
+            &FitResult::flux_ul}) {
+        EXPECT_TRUE(same_bits(one.*field, other.*field))
+            << threads << " threads: " << one.*field << " vs " << other.*field;
+      }
+      EXPECT_EQ(one.iterations, other.iterations);
+      EXPECT_TRUE(same_bits(fitter.log_likelihood(ev, one.n0, one.gamma, one.beta, 1),
+                            fitter.log_likelihood(ev, one.n0, one.gamma, one.beta, threads)));
+      EXPECT_TRUE(same_bits(fitter.profile_log_likelihood(ev, one.n0_ul, one.gamma, 1),
+                            fitter.profile_log_likelihood(ev, one.n0_ul, one.gamma, threads)));
     }
-    EXPECT_EQ(one.iterations, two.iterations);
   }
 }
 
@@ -359,7 +360,7 @@ TEST(Likelihood, RecoversTheSimulatedParameters) {
   // Four hours of the Crab (8 runs of 1710 s livetime): about 60000 events.
   const FitSettings s = free_index();
   const RoiEvents ev = simulate(s, 8 * 1710.0, crab_n0, crab_gamma, 1.0, 23, 6);
-  const FitResult r = fit_bin(instrument(), ev, s);
+  const FitResult r = fit_bin(instrument(), ev, s, 1);
   ASSERT_EQ(r.status, "ok") << r.message;
   EXPECT_NEAR(r.n0, crab_n0, 4.0 * r.n0_err);
   EXPECT_NEAR(r.gamma, crab_gamma, 4.0 * r.gamma_err);
@@ -405,7 +406,7 @@ TEST(Likelihood, PullsOfSmallBins) {
     for (int k = 0; k < trials; ++k) {
       const RoiEvents ev =
           simulate(s, livetime, crab_n0, crab_gamma, 1.0, 29, static_cast<std::uint64_t>(k));
-      const FitResult r = fitter.fit(ev);
+      const FitResult r = fitter.fit(ev, 1);
       ASSERT_EQ(r.status, "ok") << r.message;
       n0_pull.push_back((r.n0 - crab_n0) / r.n0_err);
       beta_pull.push_back((r.beta - 1.0) / r.beta_err);
@@ -440,7 +441,7 @@ TEST(Likelihood, RobustOverManyConfigurations) {
     const double livetime = std::pow(10.0, 4.0 * pick.uniform());
     const RoiEvents ev = simulate(s, livetime, n0, gamma, beta, 41, k);
     const BinFitter fitter(instrument(), s);
-    const FitResult r = fitter.fit(ev);
+    const FitResult r = fitter.fit(ev, 1);
     if (ev.energy.empty()) {
       EXPECT_EQ(r.status, "empty");
       continue;
@@ -456,7 +457,7 @@ TEST(Likelihood, RobustOverManyConfigurations) {
     EXPECT_LE(r.iterations, 15) << k;
     ASSERT_GT(r.n0_ul, r.n0) << k;
     const double delta = chi2_quantile_1dof(2.0 * s.confidence - 1.0);
-    const double profile = fitter.profile_log_likelihood(ev, r.n0_ul, r.gamma);
+    const double profile = fitter.profile_log_likelihood(ev, r.n0_ul, r.gamma, 1);
     EXPECT_NEAR(2.0 * (r.lnl - profile), delta, 1e-6) << k;
   }
   EXPECT_LT(free_at_bound, 40);
