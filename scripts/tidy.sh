@@ -65,9 +65,13 @@ for ((i = 1; i <= ${#files[@]}; i++)); do cat "$out/$i.log"; done |
     keep' >"$findings"
 summary=$(grep -E '^([^ ]+:[0-9]+:[0-9]+: )?(warning|error): ' "$findings" || true)
 
+# A non-zero exit without any finding is clang-tidy itself failing (a crash, a bad option).
 failed=()
 for ((i = 1; i <= ${#files[@]}; i++)); do
-  [[ $(cat "$out/$i.rc") == 0 ]] || failed+=("${files[i - 1]#"$BINFLOW_ROOT"/}")
+  if [[ $(cat "$out/$i.rc") != 0 ]] &&
+    ! grep -qE '^([^ ]+:[0-9]+:[0-9]+: )?(warning|error): ' "$out/$i.log"; then
+    failed+=("${files[i - 1]#"$BINFLOW_ROOT"/}")
+  fi
 done
 
 if [[ -z $summary && ${#failed[@]} -eq 0 ]]; then
@@ -85,7 +89,12 @@ if [[ -n $summary ]]; then
   sed -E 's/^([^:]+):.*/\1/' <<<"$summary" | sort | uniq -c | sort -rn
 fi
 if ((${#failed[@]} > 0)); then
-  echo "-- clang-tidy exited non-zero on ${#failed[@]} of ${#files[@]} files: ${failed[*]}"
+  echo "-- clang-tidy failed without a finding on: ${failed[*]}"
+  for f in "${failed[@]}"; do
+    for ((i = 1; i <= ${#files[@]}; i++)); do
+      [[ ${files[i - 1]#"$BINFLOW_ROOT"/} == "$f" ]] && sed "s/^/$(basename "$f"): /" "$out/$i.log"
+    done
+  done
 fi
 echo "clang-tidy: FAILED (${seconds} s, -j $jobs)"
 exit 1
