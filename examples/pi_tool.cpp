@@ -37,22 +37,14 @@ std::int64_t count_inside(const binflow::RngStream& rng, std::int64_t block, std
 
 class PiTool final : public binflow::Tool {
 public:
-  PiTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "pi"; }
-  [[nodiscard]] std::string summary() const override {
-    return "Monte Carlo estimate of pi, one trial per bin";
-  }
+  static constexpr binflow::ToolInfo info{"pi", "Monte Carlo estimate of pi, one trial per bin"};
+  PiTool() : Tool(info) {}
 
 protected:
   void declare(binflow::ParameterSet& params) override {
     params.add("trials", trials_, "number of trials (bins)", binflow::Range<std::int64_t>{1, {}});
     params.add("samples", samples_, "random points drawn in each trial",
                binflow::Range<std::int64_t>{1, std::int64_t{1} << 40});
-  }
-
-  void reset() override {
-    trials_ = 64;
-    samples_ = 100000;
   }
 
   binflow::ToolOutput execute(binflow::RunContext& ctx) override {
@@ -69,7 +61,7 @@ protected:
       double sum = 0.0;
       std::int64_t ok = 0;
       for (std::size_t row = 0; row < out.table.size(); ++row) {
-        if (out.table.str(row, "status") != "ok") continue;
+        if (out.table.str(row, "status") != binflow::bin_status::ok) continue;
         sum += out.table.f64(row, "estimate");
         ++ok;
       }
@@ -98,15 +90,14 @@ private:
     return binflow::Row{inside, estimate};
   }
 
-  std::int64_t trials_;
-  std::int64_t samples_;
+  std::int64_t trials_ = 64;
+  std::int64_t samples_ = 100000;
 };
 
 }  // namespace
 
 int main(int argc, char** argv) {
   binflow::ToolRegistry registry;
-  registry.add("pi", "Monte Carlo estimate of pi, one trial per bin",
-               [] { return std::make_unique<PiTool>(); });
+  registry.add<PiTool>();
   return binflow::run_main(argc, argv, registry);
 }

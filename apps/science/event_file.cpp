@@ -169,15 +169,10 @@ void drop_front(Events& events, std::size_t n) {
   }
 }
 
-std::string temporary_name(const std::string& path, MPI_Comm comm) {
-  int rank = 0;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
+std::string temporary_name(const std::string& path, const Communicator& comm) {
   // Rank 0's pid, so that every rank opens the same file.
-  std::string name = rank == 0 ? fmt::format("{}.tmp.{}", path, ::getpid()) : std::string();
-  int length = static_cast<int>(name.size());
-  check_mpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm), "MPI_Bcast");
-  name.resize(static_cast<std::size_t>(length));
-  check_mpi(MPI_Bcast(name.data(), length, MPI_CHAR, 0, comm), "MPI_Bcast");
+  std::string name = comm.is_root() ? fmt::format("{}.tmp.{}", path, ::getpid()) : std::string();
+  comm.broadcast(name);
   return name;
 }
 
@@ -285,13 +280,13 @@ Events EventFileReader::read_time_range(double t0, double t1) const {
 // ---- writer ----
 
 EventFileWriter::EventFileWriter(std::string path, const Observation& observation,
-                                 std::int64_t total_rows, MPI_Comm comm)
+                                 std::int64_t total_rows, const Communicator& comm)
     : path_(std::move(path)),
       temporary_(temporary_name(path_, comm)),
       comm_(comm),
+      rank_(comm.rank()),
       file_(h5::create_file_parallel(temporary_, comm)),
       total_rows_(total_rows) {
-  check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
   const ObservationInfo& info = observation.info;
   file_.write_attribute("format", format_name);
   file_.write_attribute("format_version", format_version);
@@ -339,8 +334,7 @@ void EventFileWriter::write_rows(std::int64_t first_row, std::int64_t rows,
                                     first_row, first_row + rows, total_rows_));
   }
   const std::int64_t local_rounds = (rows + round_rows - 1) / round_rows;
-  std::int64_t rounds = 0;
-  check_mpi(MPI_Allreduce(&local_rounds, &rounds, 1, MPI_INT64_T, MPI_MAX, comm_), "MPI_Allreduce");
+  const std::int64_t rounds = comm_.max(local_rounds);
   Events buffer;
   bool exhausted = false;
   std::int64_t written = 0;
@@ -380,24 +374,16 @@ void EventFileWriter::commit() {
     if (ec)
       message = fmt::format("{}: cannot rename {} to it: {}", path_, temporary_, ec.message());
   }
-  int length = static_cast<int>(message.size());
-  check_mpi(MPI_Bcast(&length, 1, MPI_INT, 0, comm_), "MPI_Bcast");
-  message.resize(static_cast<std::size_t>(length));
-  check_mpi(MPI_Bcast(message.data(), length, MPI_CHAR, 0, comm_), "MPI_Bcast");
+  comm_.broadcast(message);
   if (!message.empty()) throw IoError(message);  // the destructor removes the temporary file
   committed_ = true;
 }
 
 void write_event_file(const std::string& path, const Observation& observation, const Events& local,
-                      MPI_Comm comm) {
+                      const Communicator& comm) {
   const auto rows = static_cast<std::int64_t>(local.size());
-  std::int64_t first = 0;
-  std::int64_t total = 0;
-  check_mpi(MPI_Exscan(&rows, &first, 1, MPI_INT64_T, MPI_SUM, comm), "MPI_Exscan");
-  int rank = 0;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  if (rank == 0) first = 0;  // MPI_Exscan leaves rank 0's result undefined
-  check_mpi(MPI_Allreduce(&rows, &total, 1, MPI_INT64_T, MPI_SUM, comm), "MPI_Allreduce");
+  const std::int64_t first = comm.exclusive_sum(rows);
+  const std::int64_t total = comm.sum(rows);
   EventFileWriter writer(path, observation, total, comm);
   bool given = false;
   writer.write_rows(first, rows, [&] {

@@ -2,14 +2,13 @@
 // Event files (SCIENCE.md section 1): the embedded default observation, a serial reader that
 // takes a time range out of a large file with a few hyperslab reads, and a collective
 // parallel writer.
-#include <mpi.h>
-
 #include <cstdint>
 #include <functional>
 #include <string>
 #include <vector>
 
 #include "binflow/h5.hpp"
+#include "binflow/runtime.hpp"
 #include "science/observation.hpp"
 
 namespace binflow::science {
@@ -84,7 +83,7 @@ public:
   /// /gti, and creates the /events datasets of `total_rows` rows (same on every rank) in
   /// chunks of event_chunk_rows.
   EventFileWriter(std::string path, const Observation& observation, std::int64_t total_rows,
-                  MPI_Comm comm);
+                  const Communicator& comm);
   EventFileWriter(const EventFileWriter&) = delete;
   EventFileWriter& operator=(const EventFileWriter&) = delete;
   /// Without commit(): gives up the file handle without the collective close (a rank may be
@@ -113,7 +112,7 @@ public:
 private:
   std::string path_;
   std::string temporary_;
-  MPI_Comm comm_;
+  const Communicator& comm_;
   int rank_ = 0;
   h5::Location file_;
   std::int64_t total_rows_ = 0;
@@ -124,6 +123,6 @@ private:
 /// contiguous block of rows in rank order (rank 0 first). Events must be sorted by time
 /// over the whole file; this is not checked here.
 void write_event_file(const std::string& path, const Observation& observation, const Events& local,
-                      MPI_Comm comm);
+                      const Communicator& comm);
 
 }  // namespace binflow::science

@@ -761,7 +761,7 @@ double limit_counts(const Bin& bin, double f_hat, double delta, const LimitStart
 FitResult empty_result(const FitTables& t, const RoiEvents& events, std::string message) {
   const FitSettings& s = t.settings;
   FitResult r;
-  r.status = "empty";
+  r.status = std::string(bin_status::empty);
   r.message = std::move(message);
   r.livetime = events.livetime;
   r.n_events = static_cast<std::int64_t>(events.energy.size());
@@ -806,7 +806,7 @@ FitResult best_fit(const Bin& bin, const FitTables& t, const Optimum& o) {
     r.message = fmt::format("{} events outside the response grid ignored", bin.outside());
   }
   if (!o.converged) {
-    r.status = "failed";
+    r.status = std::string(bin_status::failed);
     r.message = o.message;
   }
   return r;
@@ -1011,7 +1011,7 @@ FitResult BinFitter::fit(const RoiEvents& events) const {
   if (events.energy.empty() || !(events.livetime > 0.0)) return empty_result(t, events, "");
   if (!(t.bkg_integral > 0.0) || !(t.reference_source.a > 0.0)) {
     FitResult r = empty_result(t, events, "");
-    r.status = "failed";
+    r.status = std::string(bin_status::failed);
     r.n0_ul = r.flux_ul = nan;
     r.message = "the model predicts no source or no background counts in [emin, emax]";
     return r;

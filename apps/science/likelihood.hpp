@@ -12,6 +12,8 @@
 #include <string>
 #include <vector>
 
+#include "binflow/table.hpp"
+#include "science/defaults.hpp"
 #include "science/observation.hpp"
 #include "science/response.hpp"
 
@@ -19,18 +21,18 @@ namespace binflow::science {
 
 /// Analysis settings (ctools vocabulary; defaults from SCIENCE.md section 4).
 struct FitSettings {
-  double emin = 0.1;       ///< TeV
-  double emax = 100.0;     ///< TeV
-  double ra = 83.6331;     ///< source position, deg
-  double dec = 22.0145;    ///< deg
-  double theta_max = 0.2;  ///< deg
-  double gamma_ref = 2.5;  ///< index when fixed, start value when free
+  double emin = defaults::emin;            ///< TeV
+  double emax = defaults::emax;            ///< TeV
+  double ra = defaults::ra;                ///< source position, deg
+  double dec = defaults::dec;              ///< deg
+  double theta_max = defaults::theta_max;  ///< deg
+  double gamma_ref = defaults::gamma;      ///< index when fixed, start value when free
   bool free_index = false;
-  double gamma_min = -1.0;
-  double gamma_max = 6.0;
+  double gamma_min = defaults::gamma_min;
+  double gamma_max = defaults::gamma_max;
   bool calc_ts = true;
   bool calc_ulim = true;
-  double confidence = 0.95;
+  double confidence = defaults::confidence;
 };
 
 /// The events of one bin inside the region of interest, and its livetime.
@@ -47,7 +49,8 @@ RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
                      double deadtime_fraction, const FitSettings& settings);
 
 struct FitResult {
-  std::string status = "ok";  ///< ok, empty (no events or no livetime), failed
+  /// bin_status::ok, empty (no events or no livetime) or failed (binflow/table.hpp)
+  std::string status = std::string(bin_status::ok);
   std::string message;        ///< why, when failed
   std::int64_t n_events = 0;
   double livetime = 0.0;

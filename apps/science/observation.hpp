@@ -5,6 +5,8 @@
 #include <string>
 #include <vector>
 
+#include "science/defaults.hpp"
+
 namespace binflow::science {
 
 /// Instrument response tables on an energy grid (TeV), strictly increasing, > 0.
@@ -26,8 +28,8 @@ struct Gti {
 struct ObservationInfo {
   double mjdref = 51544.5;
   std::string object = "Crab";
-  double ra_pnt = 83.6331;   ///< deg
-  double dec_pnt = 22.0145;  ///< deg
+  double ra_pnt = defaults::ra;    ///< deg
+  double dec_pnt = defaults::dec;  ///< deg
   double deadtime_fraction = 0.05;
 };
 

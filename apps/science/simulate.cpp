@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <chrono>
 #include <array>
 #include <charconv>
 #include <cmath>
@@ -23,6 +24,10 @@
 namespace binflow::science {
 
 namespace {
+
+double wall_seconds() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
 
 constexpr double deg = std::numbers::pi / 180.0;
 constexpr double minus_inf = -std::numeric_limits<double>::infinity();
@@ -616,17 +621,15 @@ Events simulate_events(const Simulator& simulator, std::uint64_t seed) {
 
 SimulationSummary simulate_to_file(
     const std::string& path, const Observation& observation, const Simulator& simulator,
-    std::uint64_t seed, MPI_Comm comm,
+    std::uint64_t seed, const Communicator& comm,
     const std::vector<std::pair<std::string, std::string>>& provenance) {
-  int rank = 0;
-  int size = 1;
-  check_mpi(MPI_Comm_rank(comm, &rank), "MPI_Comm_rank");
-  check_mpi(MPI_Comm_size(comm, &size), "MPI_Comm_size");
+  const int rank = comm.rank();
+  const int size = comm.size();
   const std::int64_t slices = simulator.slices();
   const std::int64_t first_slice = slices * rank / size;
   const std::int64_t last_slice = slices * (rank + 1) / size;
 
-  const double start = MPI_Wtime();
+  const double start = wall_seconds();
   // Pass 1: counts only (two Poisson draws per slice).
   std::vector<SliceCounts> counts(static_cast<std::size_t>(last_slice - first_slice));
   parallel_for(last_slice - first_slice, [&](std::int64_t i) {
@@ -638,14 +641,10 @@ SimulationSummary simulate_to_file(
     local[1] += c.source;
     local[2] += c.background;
   }
-  std::array<std::uint64_t, 3> global{};
-  check_mpi(MPI_Allreduce(local.data(), global.data(), 3, MPI_UINT64_T, MPI_SUM, comm),
-            "MPI_Allreduce");
-  std::uint64_t first_row = 0;
-  check_mpi(MPI_Exscan(local.data(), &first_row, 1, MPI_UINT64_T, MPI_SUM, comm), "MPI_Exscan");
-  if (rank == 0) first_row = 0;  // MPI_Exscan leaves rank 0's result undefined
+  const std::array<std::uint64_t, 3> global = comm.sum(local);
+  const std::uint64_t first_row = comm.exclusive_sum(local[0]);
 
-  const double counted = MPI_Wtime();
+  const double counted = wall_seconds();
   double generating = 0.0;
   EventFileWriter writer(path, observation, static_cast<std::int64_t>(global[0]), comm);
   if (!provenance.empty()) {
@@ -657,7 +656,7 @@ SimulationSummary simulate_to_file(
   const std::int64_t batch = std::max(1, omp_get_max_threads());
   std::int64_t next = first_slice;
   const auto produce = [&]() {
-    const double begin = MPI_Wtime();
+    const double begin = wall_seconds();
     Events out;
     while (out.size() == 0 && next < last_slice) {
       const std::int64_t n = std::min(batch, last_slice - next);
@@ -676,7 +675,7 @@ SimulationSummary simulate_to_file(
       }
       next += n;
     }
-    generating += MPI_Wtime() - begin;
+    generating += wall_seconds() - begin;
     return out;
   };
   writer.write_rows(static_cast<std::int64_t>(first_row), static_cast<std::int64_t>(local[0]),
@@ -691,7 +690,7 @@ SimulationSummary simulate_to_file(
   std::tie(summary.expected_source, summary.expected_background) = simulator.expected();
   summary.count_seconds = counted - start;
   summary.generate_seconds = generating;
-  summary.write_seconds = MPI_Wtime() - counted - generating;
+  summary.write_seconds = wall_seconds() - counted - generating;
   return summary;
 }
 

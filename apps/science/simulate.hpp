@@ -18,7 +18,6 @@
 // the response is log-log linear (SCIENCE.md section 1), so the density in ln E is one
 // exponential per grid cell, integrated and inverted in closed form (no table, and no
 // discretisation error to document).
-#include <mpi.h>
 
 #include <cstdint>
 #include <string>
@@ -26,6 +25,7 @@
 #include <vector>
 
 #include "binflow/rng.hpp"
+#include "binflow/runtime.hpp"
 #include "science/observation.hpp"
 #include "science/phase.hpp"
 #include "science/response.hpp"
@@ -57,12 +57,12 @@ private:
 
 /// The simulated sky: a point source and the background normalisation.
 struct SourceModel {
-  double ra = 83.6331;     ///< source position, deg
-  double dec = 22.0145;    ///< deg
-  double n0 = 3.5e-11;     ///< ph cm^-2 s^-1 TeV^-1 at 1 TeV, >= 0
-  double gamma = 2.5;      ///< power-law index
-  double beta = 1.0;       ///< background normalisation, >= 0
-  double theta_sim = 0.3;  ///< radius of the background cap, deg, in (0, 90]
+  double ra = defaults::ra;                ///< source position, deg
+  double dec = defaults::dec;              ///< deg
+  double n0 = defaults::n0;                ///< ph cm^-2 s^-1 TeV^-1 at 1 TeV, >= 0
+  double gamma = defaults::gamma;          ///< power-law index
+  double beta = defaults::beta;            ///< background normalisation, >= 0
+  double theta_sim = defaults::theta_sim;  ///< radius of the background cap, deg, in (0, 90]
 };
 
 /// The source's light curve f(t) >= 0 that multiplies the flux. Immutable, thread-safe.
@@ -206,7 +206,7 @@ struct SimulationSummary {
 /// plus the write buffer. `provenance` becomes string attributes of the group /simulation.
 SimulationSummary simulate_to_file(
     const std::string& path, const Observation& observation, const Simulator& simulator,
-    std::uint64_t seed, MPI_Comm comm,
+    std::uint64_t seed, const Communicator& comm,
     const std::vector<std::pair<std::string, std::string>>& provenance = {});
 
 }  // namespace binflow::science

@@ -2,6 +2,8 @@
 
 #include <cmath>
 #include <limits>
+#include <type_traits>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -12,7 +14,6 @@ namespace binflow::apps {
 
 namespace {
 
-constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
 science::Events filtered(science::Events events, const std::function<bool(double)>& keep) {
   science::Events out;
@@ -28,20 +29,9 @@ science::Events filtered(science::Events events, const std::function<bool(double
 
 }  // namespace
 
-void AnalysisParameters::reset() {
-  inobs.clear();
-  tmin = nan;
-  tmax = nan;
-  emin = 0.1;
-  emax = 100.0;
-  ra = nan;
-  dec = nan;
-  theta_max = 0.2;
-  gamma_ref = 2.5;
-  free_index = false;
-  calc_ts = true;
-  calc_ulim = true;
-  confidence = 0.95;
+void declare_sky_position(ParameterSet& params, double& ra, double& dec, const std::string& what) {
+  params.add("ra", ra, "source right ascension, deg " + what, Range<double>{0.0, 360.0});
+  params.add("dec", dec, "source declination, deg " + what, Range<double>{-90.0, 90.0});
 }
 
 void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
@@ -57,10 +47,7 @@ void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
     params.add("emax", emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
   }
   if ((parts & region) != 0U) {
-    params.add("ra", ra, "source right ascension, deg (default: the pointing)",
-               Range<double>{0.0, 360.0});
-    params.add("dec", dec, "source declination, deg (default: the pointing)",
-               Range<double>{-90.0, 90.0});
+    declare_sky_position(params, ra, dec, "(default: the pointing)");
     params.add("theta_max", theta_max, "radius of the region of interest, deg",
                Range<double>{1e-6, 10.0});
   }
@@ -71,8 +58,8 @@ void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
                Range<double>{-1.0, 6.0});
   }
   if ((parts & free) != 0U) params.add("free_index", free_index, "fit the spectral index");
-  if ((parts & quantities) != 0U) {
-    params.add("calc_ts", calc_ts, "compute the test statistic of the source");
+  if ((parts & ts) != 0U) params.add("calc_ts", calc_ts, "compute the test statistic of the source");
+  if ((parts & ulim) != 0U) {
     params.add("calc_ulim", calc_ulim, "compute the profile-likelihood upper limit");
     params.add("confidence", confidence, "confidence level of the upper limit",
                Range<double>{0.5001, 0.999999});
@@ -114,35 +101,87 @@ science::FitSettings AnalysisParameters::fit_settings(
   return s;
 }
 
-std::vector<Column> fit_result_columns() {
-  return {
-      {"livetime", ColumnType::f64, "s", "GTI overlap times (1 - deadtime fraction)"},
-      {"n_events", ColumnType::i64, "", "events in the region of interest"},
-      {"npred", ColumnType::f64, "", "predicted counts of the best fit"},
-      {"N0", ColumnType::f64, "ph cm^-2 s^-1 TeV^-1", "differential flux at 1 TeV"},
-      {"N0_err", ColumnType::f64, "ph cm^-2 s^-1 TeV^-1", "1-sigma error of N0"},
-      {"gamma", ColumnType::f64, "", "spectral index"},
-      {"gamma_err", ColumnType::f64, "", "1-sigma error of gamma (NaN when fixed)"},
-      {"beta", ColumnType::f64, "", "background normalisation"},
-      {"beta_err", ColumnType::f64, "", "1-sigma error of beta"},
-      {"flux", ColumnType::f64, "ph cm^-2 s^-1", "integral flux emin..emax"},
-      {"flux_err", ColumnType::f64, "ph cm^-2 s^-1", "1-sigma error of flux"},
-      {"ts", ColumnType::f64, "", "test statistic of the source"},
-      {"N0_ul", ColumnType::f64, "ph cm^-2 s^-1 TeV^-1", "upper limit on N0 at confidence"},
-      {"flux_ul", ColumnType::f64, "ph cm^-2 s^-1", "upper limit on flux at confidence"},
-      {"lnl", ColumnType::f64, "", "log-likelihood of the best fit"},
-      {"iterations", ColumnType::i64, "", "fit iterations"},
+namespace {
+
+// The one table of fit-result columns and the science::FitResult members they hold.
+struct FitColumn {
+  Column column;
+  std::variant<double science::FitResult::*, std::int64_t science::FitResult::*,
+               int science::FitResult::*>
+      member;
+};
+
+const std::vector<FitColumn>& fit_columns() {
+  using R = science::FitResult;
+  const std::string dnde = "ph cm^-2 s^-1 TeV^-1";
+  const std::string flux = "ph cm^-2 s^-1";
+  static const std::vector<FitColumn> columns = {
+      {{"livetime", ColumnType::f64, "s", "GTI overlap times (1 - deadtime fraction)"},
+       &R::livetime},
+      {{"n_events", ColumnType::i64, "", "events in the region of interest"}, &R::n_events},
+      {{"npred", ColumnType::f64, "", "predicted counts of the best fit"}, &R::npred},
+      {{"N0", ColumnType::f64, dnde, "differential flux at 1 TeV"}, &R::n0},
+      {{"N0_err", ColumnType::f64, dnde, "1-sigma error of N0"}, &R::n0_err},
+      {{"gamma", ColumnType::f64, "", "spectral index"}, &R::gamma},
+      {{"gamma_err", ColumnType::f64, "", "1-sigma error of gamma (NaN when fixed)"},
+       &R::gamma_err},
+      {{"beta", ColumnType::f64, "", "background normalisation"}, &R::beta},
+      {{"beta_err", ColumnType::f64, "", "1-sigma error of beta"}, &R::beta_err},
+      {{"flux", ColumnType::f64, flux, "integral flux emin..emax"}, &R::flux},
+      {{"flux_err", ColumnType::f64, flux, "1-sigma error of flux"}, &R::flux_err},
+      {{"ts", ColumnType::f64, "", "test statistic of the source"}, &R::ts},
+      {{"N0_ul", ColumnType::f64, dnde, "upper limit on N0 at confidence"}, &R::n0_ul},
+      {{"flux_ul", ColumnType::f64, flux, "upper limit on flux at confidence"}, &R::flux_ul},
+      {{"lnl", ColumnType::f64, "", "log-likelihood of the best fit"}, &R::lnl},
+      {{"iterations", ColumnType::i64, "", "fit iterations"}, &R::iterations},
   };
+  return columns;
+}
+
+}  // namespace
+
+std::vector<Column> fit_result_columns() {
+  std::vector<Column> out;
+  for (const FitColumn& c : fit_columns()) out.push_back(c.column);
+  return out;
 }
 
 void append_fit_result(Row& row, const science::FitResult& f) {
-  row.insert(row.end(), {f.livetime, f.n_events, f.npred, f.n0, f.n0_err, f.gamma, f.gamma_err,
-                         f.beta, f.beta_err, f.flux, f.flux_err, f.ts, f.n0_ul, f.flux_ul, f.lnl,
-                         std::int64_t{f.iterations}});
+  for (const FitColumn& c : fit_columns()) {
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(f.*member)>;
+          if constexpr (std::is_same_v<T, int>) {
+            row.emplace_back(std::int64_t{f.*member});
+          } else {
+            row.emplace_back(f.*member);
+          }
+        },
+        c.member);
+  }
+}
+
+science::FitResult fit_result_from_row(const Table& table, std::size_t row) {
+  science::FitResult f;
+  f.status = table.str(row, "status");
+  f.message = table.str(row, "message");
+  for (const FitColumn& c : fit_columns()) {
+    std::visit(
+        [&](auto member) {
+          using T = std::remove_cvref_t<decltype(f.*member)>;
+          if constexpr (std::is_same_v<T, double>) {
+            f.*member = table.f64(row, c.column.name);
+          } else {
+            f.*member = static_cast<T>(table.i64(row, c.column.name));
+          }
+        },
+        c.member);
+  }
+  return f;
 }
 
 void log_fit_result(spdlog::logger& log, const science::FitResult& f) {
-  if (f.status == "ok") {
+  if (f.status == bin_status::ok) {
     log.info(
         "N0 = {:.4e} +- {:.2e}, gamma = {:.3f} +- {:.3f}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
         "N0_ul = {:.4e}, {} iterations",

@@ -3,6 +3,7 @@
 // and fit parameters with their ctools names and SCIENCE.md defaults, the columns of a fit
 // result, and the windowed read of a selection's region of interest.
 #include <functional>
+#include <limits>
 #include <string>
 #include <utility>
 #include <vector>
@@ -11,41 +12,44 @@
 
 #include "binflow/parameters.hpp"
 #include "binflow/table.hpp"
+#include "science/defaults.hpp"
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
 
 namespace binflow::apps {
 
-/// The shared parameters; each tool keeps one and declares the parts it uses.
+/// The shared analysis parameters: declared and checked here once, for every tool that has
+/// them (lightcurve, fit, spectrum, phasecurve, pull, tsdist). Each tool keeps one and
+/// declares the parts it uses; the defaults are SCIENCE.md's (science/defaults.hpp).
 struct AnalysisParameters {
   /// Groups of parameters, combined with |.
   enum Part : unsigned {
-    input = 1U,       ///< inobs
-    time = 2U,        ///< tmin tmax (NaN: from the GTIs)
-    energy = 4U,      ///< emin emax
-    region = 8U,      ///< ra dec (NaN: the pointing) theta_max
-    index = 16U,      ///< gamma_ref
-    free = 32U,       ///< free_index
-    quantities = 64U  ///< calc_ts calc_ulim confidence
+    input = 1U,    ///< inobs
+    time = 2U,     ///< tmin tmax (NaN: from the GTIs)
+    energy = 4U,   ///< emin emax
+    region = 8U,   ///< ra dec (NaN: the pointing) theta_max
+    index = 16U,   ///< gamma_ref
+    free = 32U,    ///< free_index
+    ts = 64U,      ///< calc_ts
+    ulim = 128U,   ///< calc_ulim confidence
+    quantities = ts | ulim
   };
   static constexpr unsigned all = input | time | energy | region | index | free | quantities;
 
   std::string inobs;
-  double tmin;
-  double tmax;
-  double emin;
-  double emax;
-  double ra;
-  double dec;
-  double theta_max;
-  double gamma_ref;
-  bool free_index;
-  bool calc_ts;
-  bool calc_ulim;
-  double confidence;
+  double tmin = std::numeric_limits<double>::quiet_NaN();
+  double tmax = std::numeric_limits<double>::quiet_NaN();
+  double emin = science::defaults::emin;
+  double emax = science::defaults::emax;
+  double ra = std::numeric_limits<double>::quiet_NaN();
+  double dec = std::numeric_limits<double>::quiet_NaN();
+  double theta_max = science::defaults::theta_max;
+  double gamma_ref = science::defaults::gamma;
+  bool free_index = false;
+  bool calc_ts = true;
+  bool calc_ulim = true;
+  double confidence = science::defaults::confidence;
 
-  AnalysisParameters() { reset(); }
-  void reset();
   /// `gamma_ref_help` replaces the default meaning of gamma_ref when not empty.
   void declare(ParameterSet& params, unsigned parts, const std::string& gamma_ref_help = {});
   /// UsageError naming the parameter: inobs missing (when `inobs_required`), emin >= emax,
@@ -59,10 +63,18 @@ struct AnalysisParameters {
   [[nodiscard]] science::FitSettings fit_settings(const science::Observation& observation) const;
 };
 
-/// The columns of a fit result, `livetime` to `iterations`, with units.
+/// Declares `ra` and `dec` (deg, in [0, 360] and [-90, 90]); `what` ends their help text.
+void declare_sky_position(ParameterSet& params, double& ra, double& dec, const std::string& what);
+
+/// The columns of a fit result, `livetime` to `iterations`, with units: one table of
+/// column and science::FitResult member, from which the schema, the row and the typed
+/// result of a nested fit are all made.
 std::vector<Column> fit_result_columns();
 /// Appends the cells of fit_result_columns() for `fit`.
 void append_fit_result(Row& row, const science::FitResult& fit);
+/// The fit result in row `row` of `table` (status and message from the row's `status` and
+/// `message` columns).
+science::FitResult fit_result_from_row(const Table& table, std::size_t row);
 /// Writes the fit result into a bin's log block: the values, or the status and why.
 void log_fit_result(spdlog::logger& log, const science::FitResult& fit);
 /// A schema made of `leading` columns followed by fit_result_columns().

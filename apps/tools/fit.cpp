@@ -7,17 +7,24 @@
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
 #include "science/gti.hpp"
 #include "science/response.hpp"
 
 namespace binflow::apps {
 
-void FitTool::reset() { analysis_.reset(); }
+void FitTool::apply(Request request) {
+  analysis_ = std::move(request.analysis);
+  given_observation_ = std::move(request.observation);
+  given_events_ = std::move(request.events);
+}
 
-void FitTool::use_events(science::Observation observation, science::Events events) {
-  given_observation_ = std::move(observation);
-  given_events_ = std::move(events);
+FitTool::Result FitTool::result_of(const ToolOutput& out) {
+  if (out.table.size() != 1 || out.stats.bins.size() != 1) {
+    throw InternalError(fmt::format("nested fit returned {} rows, expected 1", out.table.size()));
+  }
+  return Result{fit_result_from_row(out.table, 0), out.stats.bins.front().threads};
 }
 
 void FitTool::declare(ParameterSet& params) { analysis_.declare(params, AnalysisParameters::all); }
@@ -44,17 +51,11 @@ ToolOutput FitTool::execute(RunContext& ctx) {
   std::optional<science::EventFileReader> reader;
   if (!in_memory) {
     // Rank 0 checks the file and the time range first: bad input ends every rank with one
-    // line. A nested run is alone on MPI_COMM_SELF and may be in a thread that must not
-    // call MPI; its bad input fails the calling bin (BinContext::invoke).
-    const auto check = [&] {
+    // line (a nested run is alone on MPI_COMM_SELF: its bad input fails the calling bin).
+    ctx.runtime().comm.agree_on_root([&] {
       (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
                                  analysis_.inobs);
-    };
-    if (ctx.nested()) {
-      check();
-    } else {
-      agree_on_root(ctx.runtime().comm, check);
-    }
+    });
     reader.emplace(analysis_.inobs);
   }
   const science::Observation& obs = in_memory ? *given_observation : reader->observation();

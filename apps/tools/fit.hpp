@@ -18,24 +18,36 @@ namespace binflow::apps {
 
 class FitTool final : public Tool {
 public:
-  FitTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "fit"; }
-  [[nodiscard]] std::string summary() const override {
-    return "one likelihood fit of a selection: N0, beta (and gamma), errors, flux, TS and upper "
-           "limit";
-  }
+  static constexpr ToolInfo info{
+      "fit",
+      "one likelihood fit of a selection: N0, beta (and gamma), errors, flux, TS and upper limit"};
+
+  /// A nested fit's typed request (BinContext::call): the analysis parameters, and
+  /// optionally the events to fit in memory (with their observation: GTIs, deadtime,
+  /// response, pointing) instead of reading `analysis.inobs`, which may then be empty.
+  struct Request {
+    AnalysisParameters analysis;
+    std::optional<science::Observation> observation;
+    std::optional<science::Events> events;
+  };
+  /// A nested fit's typed result: the fit (status bin_status::ok, empty, or failed with the
+  /// message when the fit threw) and the thread budget its bin ran with.
+  struct Result {
+    science::FitResult fit;
+    int threads = 1;
+  };
+
+  FitTool() : Tool(info) {}
   /// Columns of the one-row /results table (time range, energy range, then the science
   /// columns of lightcurve).
   [[nodiscard]] static Schema schema();
 
-  /// The next run (one only) fits these events of `observation` (its GTIs, deadtime,
-  /// response and pointing) instead of reading `inobs`, which may then be empty. For
-  /// nested use: call before BinContext::invoke; configure() keeps them.
-  void use_events(science::Observation observation, science::Events events);
+  /// For BinContext::call: the request becomes the tool's parameters and in-memory input.
+  void apply(Request request);
+  [[nodiscard]] static Result result_of(const ToolOutput& out);
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   /// Collective over ctx.runtime().comm: a one-bin map (ordered log, status, checkpoint).
   ToolOutput execute(RunContext& ctx) override;
@@ -43,7 +55,7 @@ protected:
 private:
   AnalysisParameters analysis_;
 
-  // Not parameters: survive configure() and are consumed by the next run.
+  // Not parameters: set by apply() for the next run only.
   std::optional<science::Observation> given_observation_;
   std::optional<science::Events> given_events_;
 };

@@ -80,8 +80,6 @@ std::string rank_table(const std::vector<RankPlacement>& ranks) {
 
 }  // namespace
 
-void InfoTool::reset() { json_ = false; }
-
 void InfoTool::declare(ParameterSet& params) {
   params.add("json", json_, "print one JSON document (ranks, nodes, warnings) instead of tables");
 }

@@ -10,11 +10,8 @@ namespace binflow::apps {
 
 class InfoTool final : public Tool {
 public:
-  InfoTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "info"; }
-  [[nodiscard]] std::string summary() const override {
-    return "show ranks, cpusets and thread budgets of this launch";
-  }
+  static constexpr ToolInfo info{"info", "show ranks, cpusets and thread budgets of this launch"};
+  InfoTool() : Tool(info) {}
   /// Runs no bins and writes no output file.
   [[nodiscard]] bool uses_bins() const override { return false; }
   [[nodiscard]] bool writes_outfile() const override { return false; }
@@ -26,7 +23,6 @@ public:
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   /// Collective over ctx.runtime().comm; prints on rank 0 only.
   ToolOutput execute(RunContext& ctx) override;
 

@@ -5,6 +5,7 @@
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
 #include "science/response.hpp"
 
@@ -15,13 +16,6 @@ namespace {
 constexpr double seconds_per_day = 86400.0;
 
 }  // namespace
-
-void LightcurveTool::reset() {
-  analysis_.reset();
-  tbinalg_ = "LIN";
-  tbins_ = 20;
-  tbinfile_.clear();
-}
 
 void LightcurveTool::declare(ParameterSet& params) {
   analysis_.declare(params, AnalysisParameters::input);
@@ -80,8 +74,8 @@ Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader
 ToolOutput LightcurveTool::execute(RunContext& ctx) {
   // Rank 0 checks the file and the binning first, so that bad input ends every rank
   // with one message before any work is spread.
-  agree_on_root(ctx.runtime().comm,
-                [&] { (void)make_plan(science::EventFileReader(analysis_.inobs).observation()); });
+  ctx.runtime().comm.agree_on_root(
+      [&] { (void)make_plan(science::EventFileReader(analysis_.inobs).observation()); });
   const science::EventFileReader reader(analysis_.inobs);
   const science::Observation& obs = reader.observation();
   const science::Response response(obs.irf, analysis_.inobs);

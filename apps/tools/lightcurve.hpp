@@ -12,16 +12,13 @@ namespace binflow::apps {
 
 class LightcurveTool final : public Tool {
 public:
-  LightcurveTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "lightcurve"; }
-  [[nodiscard]] std::string summary() const override {
-    return "light curve: a likelihood fit of flux, TS and upper limit per time bin";
-  }
+  static constexpr ToolInfo info{
+      "lightcurve", "light curve: a likelihood fit of flux, TS and upper limit per time bin"};
+  LightcurveTool() : Tool(info) {}
   [[nodiscard]] static Schema schema();
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   ToolOutput execute(RunContext& ctx) override;
 
@@ -31,8 +28,8 @@ private:
                    const science::BinFitter& fitter) const;
 
   AnalysisParameters analysis_;
-  std::string tbinalg_;
-  std::int64_t tbins_;
+  std::string tbinalg_ = "LIN";
+  std::int64_t tbins_ = 20;
   std::string tbinfile_;
 };
 

@@ -5,24 +5,13 @@
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
 #include "science/gti.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
 
 namespace binflow::apps {
-
-void PhasecurveTool::reset() {
-  analysis_.reset();
-  const science::Ephemeris ephemeris;
-  t_ref_ = ephemeris.t_ref;
-  f0_ = ephemeris.f0;
-  f1_ = ephemeris.f1;
-  f2_ = ephemeris.f2;
-  phbins_ = 10;
-  phbinfile_.clear();
-  window_ = 3600.0;
-}
 
 void PhasecurveTool::declare(ParameterSet& params) {
   analysis_.declare(params, AnalysisParameters::input);
@@ -63,7 +52,7 @@ BinPlan PhasecurveTool::make_plan() const {
 }
 
 ToolOutput PhasecurveTool::execute(RunContext& ctx) {
-  agree_on_root(ctx.runtime().comm, [&] {
+  ctx.runtime().comm.agree_on_root([&] {
     (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
                                analysis_.inobs);
     (void)make_plan();

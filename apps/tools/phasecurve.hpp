@@ -19,17 +19,14 @@ namespace binflow::apps {
 
 class PhasecurveTool final : public Tool {
 public:
-  PhasecurveTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "phasecurve"; }
-  [[nodiscard]] std::string summary() const override {
-    return "phase curve: a likelihood fit of flux, TS and upper limit per pulse-phase bin";
-  }
+  static constexpr ToolInfo info{
+      "phasecurve", "phase curve: a likelihood fit of flux, TS and upper limit per pulse-phase bin"};
+  PhasecurveTool() : Tool(info) {}
   /// Columns of /results: one row per phase bin.
   [[nodiscard]] static Schema schema();
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   /// Collective over ctx.runtime().comm.
   ToolOutput execute(RunContext& ctx) override;
@@ -38,13 +35,13 @@ private:
   [[nodiscard]] BinPlan make_plan() const;
 
   AnalysisParameters analysis_;
-  double t_ref_;
-  double f0_;
-  double f1_;
-  double f2_;
-  std::int64_t phbins_;
+  double t_ref_ = science::Ephemeris{}.t_ref;
+  double f0_ = science::Ephemeris{}.f0;
+  double f1_ = science::Ephemeris{}.f1;
+  double f2_ = science::Ephemeris{}.f2;
+  std::int64_t phbins_ = 10;
   std::string phbinfile_;
-  double window_;
+  double window_ = 3600.0;
 };
 
 }  // namespace binflow::apps

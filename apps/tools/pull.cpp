@@ -19,12 +19,6 @@ namespace {
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
 
-// Shortest text that reads back as the same double: the nested tools see the exact model.
-std::string arg(const char* name, double value) { return fmt::format("{}={}", name, value); }
-std::string arg(const char* name, bool value) {
-  return fmt::format("{}={}", name, value ? "yes" : "no");
-}
-
 double pull(double fitted, double truth, double error) {
   return std::isfinite(error) && error > 0.0 ? (fitted - truth) / error : nan;
 }
@@ -53,91 +47,66 @@ void TrialSetup::declare_observation(ParameterSet& params) {
              Range<double>{1.0, 1e10});
 }
 
-void TrialSetup::declare_selection(ParameterSet& params) {
-  params.add("ra", ra, "source right ascension, deg (default: the pointing)",
-             Range<double>{0.0, 360.0});
-  params.add("dec", dec, "source declination, deg (default: the pointing)",
-             Range<double>{-90.0, 90.0});
-  params.add("emin", emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("emax", emax, "upper energy of the analysis, TeV", Range<double>{1e-6, 1e6});
-  params.add("theta_max", theta_max, "radius of the region of interest, deg",
-             Range<double>{1e-6, 10.0});
-}
-
-std::vector<std::string> TrialSetup::simulate_args() const {
-  std::vector<std::string> args{arg("N0", n0),     arg("gamma", gamma),
-                                arg("beta", beta), arg("ra", ra),
-                                arg("dec", dec),   fmt::format("chatter={}", chatter)};
+SimulateTool::Request TrialSetup::simulation() const {
+  SimulateTool::Request r;
+  r.n0 = n0;
+  r.gamma = gamma;
+  r.beta = beta;
+  r.ra = analysis.ra;
+  r.dec = analysis.dec;
   if (inobs.empty()) {
-    args.push_back(arg("duration", duration));
+    r.duration = duration;
   } else {
-    args.push_back("inirf=" + inobs);
+    r.inirf = inobs;
   }
-  return args;
+  return r;
 }
 
-std::vector<std::string> TrialSetup::fit_args(bool break_fit) const {
-  return {arg("emin", break_fit ? 0.0 : emin),
-          arg("emax", emax),
-          arg("theta_max", theta_max),
-          arg("ra", ra),
-          arg("dec", dec),
-          arg("gamma_ref", gamma),
-          arg("free_index", free_index),
-          arg("calc_ts", true),
-          arg("calc_ulim", calc_ulim),
-          arg("confidence", confidence),
-          fmt::format("chatter={}", chatter)};
+FitTool::Request TrialSetup::fit(SimulateTool::Result simulated, bool break_fit) const {
+  FitTool::Request r;
+  r.analysis = analysis;
+  r.analysis.inobs.clear();
+  r.analysis.gamma_ref = gamma;
+  r.analysis.calc_ts = true;
+  if (break_fit) r.analysis.emin = 0.0;
+  r.observation = std::move(simulated.observation);
+  r.events = std::move(simulated.events);
+  return r;
 }
 
 TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit) {
-  science::Events events;
-  science::Observation observation;
+  const NestedRun how{.threads = 1, .chatter = setup.chatter};
   SimulateTool simulate;
-  simulate.capture_events(&events, &observation);
-  (void)bin.invoke(simulate, setup.simulate_args());
+  SimulateTool::Result simulated = bin.call(simulate, setup.simulation(), how);
   TrialFit out;
-  out.n_simulated = static_cast<std::int64_t>(events.size());
-
+  out.n_simulated = static_cast<std::int64_t>(simulated.events.size());
   FitTool fit;
-  fit.use_events(std::move(observation), std::move(events));
-  const ToolOutput result = bin.invoke(fit, setup.fit_args(break_fit));
-  const Table& t = result.table;
-  if (t.size() != 1 || result.bins.size() != 1) {
-    throw InternalError(fmt::format("nested fit returned {} rows, expected 1", t.size()));
-  }
-  out.status = t.str(0, "status");
-  out.message = t.str(0, "message");
+  FitTool::Result result = bin.call(fit, setup.fit(std::move(simulated), break_fit), how);
   // A fit that failed (did not converge, or threw inside its own bin) fails the trial, with
-  // the reason in the trial's message; "empty" (no events) is a result, not a failure.
-  if (out.status == "failed") {
-    throw Error(fmt::format("nested fit failed{}{}", out.message.empty() ? "" : ": ", out.message));
+  // the reason in the trial's message; empty (no events) is a result, not a failure.
+  if (result.fit.status == bin_status::failed) {
+    throw Error(fmt::format("nested fit failed{}{}", result.fit.message.empty() ? "" : ": ",
+                            result.fit.message));
   }
-  out.n_events = t.i64(0, "n_events");
-  out.n0 = t.f64(0, "N0");
-  out.n0_err = t.f64(0, "N0_err");
-  out.gamma = t.f64(0, "gamma");
-  out.gamma_err = t.f64(0, "gamma_err");
-  out.beta = t.f64(0, "beta");
-  out.beta_err = t.f64(0, "beta_err");
-  out.ts = t.f64(0, "ts");
-  out.n0_ul = t.f64(0, "N0_ul");
-  out.fit_threads = result.bins.front().threads;
+  out.fit = std::move(result.fit);
+  out.fit_threads = result.threads;
   return out;
 }
 
 void prepare_trials(RunContext& ctx, TrialSetup& setup) {
+  double& ra = setup.analysis.ra;
+  double& dec = setup.analysis.dec;
   if (setup.inobs.empty()) {
     const science::ObservationInfo embedded;
-    if (std::isnan(setup.ra)) setup.ra = embedded.ra_pnt;
-    if (std::isnan(setup.dec)) setup.dec = embedded.dec_pnt;
+    if (std::isnan(ra)) ra = embedded.ra_pnt;
+    if (std::isnan(dec)) dec = embedded.dec_pnt;
     return;
   }
-  agree_on_root(ctx.runtime().comm, [&] { (void)science::EventFileReader(setup.inobs); });
+  ctx.runtime().comm.agree_on_root([&] { (void)science::EventFileReader(setup.inobs); });
   const science::Observation obs = science::EventFileReader(setup.inobs).observation();
   if (obs.gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", setup.inobs));
-  if (std::isnan(setup.ra)) setup.ra = obs.info.ra_pnt;
-  if (std::isnan(setup.dec)) setup.dec = obs.info.dec_pnt;
+  if (std::isnan(ra)) ra = obs.info.ra_pnt;
+  if (std::isnan(dec)) dec = obs.info.dec_pnt;
 }
 
 SampleSummary summarize(std::span<const double> values) {
@@ -172,17 +141,9 @@ std::vector<double> ok_values(const Table& table, const std::string& column) {
   std::vector<double> out;
   out.reserve(table.size());
   for (std::size_t i = 0; i < table.size(); ++i) {
-    if (table.str(i, "status") == "ok") out.push_back(table.f64(i, column));
+    if (table.str(i, "status") == bin_status::ok) out.push_back(table.f64(i, column));
   }
   return out;
-}
-
-void PullTool::reset() {
-  ntrials_ = 100;
-  setup_ = TrialSetup{};
-  setup_.ra = nan;
-  setup_.dec = nan;
-  fail_trials_.clear();
 }
 
 void PullTool::declare(ParameterSet& params) {
@@ -195,24 +156,15 @@ void PullTool::declare(ParameterSet& params) {
              "true spectral index (the fitted index when it is fixed, the start value when free)",
              Range<double>{-1.0, 6.0});
   params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
-  setup_.declare_selection(params);
-  params.add("free_index", setup_.free_index, "fit the spectral index in every trial");
-  params.add("calc_ulim", setup_.calc_ulim,
-             "compute the profile-likelihood upper limit of every trial and its coverage");
-  params.add("confidence", setup_.confidence, "confidence level of the upper limit",
-             Range<double>{0.5001, 0.999999});
+  setup_.analysis.declare(params, AnalysisParameters::region | AnalysisParameters::energy |
+                                      AnalysisParameters::free | AnalysisParameters::ulim);
   params.add_list("fail_trials", fail_trials_,
                   "test hook: trials whose nested fit is given an invalid emin, to show that a "
                   "nested failure fails only its trial");
 }
 
 void PullTool::validate() {
-  if (setup_.emin >= setup_.emax) {
-    throw UsageError(fmt::format("emin: {} is not below emax {}", setup_.emin, setup_.emax));
-  }
-  if (std::isnan(setup_.ra) != std::isnan(setup_.dec)) {
-    throw UsageError("ra, dec: give both or neither");
-  }
+  setup_.analysis.validate(false);
   for (const std::int64_t k : fail_trials_) {
     if (k < 0 || k >= ntrials_) {
       throw UsageError(fmt::format("fail_trials: trial {} is outside 0..{}", k, ntrials_ - 1));
@@ -246,32 +198,44 @@ Schema PullTool::schema(bool free_index, bool calc_ulim) {
   return s;
 }
 
-Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup) const {
+Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup,
+                            const Schema& columns) const {
   const bool break_fit =
       std::binary_search(fail_trials_.begin(), fail_trials_.end(), bin.bin().index);
-  const TrialFit f = run_trial(bin, setup, break_fit);
+  const TrialFit trial = run_trial(bin, setup, break_fit);
+  const science::FitResult& f = trial.fit;
+  const AnalysisParameters& a = setup.analysis;
   bin.set_status(f.status);
-  if (f.status != "ok") {
-    bin.log().info("{} events simulated, {} in the region: fit status {}{}{}", f.n_simulated,
+  if (f.status != bin_status::ok) {
+    bin.log().info("{} events simulated, {} in the region: fit status {}{}{}", trial.n_simulated,
                    f.n_events, f.status, f.message.empty() ? "" : ": ", f.message);
   } else {
     bin.log().info(
         "{} events simulated, {} in the region: N0 = {:.4e} +- {:.2e}, beta = {:.4f} +- "
         "{:.4f}{}, TS = {:.1f}",
-        f.n_simulated, f.n_events, f.n0, f.n0_err, f.beta, f.beta_err,
-        setup.free_index ? fmt::format(", gamma = {:.3f} +- {:.3f}", f.gamma, f.gamma_err) : "",
+        trial.n_simulated, f.n_events, f.n0, f.n0_err, f.beta, f.beta_err,
+        a.free_index ? fmt::format(", gamma = {:.3f} +- {:.3f}", f.gamma, f.gamma_err) : "",
         f.ts);
   }
-  Row row{f.n_events, f.n0, f.n0_err, pull(f.n0, setup.n0, f.n0_err)};
-  if (setup.free_index) {
-    row.insert(row.end(), {f.gamma, f.gamma_err, pull(f.gamma, setup.gamma, f.gamma_err)});
+  RowBuilder row(columns);
+  row.set("n_events", f.n_events)
+      .set("N0", f.n0)
+      .set("N0_err", f.n0_err)
+      .set("pull_N0", pull(f.n0, setup.n0, f.n0_err))
+      .set("beta", f.beta)
+      .set("beta_err", f.beta_err)
+      .set("pull_beta", pull(f.beta, setup.beta, f.beta_err))
+      .set("ts", f.ts)
+      .set("fit_threads", trial.fit_threads);
+  if (a.free_index) {
+    row.set("gamma", f.gamma)
+        .set("gamma_err", f.gamma_err)
+        .set("pull_gamma", pull(f.gamma, setup.gamma, f.gamma_err));
   }
-  row.insert(row.end(), {f.beta, f.beta_err, pull(f.beta, setup.beta, f.beta_err), f.ts});
-  if (setup.calc_ulim) {
-    row.insert(row.end(), {f.n0_ul, std::int64_t{f.n0_ul >= setup.n0 ? 1 : 0}});
+  if (a.calc_ulim) {
+    row.set("N0_ul", f.n0_ul).set("ul_covers", std::int64_t{f.n0_ul >= setup.n0 ? 1 : 0});
   }
-  row.emplace_back(f.fit_threads);
-  return row;
+  return row.take();
 }
 
 ToolOutput PullTool::execute(RunContext& ctx) {
@@ -283,35 +247,37 @@ ToolOutput PullTool::execute(RunContext& ctx) {
                  ntrials_,
                  setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
                                      : "the response and GTIs of " + setup.inobs,
-                 setup.n0, setup.gamma, setup.beta, setup.ra, setup.dec);
-  ctx.log().info("fit: {}-{} TeV within {} deg, index {}{}", setup.emin, setup.emax,
-                 setup.theta_max, setup.free_index ? "free" : "fixed",
-                 setup.calc_ulim ? fmt::format(", {} upper limits", setup.confidence) : "");
-  const Schema columns = schema(setup.free_index, setup.calc_ulim);
-  MapResult result = ctx.map("pull", BinPlan::trials(ntrials_), columns,
-                             [&](BinContext& bin) { return run_pull_trial(bin, setup); });
+                 setup.n0, setup.gamma, setup.beta, setup.analysis.ra, setup.analysis.dec);
+  const AnalysisParameters& a = setup.analysis;
+  ctx.log().info("fit: {}-{} TeV within {} deg, index {}{}", a.emin, a.emax, a.theta_max,
+                 a.free_index ? "free" : "fixed",
+                 a.calc_ulim ? fmt::format(", {} upper limits", a.confidence) : "");
+  const Schema columns = schema(a.free_index, a.calc_ulim);
+  MapResult result = ctx.map("pull", BinPlan::trials(ntrials_), columns, [&](BinContext& bin) {
+    return run_pull_trial(bin, setup, columns);
+  });
   ToolOutput out = ToolOutput::from(std::move(result));
   if (!ctx.is_root() || out.interrupted) return out;
 
   const Table& t = out.table;
   std::int64_t ok = 0;
-  for (std::size_t i = 0; i < t.size(); ++i) ok += t.str(i, "status") == "ok" ? 1 : 0;
+  for (std::size_t i = 0; i < t.size(); ++i) ok += t.str(i, "status") == bin_status::ok ? 1 : 0;
   ctx.log().info("summary over {} of {} trials with status ok:", ok, t.size());
   out.attributes.emplace_back("trials_ok", fmt::format("{}", ok));
   add_summary(out, ctx.log(), "pull_N0", summarize(ok_values(t, "pull_N0")));
-  if (setup.free_index) {
+  if (a.free_index) {
     add_summary(out, ctx.log(), "pull_gamma", summarize(ok_values(t, "pull_gamma")));
   }
   add_summary(out, ctx.log(), "pull_beta", summarize(ok_values(t, "pull_beta")));
-  if (setup.calc_ulim) {
+  if (a.calc_ulim) {
     std::int64_t covered = 0;
     for (std::size_t i = 0; i < t.size(); ++i) {
-      if (t.str(i, "status") == "ok") covered += t.i64(i, "ul_covers");
+      if (t.str(i, "status") == bin_status::ok) covered += t.i64(i, "ul_covers");
     }
     const Fraction c = binomial_fraction(covered, ok);
     ctx.log().info(
         "upper limit at {}: N0_ul >= true N0 in {} of {} trials, coverage {:.4f} +- {:.4f}",
-        setup.confidence, covered, ok, c.value, c.err);
+        a.confidence, covered, ok, c.value, c.err);
     out.attributes.emplace_back("ul_coverage", fmt::format("{}", c.value));
     out.attributes.emplace_back("ul_coverage_err", fmt::format("{}", c.err));
   }

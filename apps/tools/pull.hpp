@@ -13,7 +13,12 @@
 #include <utility>
 #include <vector>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/tool.hpp"
+#include "science/defaults.hpp"
+#include "tools/analysis.hpp"
+#include "tools/fit.hpp"
+#include "tools/simulate.hpp"
 
 namespace binflow::apps {
 
@@ -21,47 +26,34 @@ namespace binflow::apps {
 struct TrialSetup {
   std::string inobs;         ///< response and GTIs from this event file; empty = embedded
   double duration = 1800.0;  ///< length of the embedded observation, s (ignored with inobs)
-  double n0 = 3.5e-11;       ///< true source flux at 1 TeV
-  double gamma = 2.5;        ///< true index (and the fitted index when it is fixed)
-  double beta = 1.0;         ///< true background normalisation
-  double ra = 83.6331;       ///< source position, deg
-  double dec = 22.0145;
-  double emin = 0.1;  ///< analysis energy range, TeV
-  double emax = 100.0;
-  double theta_max = 0.2;  ///< analysis region radius, deg
-  bool free_index = false;
-  bool calc_ulim = true;
-  double confidence = 0.95;
+  double n0 = science::defaults::n0;        ///< true source flux at 1 TeV
+  double gamma = science::defaults::gamma;  ///< true index (and the fitted index when fixed)
+  double beta = science::defaults::beta;    ///< true background normalisation
+  /// Where and what the trials fit: energy range, region (ra and dec NaN = the pointing,
+  /// resolved by prepare_trials), free_index, calc_ulim, confidence. gamma_ref and calc_ts
+  /// are not parameters of the trials (the true gamma; always on).
+  AnalysisParameters analysis;
   int chatter = 1;  ///< of the nested tools (their lines go into the trial's log block)
 
   /// Declares `inobs` and `duration` (the observation every trial simulates).
   void declare_observation(ParameterSet& params);
-  /// Declares `ra`, `dec`, `emin`, `emax`, `theta_max` (where and what the trials fit).
-  void declare_selection(ParameterSet& params);
-  /// Arguments of the nested `simulate` (every value in shortest round-trip form).
-  [[nodiscard]] std::vector<std::string> simulate_args() const;
-  /// Arguments of the nested `fit`; `break_fit` adds an invalid emin (test hook).
-  [[nodiscard]] std::vector<std::string> fit_args(bool break_fit = false) const;
+  /// The nested simulation of the true model.
+  [[nodiscard]] SimulateTool::Request simulation() const;
+  /// The nested fit of `simulated`; `break_fit` gives it an invalid emin (test hook).
+  [[nodiscard]] FitTool::Request fit(SimulateTool::Result simulated, bool break_fit = false) const;
 };
 
 /// What one trial's nested fit returned.
 struct TrialFit {
-  std::string status;  ///< the fit's row status: ok, empty or failed
-  std::string message;
+  science::FitResult fit;        ///< status ok or empty (a failed fit fails the trial)
   std::int64_t n_simulated = 0;  ///< events the nested simulate drew (whole IRF grid)
-  std::int64_t n_events = 0;     ///< of them in the region of interest
-  double n0 = 0.0, n0_err = 0.0;
-  double gamma = 0.0, gamma_err = 0.0;
-  double beta = 0.0, beta_err = 0.0;
-  double ts = 0.0;
-  double n0_ul = 0.0;
   std::int64_t fit_threads = 0;  ///< thread budget the nested fit's bin ran with
 };
 
 /// One trial inside `bin`: a nested in-memory `simulate`, then a nested `fit` of its events,
-/// both through bin.invoke (one thread, MPI_COMM_SELF, seeds derived from the bin's stream;
+/// both through bin.call (one thread, MPI_COMM_SELF, seeds derived from the bin's stream;
 /// their log lines go into the bin's block). Throws what the nested tools throw, and Error
-/// when the fit's status is "failed", so a nested failure fails this bin only. `break_fit`
+/// when the fit's status is failed, so a nested failure fails this bin only. `break_fit`
 /// passes the fit an invalid parameter.
 TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit = false);
 
@@ -88,31 +80,29 @@ struct Fraction {
 };
 Fraction binomial_fraction(std::int64_t k, std::int64_t n);
 
-/// The values of f64 `column` in the rows of `table` whose status is "ok".
+/// The values of f64 `column` in the rows of `table` whose status is bin_status::ok.
 std::vector<double> ok_values(const Table& table, const std::string& column);
 
 class PullTool final : public Tool {
 public:
-  PullTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "pull"; }
-  [[nodiscard]] std::string summary() const override {
-    return "pull distribution: simulate and fit a known model in every trial (ctools cspull)";
-  }
+  static constexpr ToolInfo info{
+      "pull", "pull distribution: simulate and fit a known model in every trial (ctools cspull)"};
+  PullTool() : Tool(info) {}
   /// The /results columns; pull_gamma and gamma_err only with a free index, N0_ul and
   /// ul_covers only with upper limits.
   [[nodiscard]] static Schema schema(bool free_index, bool calc_ulim);
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   /// Collective over ctx.runtime().comm: maps the trials, then (rank 0) the summary.
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  [[nodiscard]] Row run_pull_trial(BinContext& bin, const TrialSetup& setup) const;
+  [[nodiscard]] Row run_pull_trial(BinContext& bin, const TrialSetup& setup,
+                                   const Schema& columns) const;
 
-  std::int64_t ntrials_;
+  std::int64_t ntrials_ = 100;
   TrialSetup setup_;
   std::vector<std::int64_t> fail_trials_;
 };

@@ -7,7 +7,9 @@
 #include <string>
 
 #include "binflow/tool.hpp"
+#include "science/defaults.hpp"
 #include "science/observation.hpp"
+#include "science/phase.hpp"
 #include "science/response.hpp"
 #include "science/simulate.hpp"
 
@@ -15,27 +17,56 @@ namespace binflow::apps {
 
 class SimulateTool final : public Tool {
 public:
-  SimulateTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "simulate"; }
-  [[nodiscard]] std::string summary() const override {
-    return "simulate an event file: point source plus background on an observation's GTIs";
-  }
+  static constexpr ToolInfo info{
+      "simulate", "simulate an event file: point source plus background on an observation's GTIs"};
+
+  /// Every parameter of simulate with its default (SCIENCE.md section 4): bound to the
+  /// command line, and the typed request of a nested simulation (BinContext::call).
+  struct Request {
+    double duration = 14400.0;
+    double tstart = 0.0;
+    double n0 = science::defaults::n0;
+    double gamma = science::defaults::gamma;
+    double beta = science::defaults::beta;
+    double ra = science::defaults::ra;
+    double dec = science::defaults::dec;
+    double theta_sim = science::defaults::theta_sim;
+    std::string profile = "constant";
+    double amplitude = 3.0;
+    std::string t_peak = "middle";
+    double width = 600.0;
+    std::string profile_file;
+    double pulsed_fraction = 0.5;
+    double peak_phase = 0.3;
+    double peak_width = 0.05;
+    double t_ref = science::Ephemeris{}.t_ref;
+    double f0 = science::Ephemeris{}.f0;
+    double f1 = science::Ephemeris{}.f1;
+    double f2 = science::Ephemeris{}.f2;
+    double slice = 60.0;
+    std::string inirf;
+  };
+  /// A nested simulation's result: the events, in memory, and the observation simulated on
+  /// (GTIs, response, pointing). The same bits as the file the same request and seed give.
+  struct Result {
+    science::Events events;
+    science::Observation observation;
+  };
+
+  SimulateTool() : Tool(info) {}
   /// No bins; writes `outfile` itself (the driver has checked it, including clobber).
   [[nodiscard]] bool uses_bins() const override { return false; }
   [[nodiscard]] bool writes_outfile() const override { return true; }
 
-  /// The next run (one only) simulates in memory into `*out` instead of writing a file
-  /// (`outfile` is then ignored and may be empty), and stores the observation simulated on
-  /// (GTIs, response, pointing) in `*observation` when given. For nested use (pull, tsdist):
-  /// call before BinContext::invoke; configure() keeps the request. Slices run over the
-  /// calling thread's OpenMP budget (science::simulate_events); the events are the same bits
-  /// as the file the same parameters and seed would give. The pointers must stay valid
-  /// until that run ends.
-  void capture_events(science::Events* out, science::Observation* observation = nullptr);
+  /// For BinContext::call: the next run (one only) simulates `request` in memory instead of
+  /// writing a file (`outfile` is then ignored). Slices run over the nested run's thread
+  /// budget (science::simulate_events).
+  void apply(Request request);
+  /// The events of the run after apply(); InternalError without one.
+  [[nodiscard]] Result result_of(const ToolOutput& out);
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   /// Builds the observation, profile and simulator, so that every input error is a
   /// UsageError before any work (every rank reads `inirf` and `profile_file` itself).
   void validate() override;
@@ -43,35 +74,14 @@ protected:
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  double duration_;
-  double tstart_;
-  double n0_;
-  double gamma_;
-  double beta_;
-  double ra_;
-  double dec_;
-  double theta_sim_;
-  std::string profile_;
-  double amplitude_;
-  std::string t_peak_;
-  double width_;
-  std::string profile_file_;
-  double pulsed_fraction_;
-  double peak_phase_;
-  double peak_width_;
-  double t_ref_;
-  double f0_;
-  double f1_;
-  double f2_;
-  double slice_;
-  std::string inirf_;
+  Request p_;
 
   std::optional<science::Observation> observation_;
   std::optional<science::Simulator> simulator_;
 
-  // Not parameters: survive configure() and are consumed by the next run.
-  science::Events* capture_ = nullptr;
-  science::Observation* capture_observation_ = nullptr;
+  // Not parameters: set by apply() for the next run, filled by it, taken by result_of().
+  bool in_memory_ = false;
+  std::optional<Result> captured_;
 };
 
 }  // namespace binflow::apps

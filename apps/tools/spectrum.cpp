@@ -1,7 +1,5 @@
 #include "tools/spectrum.hpp"
 
-#include <mpi.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -10,6 +8,7 @@
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
@@ -33,13 +32,6 @@ std::string cell_text(const Cell& cell) {
 }
 
 }  // namespace
-
-void SpectrumTool::reset() {
-  analysis_.reset();
-  ebinalg_ = "LOG";
-  enumbins_ = 20;
-  ebinfile_.clear();
-}
 
 void SpectrumTool::declare(ParameterSet& params) {
   analysis_.declare(params, AnalysisParameters::input);
@@ -95,33 +87,19 @@ BinPlan SpectrumTool::make_plan() const {
   return BinPlan::energy_log(analysis_.emin, analysis_.emax, enumbins_);
 }
 
-std::vector<std::string> SpectrumTool::global_fit_args(double emin, double emax) const {
-  // "{}" prints the shortest text that parses back to the same double.
-  std::vector<std::string> args = {
-      "inobs=" + analysis_.inobs,
-      fmt::format("emin={}", emin),
-      fmt::format("emax={}", emax),
-      fmt::format("theta_max={}", analysis_.theta_max),
-      fmt::format("gamma_ref={}", analysis_.gamma_ref),
-      "free_index=yes",
-      fmt::format("calc_ts={}", analysis_.calc_ts ? "yes" : "no"),
-      fmt::format("calc_ulim={}", analysis_.calc_ulim ? "yes" : "no"),
-      fmt::format("confidence={}", analysis_.confidence),
-      fmt::format("chatter={}", standard().chatter),
-  };
-  if (std::isfinite(analysis_.tmin)) args.push_back(fmt::format("tmin={}", analysis_.tmin));
-  if (std::isfinite(analysis_.tmax)) args.push_back(fmt::format("tmax={}", analysis_.tmax));
-  if (!std::isnan(analysis_.ra)) {
-    args.push_back(fmt::format("ra={}", analysis_.ra));
-    args.push_back(fmt::format("dec={}", analysis_.dec));
-  }
-  return args;
+FitTool::Request SpectrumTool::global_fit(double emin, double emax) const {
+  FitTool::Request request;
+  request.analysis = analysis_;
+  request.analysis.emin = emin;
+  request.analysis.emax = emax;
+  request.analysis.free_index = true;
+  return request;
 }
 
 ToolOutput SpectrumTool::execute(RunContext& ctx) {
   // Rank 0 checks the file, the time range and the binning first, so that bad input ends
   // every rank with one message before any work is spread.
-  agree_on_root(ctx.runtime().comm, [&] {
+  ctx.runtime().comm.agree_on_root([&] {
     (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
                                analysis_.inobs);
     (void)make_plan();
@@ -148,24 +126,22 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
 
   // 1. The global fit, index free: the same FitTool as `binflow fit`, invoked nested with
   // this rank's whole thread budget (the other ranks wait for its gamma anyway).
-  const Schema fit_schema = FitTool::schema();
+  const Schema fit_schema = schema_with_fit_result({});
   const std::vector<double> global_lo{e_lo};
   const std::vector<double> global_hi{e_hi};
   MapResult global = ctx.map(
       "global", BinPlan::from_edges(BinKind::energy, global_lo, global_hi), fit_schema,
       [&](BinContext& bin) {
         FitTool fit;
-        const ToolOutput out = bin.invoke(fit, global_fit_args(e_lo, e_hi), bin.budget().threads());
-        if (out.table.size() != 1) throw InternalError("nested fit: no result row");
-        const std::string& status = out.table.str(0, "status");
-        if (status == "failed") {
-          throw Error(fmt::format("global fit failed: {}", out.table.str(0, "message")));
+        const FitTool::Result result =
+            bin.call(fit, global_fit(e_lo, e_hi),
+                     NestedRun{.threads = bin.budget().threads(), .chatter = standard().chatter});
+        if (result.fit.status == bin_status::failed) {
+          throw Error(fmt::format("global fit failed: {}", result.fit.message));
         }
-        bin.set_status(status);
+        bin.set_status(result.fit.status);
         Row row;
-        for (const Column& c : fit_schema.columns()) {
-          row.push_back(out.table.rows()[0][out.table.schema().index_of(c.name)]);
-        }
+        append_fit_result(row, result.fit);
         return row;
       });
   if (global.interrupted) {
@@ -176,12 +152,12 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
 
   // Rank 0 holds the global row; every rank needs its index.
   std::array<double, 2> shared{analysis_.gamma_ref, 0.0};  // gamma, 1 if the global fit is usable
-  std::string global_status = "failed";
+  std::string global_status(bin_status::failed);
   if (ctx.is_root() && global.table.size() == 1) {
     global_status = global.table.str(0, "status");
-    if (global_status == "ok") shared = {global.table.f64(0, "gamma"), 1.0};
+    if (global_status == bin_status::ok) shared = {global.table.f64(0, "gamma"), 1.0};
   }
-  check_mpi(MPI_Bcast(shared.data(), 2, MPI_DOUBLE, 0, ctx.runtime().comm.get()), "MPI_Bcast");
+  ctx.runtime().comm.broadcast(shared);
   const double gamma = shared[0];
   if (shared[1] == 1.0) {
     ctx.log().info("global fit: gamma = {:.4f}; every energy bin fits N0 and beta with it fixed",
@@ -200,7 +176,8 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   base.calc_ts = analysis_.calc_ts;
   base.calc_ulim = analysis_.calc_ulim;
   base.confidence = analysis_.confidence;
-  MapResult points = ctx.map("spectrum", plan, schema(), [&](BinContext& bin) {
+  const Schema columns = schema();
+  MapResult points = ctx.map("spectrum", plan, columns, [&](BinContext& bin) {
     const Bin& b = bin.bin();
     science::FitSettings settings = base;
     settings.emin = b.lo;
@@ -212,7 +189,7 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     const double scale = std::pow(e_ref, -gamma);  // (e_ref / 1 TeV)^-gamma
     bin.log().info("{} events in the region of interest, livetime {:.1f} s", f.n_events,
                    f.livetime);
-    if (f.status == "ok") {
+    if (f.status == bin_status::ok) {
       bin.log().info(
           "dN/dE({:.4g} TeV) = {:.4e} +- {:.2e}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
           "UL = {:.4e}",
@@ -220,40 +197,32 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     } else {
       bin.log().info("status {}{}{}", f.status, f.message.empty() ? "" : ": ", f.message);
     }
-    return Row{b.lo,
-               b.hi,
-               e_ref,
-               f.n0 * scale,
-               f.n0_err * scale,
-               f.ts,
-               f.n0_ul * scale,
-               f.n_events,
-               f.npred,
-               f.livetime,
-               f.n0,
-               f.n0_err,
-               gamma,
-               f.beta,
-               f.beta_err,
-               f.flux,
-               f.flux_err,
-               f.lnl,
-               std::int64_t{f.iterations}};
+    return RowBuilder(columns)
+        .set("e_min", b.lo)
+        .set("e_max", b.hi)
+        .set("e_ref", e_ref)
+        .set("dnde", f.n0 * scale)
+        .set("dnde_err", f.n0_err * scale)
+        .set("ts", f.ts)
+        .set("dnde_ul", f.n0_ul * scale)
+        .set("counts", f.n_events)
+        .set("npred", f.npred)
+        .set("livetime", f.livetime)
+        .set("N0", f.n0)
+        .set("N0_err", f.n0_err)
+        .set("gamma", gamma)
+        .set("beta", f.beta)
+        .set("beta_err", f.beta_err)
+        .set("flux", f.flux)
+        .set("flux_err", f.flux_err)
+        .set("lnl", f.lnl)
+        .set("iterations", std::int64_t{f.iterations})
+        .take();
   });
 
-  const std::int64_t global_failed = global.failed;
-  const double global_wall = global.wall;
-  std::vector<RankStats> global_ranks = std::move(global.ranks);
   ToolOutput out = ToolOutput::from(std::move(points));
-  out.failed += global_failed;
-  out.wall += global_wall;
-  if (global_ranks.size() == out.ranks.size()) {
-    for (std::size_t r = 0; r < out.ranks.size(); ++r) {
-      out.ranks[r].busy += global_ranks[r].busy;
-      out.ranks[r].idle += global_ranks[r].idle;
-      out.ranks[r].bins += global_ranks[r].bins;
-    }
-  }
+  out.failed += global.failed;
+  out.stats.merge_totals(global.stats);
   if (ctx.is_root()) {
     out.attributes.emplace_back("global_status", global_status);
     if (global.table.size() == 1) {

@@ -11,33 +11,32 @@
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
 #include "tools/analysis.hpp"
+#include "tools/fit.hpp"
 
 namespace binflow::apps {
 
 class SpectrumTool final : public Tool {
 public:
-  SpectrumTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "spectrum"; }
-  [[nodiscard]] std::string summary() const override {
-    return "spectral points: a global fit, then N0 and beta per energy bin with the index fixed";
-  }
+  static constexpr ToolInfo info{
+      "spectrum",
+      "spectral points: a global fit, then N0 and beta per energy bin with the index fixed"};
+  SpectrumTool() : Tool(info) {}
   /// Columns of /results: one flux point per energy bin.
   [[nodiscard]] static Schema schema();
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   /// Collective over ctx.runtime().comm: two maps, "global" (one bin) then "spectrum".
   ToolOutput execute(RunContext& ctx) override;
 
 private:
   [[nodiscard]] BinPlan make_plan() const;
-  [[nodiscard]] std::vector<std::string> global_fit_args(double emin, double emax) const;
+  [[nodiscard]] FitTool::Request global_fit(double emin, double emax) const;
 
   AnalysisParameters analysis_;  // free_index unused: the global fit frees it, the bins fix it
-  std::string ebinalg_;
-  std::int64_t enumbins_;
+  std::string ebinalg_ = "LOG";
+  std::int64_t enumbins_ = 20;
   std::string ebinfile_;
 };
 

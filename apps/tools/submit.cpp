@@ -415,25 +415,6 @@ std::string job_script(const JobRequest& job) {
   return header_comment(job) + directives + "\n" + body(job);
 }
 
-void SubmitTool::reset() {
-  scheduler_ = "slurm";
-  nodes_ = 1;
-  ranks_per_node_ = 1;
-  threads_per_rank_ = 1;
-  cores_per_node_ = 0;
-  time_ = "01:00:00";
-  mem_per_cpu_.clear();
-  partition_.clear();
-  account_.clear();
-  job_name_.clear();
-  signal_lead_ = 0;
-  launcher_ = "auto";
-  profile_.clear();
-  script_.clear();
-  dry_run_ = false;
-  command_.clear();
-}
-
 void SubmitTool::declare(ParameterSet& params) {
   params.add_choice("scheduler", scheduler_, {"slurm", "pbs", "lsf"},
                     "batch system: Slurm (sbatch), PBS Pro (qsub; Torque in the script's "
@@ -538,7 +519,7 @@ std::pair<int, std::string> SubmitTool::node_cores(int local_cores) const {
 ToolOutput SubmitTool::execute(RunContext& ctx) {
   const Placement placement = gather_placement(ctx.runtime(), ctx.budget());
   const int local_cores = placement.nodes.empty() ? 1 : placement.nodes.front().cores_available;
-  agree_on_root(ctx.runtime().comm, [&] {
+  ctx.runtime().comm.agree_on_root([&] {
     const auto [cores, source] = node_cores(local_cores);
     if (ranks_per_node_ * threads_per_rank_ > cores) {
       throw UsageError(fmt::format(

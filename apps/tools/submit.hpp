@@ -53,19 +53,16 @@ class SubmitTool final : public Tool {
 public:
   /// `registry` (which must outlive the tool) checks the job's command line before the
   /// job waits in a queue.
-  explicit SubmitTool(const ToolRegistry& registry) : registry_(registry) { reset(); }
-  [[nodiscard]] std::string name() const override { return "submit"; }
-  [[nodiscard]] std::string summary() const override {
-    return "write a Slurm, PBS or LSF job script for a binflow run, check its geometry and submit "
-           "it";
-  }
+  static constexpr ToolInfo info{
+      "submit",
+      "write a Slurm, PBS or LSF job script for a binflow run, check its geometry and submit it"};
+  explicit SubmitTool(const ToolRegistry& registry) : Tool(info), registry_(registry) {}
   /// Runs no bins and writes no output file of its own.
   [[nodiscard]] bool uses_bins() const override { return false; }
   [[nodiscard]] bool writes_outfile() const override { return false; }
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   /// Collective over ctx.runtime().comm (the placement); rank 0 writes and submits.
   ToolOutput execute(RunContext& ctx) override;
@@ -76,21 +73,21 @@ private:
   [[nodiscard]] std::pair<int, std::string> node_cores(int local_cores) const;
 
   const ToolRegistry& registry_;
-  std::string scheduler_;
-  int nodes_;
-  int ranks_per_node_;
-  int threads_per_rank_;
-  int cores_per_node_;
-  std::string time_;
+  std::string scheduler_ = "slurm";
+  int nodes_ = 1;
+  int ranks_per_node_ = 1;
+  int threads_per_rank_ = 1;
+  int cores_per_node_ = 0;
+  std::string time_ = "01:00:00";
   std::string mem_per_cpu_;
   std::string partition_;
   std::string account_;
   std::string job_name_;
-  std::int64_t signal_lead_;
-  std::string launcher_;
+  std::int64_t signal_lead_ = 0;
+  std::string launcher_ = "auto";
   std::string profile_;
   std::string script_;
-  bool dry_run_;
+  bool dry_run_ = false;
   std::vector<std::string> command_;
   // Resolved by validate().
   std::int64_t time_seconds_ = 0;

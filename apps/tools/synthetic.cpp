@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
 
 namespace binflow::apps {
@@ -34,18 +35,6 @@ double block_sum(const RngStream& rng, std::int64_t block, std::int64_t draws) {
 }
 
 }  // namespace
-
-void SyntheticTool::reset() {
-  bins_ = 100;
-  cost_ms_ = 1.0;
-  cost_dist_ = "const";
-  cost_sigma_ = 1.0;
-  omp_work_ = false;
-  draws_ = 4096;
-  log_lines_ = 1;
-  fail_bins_.clear();
-  abort_rank_ = -1;
-}
 
 void SyntheticTool::declare(ParameterSet& params) {
   params.add("bins", bins_, "number of bins", Range<std::int64_t>{1, std::int64_t{1} << 40});

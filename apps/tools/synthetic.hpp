@@ -12,11 +12,9 @@ namespace binflow::apps {
 
 class SyntheticTool final : public Tool {
 public:
-  SyntheticTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "synthetic"; }
-  [[nodiscard]] std::string summary() const override {
-    return "framework exercise: bins with configurable cost, logs and failures";
-  }
+  static constexpr ToolInfo info{
+      "synthetic", "framework exercise: bins with configurable cost, logs and failures"};
+  SyntheticTool() : Tool(info) {}
 
   /// The per-bin work, public so that tests and benchmarks can call it directly.
   Row run_bin(BinContext& ctx) const;
@@ -24,22 +22,21 @@ public:
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   ToolOutput execute(RunContext& ctx) override;
 
 private:
   [[nodiscard]] double draw_cost_ms(RngStream& rng) const;
 
-  std::int64_t bins_;
-  double cost_ms_;
-  std::string cost_dist_;
-  double cost_sigma_;
-  bool omp_work_;
-  std::int64_t draws_;
-  int log_lines_;
+  std::int64_t bins_ = 100;
+  double cost_ms_ = 1.0;
+  std::string cost_dist_ = "const";
+  double cost_sigma_ = 1.0;
+  bool omp_work_ = false;
+  std::int64_t draws_ = 4096;
+  int log_lines_ = 1;
   std::vector<std::int64_t> fail_bins_;
-  int abort_rank_;
+  int abort_rank_ = -1;
 };
 
 }  // namespace binflow::apps

@@ -13,8 +13,6 @@ namespace binflow::apps {
 
 namespace {
 
-constexpr double nan = std::numeric_limits<double>::quiet_NaN();
-
 // SCIENCE.md section 6: P(TS > 2.706) = 0.05 for half chi^2(1 dof) (the chi^2(1) quantile
 // at 0.9 is 2.70554); 25 is the usual detection threshold.
 constexpr double ts_threshold = 2.706;
@@ -24,13 +22,11 @@ constexpr double ts_detection = 25.0;
 
 double half_chi2_tail(double threshold) { return 0.5 * std::erfc(std::sqrt(0.5 * threshold)); }
 
-void TsdistTool::reset() {
-  ntrials_ = 100;
-  setup_ = TrialSetup{};
-  setup_.n0 = 0.0;
-  setup_.ra = nan;
-  setup_.dec = nan;
-  setup_.calc_ulim = false;
+TrialSetup TsdistTool::background_only() {
+  TrialSetup setup;
+  setup.n0 = 0.0;
+  setup.analysis.calc_ulim = false;
+  return setup;
 }
 
 void TsdistTool::declare(ParameterSet& params) {
@@ -40,17 +36,10 @@ void TsdistTool::declare(ParameterSet& params) {
   params.add("gamma", setup_.gamma, "spectral index of the test source (fixed in the fit)",
              Range<double>{-1.0, 6.0});
   params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
-  setup_.declare_selection(params);
+  setup_.analysis.declare(params, AnalysisParameters::region | AnalysisParameters::energy);
 }
 
-void TsdistTool::validate() {
-  if (setup_.emin >= setup_.emax) {
-    throw UsageError(fmt::format("emin: {} is not below emax {}", setup_.emin, setup_.emax));
-  }
-  if (std::isnan(setup_.ra) != std::isnan(setup_.dec)) {
-    throw UsageError("ra, dec: give both or neither");
-  }
-}
+void TsdistTool::validate() { setup_.analysis.validate(false); }
 
 Schema TsdistTool::schema() {
   const std::string flux_unit = "ph cm^-2 s^-1 TeV^-1";
@@ -76,14 +65,25 @@ ToolOutput TsdistTool::execute(RunContext& ctx) {
       ntrials_,
       setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
                           : "the response and GTIs of " + setup.inobs,
-      setup.beta, setup.ra, setup.dec, setup.gamma, setup.emin, setup.emax, setup.theta_max);
-  MapResult result = ctx.map("tsdist", BinPlan::trials(ntrials_), schema(), [&](BinContext& bin) {
+      setup.beta, setup.analysis.ra, setup.analysis.dec, setup.gamma, setup.analysis.emin, setup.analysis.emax, setup.analysis.theta_max);
+  const Schema columns = schema();
+  MapResult result = ctx.map("tsdist", BinPlan::trials(ntrials_), columns, [&](BinContext& bin) {
     const TrialFit f = run_trial(bin, setup);
-    bin.set_status(f.status);
+    const science::FitResult& fit = f.fit;
+    bin.set_status(fit.status);
+    const bool ok = fit.status == bin_status::ok;
     bin.log().info("{} events simulated, {} in the region: TS = {:.3f}, N0 = {:.3e}{}{}",
-                   f.n_simulated, f.n_events, f.ts, f.n0, f.status == "ok" ? "" : ", status ",
-                   f.status == "ok" ? "" : f.status);
-    return Row{f.n_events, f.ts, f.n0, f.n0_err, f.beta, f.beta_err, f.fit_threads};
+                   f.n_simulated, fit.n_events, fit.ts, fit.n0, ok ? "" : ", status ",
+                   ok ? "" : fit.status);
+    return RowBuilder(columns)
+        .set("n_events", fit.n_events)
+        .set("ts", fit.ts)
+        .set("N0", fit.n0)
+        .set("N0_err", fit.n0_err)
+        .set("beta", fit.beta)
+        .set("beta_err", fit.beta_err)
+        .set("fit_threads", f.fit_threads)
+        .take();
   });
   ToolOutput out = ToolOutput::from(std::move(result));
   if (!ctx.is_root() || out.interrupted) return out;

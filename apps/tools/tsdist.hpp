@@ -18,23 +18,23 @@ double half_chi2_tail(double threshold);
 
 class TsdistTool final : public Tool {
 public:
-  TsdistTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "tsdist"; }
-  [[nodiscard]] std::string summary() const override {
-    return "TS distribution of background-only trials (ctools cstsdist)";
-  }
+  static constexpr ToolInfo info{"tsdist",
+                                 "TS distribution of background-only trials (ctools cstsdist)"};
+  TsdistTool() : Tool(info) {}
   [[nodiscard]] static Schema schema();
 
 protected:
   void declare(ParameterSet& params) override;
-  void reset() override;
   void validate() override;
   /// Collective over ctx.runtime().comm: maps the trials, then (rank 0) the summary.
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  std::int64_t ntrials_;
-  TrialSetup setup_;
+  /// True N0 = 0, and no upper limits.
+  static TrialSetup background_only();
+
+  std::int64_t ntrials_ = 100;
+  TrialSetup setup_ = background_only();
 };
 
 }  // namespace binflow::apps

@@ -15,7 +15,7 @@
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
 #include "binflow/h5.hpp"
-#include "binflow/tool.hpp"
+#include "binflow/driver.hpp"
 
 namespace binflow {
 
@@ -81,13 +81,13 @@ struct Provenance {
   std::vector<std::pair<std::string, std::string>> parameters;
 };
 
-void write_run_group(const h5::Location& file, const ToolOutput& out) {
+void write_run_group(const h5::Location& file, const RunStats& stats) {
   const h5::Location run = file.create_group("run");
-  run.write_attribute("wall", out.wall);
+  run.write_attribute("wall", stats.wall);
   const h5::Location bins = run.create_group("bins");
   std::vector<std::int64_t> index, rank, threads, rss, resumed;
   std::vector<double> start, end, wall, cpu;
-  for (const BinStats& b : out.bins) {
+  for (const BinStats& b : stats.bins) {
     index.push_back(b.index);
     rank.push_back(b.rank);
     start.push_back(b.start);
@@ -110,25 +110,20 @@ void write_run_group(const h5::Location& file, const ToolOutput& out) {
   const h5::Location ranks = run.create_group("ranks");
   std::vector<std::int64_t> r_rank, r_bins;
   std::vector<double> busy, idle, efficiency;
-  double busy_sum = 0.0;
-  double busy_max = 0.0;
-  for (const RankStats& r : out.ranks) {
+  for (const RankStats& r : stats.ranks) {
     r_rank.push_back(r.rank);
     r_bins.push_back(r.bins);
     busy.push_back(r.busy);
     idle.push_back(r.idle);
-    efficiency.push_back(out.wall > 0.0 ? r.busy / out.wall : 0.0);
-    busy_sum += r.busy;
-    busy_max = std::max(busy_max, r.busy);
+    efficiency.push_back(stats.efficiency_of(r));
   }
   ranks.write("rank", r_rank);
   ranks.write("bins", r_bins, "", "bins run by the rank in this run");
   ranks.write("busy", busy, "s", "time spent inside bins");
   ranks.write("idle", idle, "s", "wall time not spent inside bins");
   ranks.write("efficiency", efficiency, "", "busy / wall");
-  const double n = static_cast<double>(std::max<std::size_t>(1, out.ranks.size()));
-  run.write_attribute("efficiency", out.wall > 0.0 ? busy_sum / (n * out.wall) : 0.0);
-  run.write_attribute("imbalance", busy_sum > 0.0 ? busy_max / (busy_sum / n) - 1.0 : 0.0);
+  run.write_attribute("efficiency", stats.efficiency());
+  run.write_attribute("imbalance", stats.imbalance());
 }
 
 // The final output appears under its name only when complete: written to a
@@ -150,7 +145,7 @@ void write_output(const std::string& outfile, const ToolOutput& out, const Prove
       results.write_attribute("start_time", p.start_time);
       results.write_attribute("end_time", utc_now());
       for (const auto& [name, value] : out.attributes) results.write_attribute(name, value);
-      write_run_group(file, out);
+      write_run_group(file, out.stats);
     }
     file.close();
     fs::rename(temporary, outfile);
@@ -161,18 +156,19 @@ void write_output(const std::string& outfile, const ToolOutput& out, const Prove
   }
 }
 
-std::string run_summary(const ToolOutput& out) {
-  double busy = 0.0;
-  double most = 0.0;
-  for (const RankStats& r : out.ranks) {
-    busy += r.busy;
-    most = std::max(most, r.busy);
+std::string run_summary(const RunStats& stats) {
+  return fmt::format("{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}",
+                     run_marker, stats.wall, stats.ranks.size(), stats.efficiency(),
+                     stats.imbalance());
+}
+
+// The checkpoint belongs to one tool and the parameters that change its results.
+std::string checkpoint_fingerprint(Tool& tool) {
+  std::vector<std::string> key{fmt::format("tool={}", tool.name())};
+  for (const auto& [name, value] : tool.parameter_values(ParameterSet::Which::results_only)) {
+    key.push_back(name + "=" + value);
   }
-  const double n = static_cast<double>(std::max<std::size_t>(1, out.ranks.size()));
-  return fmt::format(
-      "{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}", run_marker,
-      out.wall, out.ranks.size(), out.wall > 0.0 ? busy / (n * out.wall) : 0.0,
-      busy > 0.0 ? most / (busy / n) - 1.0 : 0.0);
+  return fmt::format("{}\n", fmt::join(key, "\n"));
 }
 
 class Driver {
@@ -235,26 +231,17 @@ std::optional<int> Driver::prepare() {
   budget_->apply();
   if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
-  agree_on_root(world_, [&] {
+  world_.agree_on_root([&] {
     plan = check_output(s);
     if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
-      std::vector<std::string> key{fmt::format("tool={}", tool_->name())};
-      // Settings that change how, not what, is computed may differ on resume.
-      static const std::vector<std::string> free = {"nthreads", "oversubscribe", "schedule",
-                                                    "logfile",  "chatter",       "clobber",
-                                                    "resume",   "max_failures"};
-      for (const auto& [name, value] : tool_->parameter_values()) {
-        if (std::find(free.begin(), free.end(), name) == free.end())
-          key.push_back(name + "=" + value);
-      }
-      checkpoint_ = std::make_unique<Checkpoint>(
-          checkpoint_path(s.outfile), fmt::format("{}\n", fmt::join(key, "\n")), s.resume);
+      checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
+                                                 checkpoint_fingerprint(*tool_), s.resume);
     }
     // Last, so that a refused checkpoint leaves an existing log file as it was.
     if (plan == OutputPlan::write) sink_ = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
   });
   int nothing = plan == OutputPlan::nothing_to_do ? 1 : 0;
-  check_mpi(MPI_Bcast(&nothing, 1, MPI_INT, 0, world_.get()), "MPI_Bcast");
+  world_.broadcast(nothing);
   if (nothing) {
     print(fmt::format("{} is complete and has no checkpoint: nothing to resume\n", s.outfile));
     return exit_status::ok;
@@ -282,9 +269,9 @@ int Driver::run() {
   LogTarget target = [sink](std::string_view text) {
     if (sink != nullptr) sink->write(text);
   };
-  const RunSettings settings{parse_schedule(s.schedule), s.max_failures, s.chatter, s.seed};
   const int ranks = world_.size();
-  RunContext ctx(std::move(*runtime_), *budget_, settings, target, checkpoint_.get(), false);
+  RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(), target, checkpoint_.get(),
+                 false);
   if (tool_->uses_bins() || tool_->writes_outfile()) {
     ctx.log().info("binflow {} {}", tool_->name(), version());
     ctx.log().info("{}{} ranks, schedule {}, {} threads on rank 0", run_marker, ranks, s.schedule,
@@ -314,12 +301,12 @@ int Driver::run() {
   }
   if (!s.outfile.empty()) {
     write_output(s.outfile, out,
-                 Provenance{tool_->name(), command_line_, start_time_, ranks,
+                 Provenance{std::string(tool_->name()), command_line_, start_time_, ranks,
                             ctx.budget().threads(), s.schedule, tool_->parameter_values()});
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);
   }
-  ctx.log().info("{}", run_summary(out));
+  ctx.log().info("{}", run_summary(out.stats));
   if (out.failed > 0) {
     ctx.log().error("{} of {} bins failed{}", out.failed, out.table.size(),
                     out.stopped_early ? " (stopped early: max_failures reached)" : "");
@@ -338,40 +325,6 @@ void report(int rank, int size, const std::exception& e) {
 }
 
 }  // namespace
-
-int exit_status_of(const std::exception& e) {
-  if (const auto* agreed = dynamic_cast<const AgreedError*>(&e)) return agreed->status();
-  if (dynamic_cast<const UsageError*>(&e) != nullptr) return exit_status::usage;
-  if (dynamic_cast<const IoError*>(&e) != nullptr) return exit_status::io;
-  return exit_status::internal;
-}
-
-void agree_on_root(const Communicator& comm, const std::function<void()>& check) {
-  if (comm.size() == 1) {  // a nested run: no MPI call (it may be on a non-main thread)
-    try {
-      check();
-    } catch (const std::exception& e) {
-      throw AgreedError(exit_status_of(e), e.what());
-    }
-    return;
-  }
-  int code = 0;
-  std::string message;
-  if (comm.is_root()) {
-    try {
-      check();
-    } catch (const std::exception& e) {
-      code = exit_status_of(e);
-      message = e.what();
-    }
-  }
-  int header[2] = {code, static_cast<int>(message.size())};
-  check_mpi(MPI_Bcast(header, 2, MPI_INT, 0, comm.get()), "MPI_Bcast");
-  if (header[0] == 0) return;
-  message.resize(static_cast<std::size_t>(header[1]));
-  check_mpi(MPI_Bcast(message.data(), header[1], MPI_CHAR, 0, comm.get()), "MPI_Bcast");
-  throw AgreedError(header[0], message);
-}
 
 int run_main(int argc, char** argv, const ToolRegistry& registry) {
   std::optional<Environment> env;

@@ -4,26 +4,41 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <array>
 #include <atomic>
+#include <chrono>
 #include <cmath>
-#include <condition_variable>
 #include <csignal>
 #include <ctime>
 #include <exception>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <span>
 #include <thread>
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
+#include "map_protocol.hpp"
 #include "serialize.hpp"
+
+// The executor is three pieces around one protocol (map_protocol.hpp): rank 0's loop
+// (RootLoop: a service loop on the main thread, the only one that calls MPI, and rank 0's
+// own bins on a compute thread), a worker's loop (WorkerLoop: run bins from its source,
+// report them in batches), and, for one rank (every nested run), the inline loop in the
+// calling thread. Where bins come from is a WorkSource: a fixed share (static, cyclic), or
+// chunks of rank 0's Dispatcher (dynamic), asked for over the protocol by workers.
 
 namespace binflow {
 
 namespace {
+
+using detail::Channel;
+using detail::Tag;
 
 // ---------------------------------------------------------------------------------
 // Stop flag: the only global state, because a signal handler can reach nothing else.
@@ -31,15 +46,6 @@ std::atomic<bool> stop_flag{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "the stop flag must be signal-safe");
 
 extern "C" void on_stop_signal(int /*signal*/) { stop_flag.store(true, std::memory_order_relaxed); }
-
-// Message tags on the map's private communicator.
-enum Tag : int {
-  tag_report = 1,    // worker -> root: [want_work u8][interrupted u8][n u64][n bins]
-  tag_assign = 2,    // root -> worker: [first position i64][count i64]; count 0 = no more
-  tag_stop = 3,      // root -> worker (static/cyclic): stop taking bins
-  tag_finished = 4,  // worker -> root: [interrupted u8][busy f64][bins i64]
-  tag_release = 5,   // root -> worker: every message of the map has been received
-};
 
 constexpr double chunk_target_seconds = 10e-3;  // see the Dispatcher
 constexpr double report_interval_seconds = 0.05;
@@ -68,28 +74,9 @@ std::int64_t peak_rss_kib(double now) {
   return peak;
 }
 
-void send_bytes(const std::string& bytes, int dest, int tag, MPI_Comm comm) {
-  check_mpi(MPI_Send(bytes.data(), static_cast<int>(bytes.size()), MPI_BYTE, dest, tag, comm),
-            "MPI_Send");
-}
-
-std::string receive_bytes(const MPI_Status& probed, MPI_Comm comm) {
-  int count = 0;
-  check_mpi(MPI_Get_count(&probed, MPI_BYTE, &count), "MPI_Get_count");
-  std::string bytes(static_cast<std::size_t>(count), '\0');
-  check_mpi(MPI_Recv(bytes.data(), count, MPI_BYTE, probed.MPI_SOURCE, probed.MPI_TAG, comm,
-                     MPI_STATUS_IGNORE),
-            "MPI_Recv");
-  return bytes;
-}
-
-struct Chunk {
-  std::int64_t first = 0;
-  std::int64_t count = 0;
-};
-
 // Positions (into the plan) that this run still has to compute, minus resumed ones.
 using Positions = std::vector<std::int64_t>;
+using PositionSpan = std::span<const std::int64_t>;
 
 Positions static_share(const Positions& pending, Schedule schedule, int rank, int size) {
   Positions mine;
@@ -175,7 +162,7 @@ public:
 
 private:
   void fail(CompletedBin& out, std::string_view what) {
-    out.status = "failed";
+    out.status = std::string(bin_status::failed);
     out.message = std::string(what);
     out.row = schema_.blank_row();
     log_.logger().error("bin {} failed: {}", plan_[static_cast<std::size_t>(out.position)].index,
@@ -234,7 +221,7 @@ public:
   }
 
   void accept(CompletedBin bin) {
-    if (bin.status == "failed") ++failed_;
+    if (bin.status == bin_status::failed) ++failed_;
     if (bin.bad_input && input_error_.empty()) input_error_ = bin.message;
     wall_sum_ += bin.stats.wall;
     ++accepted_;
@@ -274,10 +261,12 @@ public:
     Schema full;
     full.add({"bin", ColumnType::i64, "", "global bin index"});
     for (const Column& c : schema.columns()) full.add(c);
-    full.add({"status", ColumnType::str, "", "ok, failed, or a tool-defined status such as empty"});
+    full.add({"status", ColumnType::str, "",
+              fmt::format("{}, {}, or a tool-defined status such as {}", bin_status::ok,
+                          bin_status::failed, bin_status::empty)});
     full.add({"message", ColumnType::str, "", "why the bin failed (empty otherwise)"});
     Table table(std::move(full));
-    result.bins.reserve(outcomes_.size());
+    result.stats.bins.reserve(outcomes_.size());
     for (std::size_t pos = 0; pos < outcomes_.size(); ++pos) {
       auto& bin = outcomes_[pos];
       if (!bin) continue;
@@ -288,7 +277,7 @@ public:
       row.emplace_back(std::move(bin->status));
       row.emplace_back(std::move(bin->message));
       table.append(std::move(row));
-      result.bins.push_back(bin->stats);
+      result.stats.bins.push_back(bin->stats);
       bin.reset();
     }
     result.table = std::move(table);
@@ -308,21 +297,27 @@ private:
 };
 
 // ---------------------------------------------------------------------------------
-// Rank 0's hand-out of dynamic chunks, shared by its compute thread and its main
-// thread (which serves the other ranks). Guided self-scheduling: a chunk is ~10 ms of
+// Rank 0's hand-out of dynamic chunks of the pending list, shared by its compute thread and
+// its main thread (which answers the workers). Guided self-scheduling: a chunk is ~10 ms of
 // work at the mean bin time seen so far, never more than remaining / (2 ranks). Shorter
 // chunks interleave the ranks' bins finely, and ranks that read neighbouring events from
-// one file then lose their chunk-cache locality (2 ms chunks: 0.3 ms per light-curve bin
-// instead of 0.22); the guided cap keeps the tail short for load balance.
+// one file then lose locality (2 ms chunks: 0.3 ms per light-curve bin instead of 0.22);
+// the guided cap keeps the tail short for load balance. Under a static schedule every rank
+// has its fixed share, and the dispatcher hands out nothing.
 class Dispatcher {
 public:
-  Dispatcher(Positions pending, int ranks) : pending_(std::move(pending)), ranks_(ranks) {}
+  struct Chunk {
+    std::int64_t first = 0;  ///< index into the pending list
+    std::int64_t count = 0;  ///< 0: nothing (more) to hand out
+  };
+
+  static Dispatcher dynamic(std::int64_t pending, int ranks) { return {pending, ranks}; }
+  static Dispatcher none() { return {0, 1}; }
 
   Chunk take(double mean_bin_seconds) {
     std::lock_guard lock(mutex_);
-    const auto n = static_cast<std::int64_t>(pending_.size());
-    if (stopped_ || next_ >= n) return {next_, 0};
-    const std::int64_t remaining = n - next_;
+    if (stopped_ || next_ >= pending_) return {next_, 0};
+    const std::int64_t remaining = pending_ - next_;
     std::int64_t count = 1;
     if (mean_bin_seconds > 0.0) {
       const double wanted = std::ceil(chunk_target_seconds / mean_bin_seconds);
@@ -340,23 +335,65 @@ public:
     stopped_ = true;
   }
 
-  [[nodiscard]] std::int64_t position(std::int64_t k) const {
-    return pending_[static_cast<std::size_t>(k)];
-  }
-
 private:
+  Dispatcher(std::int64_t pending, int ranks) : pending_(pending), ranks_(ranks) {}
   std::mutex mutex_;
-  Positions pending_;
+  std::int64_t pending_;
   int ranks_;
   std::int64_t next_ = 0;
   bool stopped_ = false;
 };
 
 // ---------------------------------------------------------------------------------
+// Where a loop's bins come from: successive spans of plan positions; empty = no more.
+class WorkSource {
+public:
+  virtual ~WorkSource() = default;
+  virtual PositionSpan next() = 0;
+  /// After the last next() or an early stop: completes what is in flight.
+  virtual void finish() {}
+};
+
+// A fixed share (static or cyclic schedule), handed out at once.
+class FixedShare final : public WorkSource {
+public:
+  explicit FixedShare(Positions share) : share_(std::move(share)) {}
+  PositionSpan next() override {
+    if (given_) return {};
+    given_ = true;
+    return share_;
+  }
+
+private:
+  Positions share_;
+  bool given_ = false;
+};
+
+// Rank 0's compute thread under the dynamic schedule: chunks straight from the dispatcher,
+// sized by this thread's own mean bin time (it only sizes chunks: good enough).
+class RootChunks final : public WorkSource {
+public:
+  RootChunks(Dispatcher& dispatcher, const Positions& pending, const BinRunner& runner)
+      : dispatcher_(dispatcher), pending_(pending), runner_(runner) {}
+  PositionSpan next() override {
+    const double mean =
+        runner_.bins() == 0 ? 0.0 : runner_.busy() / static_cast<double>(runner_.bins());
+    const Dispatcher::Chunk chunk = dispatcher_.take(mean);
+    return PositionSpan(pending_).subspan(static_cast<std::size_t>(chunk.first),
+                                          static_cast<std::size_t>(chunk.count));
+  }
+
+private:
+  Dispatcher& dispatcher_;
+  const Positions& pending_;
+  const BinRunner& runner_;
+};
+
+// ---------------------------------------------------------------------------------
 // Rank > 0: batches completed bins into report messages.
 class Reporter {
 public:
-  Reporter(MPI_Comm comm) : comm_(comm) {}
+  explicit Reporter(const Channel& channel) : channel_(channel) {}
 
   void add(const CompletedBin& bin) {
     if (count_ == 0) started_ = now_seconds();
@@ -371,13 +408,7 @@ public:
   }
 
   void send(bool want_work, bool interrupted) {
-    std::string message;
-    detail::ByteWriter w(message);
-    w.put<std::uint8_t>(want_work ? 1 : 0);
-    w.put<std::uint8_t>(interrupted ? 1 : 0);
-    w.put<std::uint64_t>(count_);
-    message += body_;
-    send_bytes(message, 0, tag_report, comm_);
+    channel_.send(0, Tag::report, detail::encode_report(want_work, interrupted, count_, body_));
     body_.clear();
     count_ = 0;
   }
@@ -387,66 +418,236 @@ public:
   }
 
 private:
-  MPI_Comm comm_;
+  const Channel& channel_;
   std::string body_;
   std::uint64_t count_ = 0;
   double started_ = 0.0;
 };
 
-// ---------------------------------------------------------------------------------
-// One map over a plan on the map's private communicator.
-class Map {
+// A worker under the dynamic schedule: chunks asked from rank 0. One request is always in
+// flight while a chunk runs, so the next chunk is usually there when this one ends
+// (prefetch hides rank 0's reply latency); each request carries the batched results.
+class ChunksFromRoot final : public WorkSource {
 public:
-  Map(const Communicator& comm, const BinPlan& plan, const Schema& schema, const BinFunction& fn,
-      const ThreadBudget& budget, const RunSettings& settings, Positions pending)
-      : comm_(comm),
-        plan_(plan),
-        schema_(schema),
-        fn_(fn),
-        budget_(budget),
-        settings_(settings),
-        pending_(std::move(pending)),
-        t0_(now_seconds()),
-        runner_(plan, schema, fn, budget, settings, comm.rank(), t0_) {}
-
-  MapResult run_root(Collector& collector);
-  void run_worker();
+  ChunksFromRoot(const Channel& channel, const Positions& pending, Reporter& reporter)
+      : channel_(channel), pending_(pending), reporter_(reporter) {
+    ask();
+  }
+  PositionSpan next() override {
+    const std::int64_t* assignment = request_.wait();
+    if (assignment[1] == 0) return {};
+    const auto chunk = PositionSpan(pending_).subspan(static_cast<std::size_t>(assignment[0]),
+                                                      static_cast<std::size_t>(assignment[1]));
+    ask();
+    return chunk;
+  }
+  // Rank 0 answers every request, with count 0 once it stops: wait for the last one.
+  void finish() override {
+    if (request_.active()) (void)request_.wait();
+  }
 
 private:
-  // Rank 0 ---------------------------------------------------------------------
-  void run_inline(Collector& collector);
-  void serve_static(Collector& collector);
-  void serve_dynamic(Collector& collector);
-  bool service_step(Collector& collector, Dispatcher* dispatcher);
-  void wait_for_workers(Collector& collector, Dispatcher* dispatcher);
-  void compute_on_root(Dispatcher& dispatcher);
-  bool handle_message(Collector& collector, Dispatcher* dispatcher);
-  void accept_report(Collector& collector, const std::string& bytes, int source,
-                     Dispatcher* dispatcher);
-  void broadcast_stop(Dispatcher* dispatcher);
-  // Rank > 0 -------------------------------------------------------------------
-  void worker_static(const Positions& mine, Reporter& reporter);
-  void worker_dynamic(Reporter& reporter);
-  bool root_said_stop(double& next_check);
-  void finish_worker(bool interrupted);
+  void ask() {
+    channel_.post_assign_receive(request_);
+    reporter_.send(true, false);
+  }
+  const Channel& channel_;
+  const Positions& pending_;
+  Reporter& reporter_;
+  Channel::Pending request_;
+};
 
-  const Communicator& comm_;
-  const BinPlan& plan_;
-  const Schema& schema_;
-  const BinFunction& fn_;
+// ---------------------------------------------------------------------------------
+// One rank (every nested run): the bins run in the calling thread; no thread is started
+// and no MPI call is made.
+struct InlineOutcome {
+  bool interrupted = false;
+  bool stopped_early = false;
+};
+
+InlineOutcome run_inline(const Positions& pending, BinRunner& runner, Collector& collector) {
+  for (const std::int64_t pos : pending) {
+    if (stop_requested()) return {true, false};
+    if (collector.failure_limit_reached()) return {false, true};
+    collector.accept(runner.run(pos));
+    collector.flush_if_due();
+  }
+  return {};
+}
+
+// ---------------------------------------------------------------------------------
+// Rank 0 of several: its bins run in a compute thread while this thread (the only one
+// that calls MPI, so MPI_THREAD_FUNNELED suffices) answers requests and collects results;
+// a long bin on rank 0 never delays the other ranks' next chunk.
+class RootLoop {
+public:
+  RootLoop(const Channel& channel, int size, BinRunner& runner, Collector& collector,
+           Dispatcher& dispatcher, WorkSource& own_bins, const ThreadBudget& budget)
+      : channel_(channel),
+        size_(size),
+        runner_(runner),
+        collector_(collector),
+        dispatcher_(dispatcher),
+        own_bins_(own_bins),
+        budget_(budget),
+        worker_finished_(static_cast<std::size_t>(size), false),
+        rank_stats_(static_cast<std::size_t>(size)) {
+    worker_finished_[0] = true;
+    for (int r = 0; r < size; ++r) rank_stats_[static_cast<std::size_t>(r)].rank = r;
+  }
+
+  void run() {
+    std::thread compute_thread([this] { compute(); });
+    try {
+      serve();
+    } catch (...) {
+      stopping_ = true;
+      compute_thread.join();
+      throw;
+    }
+    compute_thread.join();
+    if (compute_error_) std::rethrow_exception(compute_error_);
+  }
+
+  [[nodiscard]] std::vector<RankStats> rank_stats() const { return rank_stats_; }
+  [[nodiscard]] bool interrupted() const { return interrupted_; }
+  [[nodiscard]] bool stopped_early() const { return stopped_early_; }
+
+private:
+  void compute() {
+    // OpenMP's thread limit belongs to the calling thread: set it in this one too.
+    budget_.apply_to_current_thread();
+    try {
+      while (!stopping_) {
+        const PositionSpan span = own_bins_.next();
+        if (span.empty()) break;
+        for (const std::int64_t pos : span) {
+          if (stopping_) break;
+          CompletedBin bin = runner_.run(pos);
+          std::lock_guard lock(done_mutex_);
+          done_.push_back(std::move(bin));
+        }
+      }
+    } catch (...) {
+      compute_error_ = std::current_exception();
+    }
+    compute_finished_ = true;
+  }
+
+  // Until every rank has finished and every result is collected; then releases them.
+  void serve() {
+    // Sleep while idle: Open MPI's blocking receive would spin on a core that compute
+    // threads need. With a 1 us timer slack the sleeps are as short as asked; they grow
+    // from 10 us to 0.5 ms, well inside the ~10 ms of work a prefetched chunk holds.
+    prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
+    constexpr auto shortest = std::chrono::microseconds(10);
+    constexpr auto longest = std::chrono::microseconds(500);
+    auto sleep = shortest;
+    while (true) {
+      const bool active = service_step();
+      const auto finished = std::count(worker_finished_.begin(), worker_finished_.end(), true);
+      if (compute_finished_ && finished == size_) {
+        std::lock_guard lock(done_mutex_);
+        if (done_.empty()) break;
+        continue;
+      }
+      if (active) {
+        sleep = shortest;
+      } else {
+        std::this_thread::sleep_for(sleep);
+        sleep = std::min(sleep * 2, longest);
+      }
+    }
+    prctl(PR_SET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
+    for (int r = 1; r < size_; ++r) channel_.send(r, Tag::release, detail::encode_signal());
+  }
+
+  // Messages, rank 0's own completed bins, checkpoint flushes and stop conditions.
+  // Only other ranks' messages count as activity: rank 0's own results can wait for the
+  // next wake-up, and waking up per local bin would preempt the compute thread that shares
+  // this thread's core (measured: 0.2 -> 0.5 ms per light-curve bin).
+  bool service_step() {
+    bool active = false;
+    while (const std::optional<detail::Message> message = channel_.poll()) {
+      handle(*message);
+      active = true;
+    }
+    std::vector<CompletedBin> local;
+    {
+      std::lock_guard lock(done_mutex_);
+      local.swap(done_);
+    }
+    for (CompletedBin& bin : local) collector_.accept(std::move(bin));
+    collector_.flush_if_due();
+    if (!stopping_ && (stop_requested() || collector_.failure_limit_reached())) {
+      (stop_requested() ? interrupted_ : stopped_early_) = true;
+      stop_all();
+    }
+    return active;
+  }
+
+  void handle(const detail::Message& message) {
+    const auto source = static_cast<std::size_t>(message.source);
+    switch (message.tag) {
+      case Tag::report: {
+        detail::Report report = detail::decode_report(message.bytes);
+        for (CompletedBin& bin : report.bins) collector_.accept(std::move(bin));
+        if (report.interrupted) interrupt();
+        if (report.want_work) {
+          Dispatcher::Chunk chunk;
+          if (!stopping_) chunk = dispatcher_.take(collector_.mean_bin_seconds());
+          channel_.send_assign(message.source, chunk.first, chunk.count);
+        }
+        return;
+      }
+      case Tag::finished: {
+        const detail::Finished f = detail::decode_finished(message.bytes);
+        rank_stats_[source].busy = f.busy;
+        rank_stats_[source].bins = f.bins;
+        worker_finished_[source] = true;
+        if (f.interrupted) interrupt();
+        return;
+      }
+      default:
+        throw InternalError(fmt::format("rank 0 received unexpected tag {} from rank {}",
+                                        static_cast<int>(message.tag), message.source));
+    }
+  }
+
+  void interrupt() {
+    if (stopping_) return;
+    interrupted_ = true;
+    stop_all();
+  }
+
+  void stop_all() {
+    stopping_ = true;
+    dispatcher_.stop();
+    if (stop_sent_) return;
+    stop_sent_ = true;
+    for (int r = 1; r < size_; ++r) {
+      if (!worker_finished_[static_cast<std::size_t>(r)]) {
+        channel_.send(r, Tag::stop, detail::encode_signal());
+      }
+    }
+  }
+
+  const Channel& channel_;
+  int size_;
+  BinRunner& runner_;
+  Collector& collector_;
+  Dispatcher& dispatcher_;
+  WorkSource& own_bins_;
   const ThreadBudget& budget_;
-  const RunSettings& settings_;
-  // Plan positions still to run, identical on every rank; dynamic chunks index it.
-  const Positions pending_;
-  double t0_;
-  BinRunner runner_;
 
-  // Rank 0 state shared between its main thread and its compute thread.
+  // Shared between the main thread and the compute thread.
   std::mutex done_mutex_;
   std::vector<CompletedBin> done_;  // completed by the compute thread, not yet collected
   std::atomic<bool> compute_finished_{false};
   std::atomic<bool> stopping_{false};
   std::exception_ptr compute_error_;
+
+  // Main thread only.
   std::vector<bool> worker_finished_;
   std::vector<RankStats> rank_stats_;
   bool interrupted_ = false;
@@ -454,330 +655,68 @@ private:
   bool stop_sent_ = false;
 };
 
-MapResult Map::run_root(Collector& collector) {
-  rank_stats_.assign(static_cast<std::size_t>(comm_.size()), RankStats{});
-  for (int r = 0; r < comm_.size(); ++r) rank_stats_[static_cast<std::size_t>(r)].rank = r;
-  if (comm_.size() == 1) {
-    run_inline(collector);
-  } else {
-    worker_finished_.assign(static_cast<std::size_t>(comm_.size()), false);
-    worker_finished_[0] = true;
-    if (settings_.schedule == Schedule::dynamic) {
-      serve_dynamic(collector);
-    } else {
-      serve_static(collector);
-    }
-  }
-  MapResult result;
-  result.wall = now_seconds() - t0_;
-  rank_stats_[0].busy = runner_.busy();
-  rank_stats_[0].bins = runner_.bins();
-  for (RankStats& r : rank_stats_) r.idle = std::max(0.0, result.wall - r.busy);
-  result.ranks = rank_stats_;
-  result.interrupted = interrupted_;
-  result.stopped_early = stopped_early_;
-  result.failed = collector.failed();
-  return result;
-}
-
-// One rank: the bins run in the calling thread, no extra thread is started (this is
-// also the path of every nested invocation).
-void Map::run_inline(Collector& collector) {
-  for (const std::int64_t pos : pending_) {
-    if (stop_requested()) {
-      interrupted_ = true;
-      break;
-    }
-    if (collector.failure_limit_reached()) {
-      stopped_early_ = true;
-      break;
-    }
-    collector.accept(runner_.run(pos));
-    collector.flush_if_due();
-  }
-}
-
-// Several ranks, static shares: nobody waits for answers from rank 0, so its bins run
-// in this thread and messages are read between them, at most every millisecond.
-void Map::serve_static(Collector& collector) {
-  const Positions mine = static_share(pending_, settings_.schedule, 0, comm_.size());
-  double next_poll = 0.0;
-  for (const std::int64_t pos : mine) {
-    if (stopping_) break;
-    collector.accept(runner_.run(pos));
-    const double now = now_seconds();
-    if (now >= next_poll || stop_requested() || collector.failure_limit_reached()) {
-      service_step(collector, nullptr);
-      next_poll = now + 1e-3;
-    }
-  }
-  compute_finished_ = true;
-  wait_for_workers(collector, nullptr);
-}
-
-// Several ranks, dynamic: rank 0's bins run in a compute thread while this thread (the
-// only one that calls MPI, so MPI_THREAD_FUNNELED suffices) answers requests and
-// collects results; a long bin on rank 0 never delays the other ranks' next chunk.
-void Map::serve_dynamic(Collector& collector) {
-  Dispatcher dispatcher(pending_, comm_.size());
-  std::thread compute([this, &dispatcher] { compute_on_root(dispatcher); });
-  try {
-    wait_for_workers(collector, &dispatcher);
-  } catch (...) {
-    stopping_ = true;
-    compute.join();
-    throw;
-  }
-  compute.join();
-  if (compute_error_) std::rethrow_exception(compute_error_);
-}
-
-// Messages, rank 0's own completed bins, checkpoint flushes and stop conditions.
-bool Map::service_step(Collector& collector, Dispatcher* dispatcher) {
-  bool active = false;
-  while (handle_message(collector, dispatcher)) active = true;
-  std::vector<CompletedBin> local;
-  {
-    std::lock_guard lock(done_mutex_);
-    local.swap(done_);
-  }
-  for (CompletedBin& bin : local) collector.accept(std::move(bin));
-  collector.flush_if_due();
-  if (!stopping_ && (stop_requested() || collector.failure_limit_reached())) {
-    (stop_requested() ? interrupted_ : stopped_early_) = true;
-    broadcast_stop(dispatcher);
-  }
-  // Only other ranks' messages count as activity: rank 0's own results can wait for the
-  // next wake-up, and waking up per local bin would preempt the compute thread that
-  // shares this thread's core (measured: 0.2 -> 0.5 ms per light-curve bin).
-  return active;
-}
-
-void Map::wait_for_workers(Collector& collector, Dispatcher* dispatcher) {
-  // Sleep while idle: Open MPI's blocking receive would spin on a core that compute
-  // threads need. With a 1 us timer slack the sleeps are as short as asked; they grow
-  // from 10 us to 0.5 ms, well inside the ~10 ms of work a prefetched chunk holds.
-  prctl(PR_SET_TIMERSLACK, 1000UL, 0UL, 0UL, 0UL);
-  constexpr auto shortest = std::chrono::microseconds(10);
-  constexpr auto longest = std::chrono::microseconds(500);
-  auto sleep = shortest;
-  while (true) {
-    const bool active = service_step(collector, dispatcher);
-    const auto finished = std::count(worker_finished_.begin(), worker_finished_.end(), true);
-    if (compute_finished_ && finished == comm_.size()) {
-      std::lock_guard lock(done_mutex_);
-      if (done_.empty()) break;
-      continue;
-    }
-    if (active) {
-      sleep = shortest;
-    } else {
-      std::this_thread::sleep_for(sleep);
-      sleep = std::min(sleep * 2, longest);
-    }
-  }
-  prctl(PR_SET_TIMERSLACK, 0UL, 0UL, 0UL, 0UL);
-  for (int r = 1; r < comm_.size(); ++r) {
-    const std::uint8_t none = 0;
-    check_mpi(MPI_Send(&none, 1, MPI_BYTE, r, tag_release, comm_.get()), "MPI_Send");
-  }
-}
-
-void Map::compute_on_root(Dispatcher& dispatcher) {
-  // OpenMP's thread limit belongs to the calling thread: set it in this one too.
-  budget_.apply_to_current_thread();
-  try {
-    while (!stopping_) {
-      // The mean bin time only sizes chunks: this thread's own figure is good enough.
-      const double mean =
-          runner_.bins() == 0 ? 0.0 : runner_.busy() / static_cast<double>(runner_.bins());
-      const Chunk chunk = dispatcher.take(mean);
-      if (chunk.count == 0) break;
-      for (std::int64_t k = 0; k < chunk.count && !stopping_; ++k) {
-        CompletedBin bin = runner_.run(dispatcher.position(chunk.first + k));
-        std::lock_guard lock(done_mutex_);
-        done_.push_back(std::move(bin));
-      }
-    }
-  } catch (...) {
-    compute_error_ = std::current_exception();
-  }
-  compute_finished_ = true;
-}
-
-bool Map::handle_message(Collector& collector, Dispatcher* dispatcher) {
-  int flag = 0;
-  MPI_Status status{};
-  check_mpi(MPI_Iprobe(MPI_ANY_SOURCE, MPI_ANY_TAG, comm_.get(), &flag, &status), "MPI_Iprobe");
-  if (!flag) return false;
-  const std::string bytes = receive_bytes(status, comm_.get());
-  const int source = status.MPI_SOURCE;
-  if (status.MPI_TAG == tag_report) {
-    accept_report(collector, bytes, source, dispatcher);
-  } else if (status.MPI_TAG == tag_finished) {
-    detail::ByteReader r(bytes);
-    const bool interrupted = r.get<std::uint8_t>() != 0;
-    RankStats& stats = rank_stats_[static_cast<std::size_t>(source)];
-    stats.busy = r.get<double>();
-    stats.bins = r.get<std::int64_t>();
-    worker_finished_[static_cast<std::size_t>(source)] = true;
-    if (interrupted && !stopping_) {
-      interrupted_ = true;
-      broadcast_stop(dispatcher);
-    }
-  } else {
-    throw InternalError(
-        fmt::format("rank 0 received unexpected tag {} from rank {}", status.MPI_TAG, source));
-  }
-  return true;
-}
-
-void Map::accept_report(Collector& collector, const std::string& bytes, int source,
-                        Dispatcher* dispatcher) {
-  detail::ByteReader r(bytes);
-  const bool want_work = r.get<std::uint8_t>() != 0;
-  const bool interrupted = r.get<std::uint8_t>() != 0;
-  const auto count = r.get<std::uint64_t>();
-  for (std::uint64_t k = 0; k < count; ++k) collector.accept(detail::get_completed(r));
-  if (interrupted && !stopping_) {
-    interrupted_ = true;
-    broadcast_stop(dispatcher);
-  }
-  if (want_work) {
-    Chunk chunk{0, 0};
-    if (dispatcher != nullptr && !stopping_) chunk = dispatcher->take(collector.mean_bin_seconds());
-    // A chunk is consecutive in the pending list (not in the plan): send list indices.
-    const std::int64_t reply[2] = {chunk.first, chunk.count};
-    check_mpi(MPI_Send(reply, 2, MPI_INT64_T, source, tag_assign, comm_.get()), "MPI_Send");
-  }
-}
-
-void Map::broadcast_stop(Dispatcher* dispatcher) {
-  stopping_ = true;
-  if (dispatcher != nullptr) dispatcher->stop();
-  if (stop_sent_) return;
-  stop_sent_ = true;
-  for (int r = 1; r < comm_.size(); ++r) {
-    if (worker_finished_[static_cast<std::size_t>(r)]) continue;
-    const std::uint8_t none = 0;
-    check_mpi(MPI_Send(&none, 1, MPI_BYTE, r, tag_stop, comm_.get()), "MPI_Send");
-  }
-}
-
 // ---------------------------------------------------------------------------------
-void Map::run_worker() {
-  Reporter reporter(comm_.get());
-  if (settings_.schedule == Schedule::dynamic) {
-    worker_dynamic(reporter);
-  } else {
-    worker_static(static_share(pending_, settings_.schedule, comm_.rank(), comm_.size()), reporter);
-  }
-}
+// Rank > 0: runs the bins of its source, reports them in batches, stops on a signal or on
+// rank 0's word, then says it has finished and waits for the release.
+class WorkerLoop {
+public:
+  WorkerLoop(const Channel& channel, BinRunner& runner) : channel_(channel), runner_(runner) {}
 
-// Probing costs ~0.1 us: with very short bins, look for a stop at most every ms.
-bool Map::root_said_stop(double& next_check) {
-  const double now = now_seconds();
-  if (now < next_check) return false;
-  next_check = now + 1e-3;
-  int flag = 0;
-  check_mpi(MPI_Iprobe(0, tag_stop, comm_.get(), &flag, MPI_STATUS_IGNORE), "MPI_Iprobe");
-  if (flag) {
-    std::uint8_t none = 0;
-    check_mpi(MPI_Recv(&none, 1, MPI_BYTE, 0, tag_stop, comm_.get(), MPI_STATUS_IGNORE),
-              "MPI_Recv");
-  }
-  return flag != 0;
-}
-
-void Map::worker_static(const Positions& mine, Reporter& reporter) {
-  bool interrupted = false;
-  double next_check = 0.0;
-  for (const std::int64_t pos : mine) {
-    if (stop_requested()) {
-      interrupted = true;
-      break;
+  void run(WorkSource& source, Reporter& reporter) {
+    bool interrupted = false;
+    bool stopped = false;
+    double next_check = 0.0;
+    while (!interrupted && !stopped) {
+      const PositionSpan span = source.next();
+      if (span.empty()) break;
+      for (const std::int64_t pos : span) {
+        if (stop_requested()) {
+          interrupted = true;
+          break;
+        }
+        if (root_said_stop(next_check)) {
+          stopped = true;
+          break;
+        }
+        reporter.add(runner_.run(pos));
+        if (reporter.due()) reporter.send(false, false);
+      }
     }
-    if (root_said_stop(next_check)) break;
-    reporter.add(runner_.run(pos));
-    if (reporter.due()) reporter.send(false, false);
+    source.finish();
+    reporter.flush(interrupted);
+    finish(interrupted);
   }
-  reporter.flush(interrupted);
-  finish_worker(interrupted);
-}
 
-void Map::worker_dynamic(Reporter& reporter) {
-  // One request is always in flight while a chunk runs, so the next chunk is
-  // usually there when this one ends (prefetch hides rank 0's reply latency).
-  std::int64_t assignment[2] = {0, 0};
-  MPI_Request request = MPI_REQUEST_NULL;
-  auto ask = [&] {
-    check_mpi(MPI_Irecv(assignment, 2, MPI_INT64_T, 0, tag_assign, comm_.get(), &request),
-              "MPI_Irecv");
-    reporter.send(true, false);
-  };
-  ask();
-  bool interrupted = false;
-  bool stopped = false;
-  double next_check = 0.0;
-  while (true) {
-    check_mpi(MPI_Wait(&request, MPI_STATUS_IGNORE), "MPI_Wait");
-    if (assignment[1] == 0 || interrupted || stopped) break;
-    const Chunk chunk{assignment[0], assignment[1]};
-    ask();
-    for (std::int64_t k = 0; k < chunk.count; ++k) {
-      if (stop_requested()) {
-        interrupted = true;
-        break;
-      }
-      if (root_said_stop(next_check)) {
-        stopped = true;
-        break;
-      }
-      reporter.add(runner_.run(pending_[static_cast<std::size_t>(chunk.first + k)]));
-      if (reporter.due()) reporter.send(false, false);
+private:
+  // Probing costs ~0.1 us: with very short bins, look for a stop at most every ms.
+  bool root_said_stop(double& next_check) const {
+    const double now = now_seconds();
+    if (now < next_check) return false;
+    next_check = now + 1e-3;
+    return channel_.take_if_arrived(0, Tag::stop);
+  }
+
+  void finish(bool interrupted) const {
+    channel_.send(0, Tag::finished,
+                  detail::encode_finished({interrupted, runner_.busy(), runner_.bins()}));
+    // Drain a stop that crossed our finish, then wait for the release.
+    while (channel_.wait_from(0).tag != Tag::release) {
     }
   }
-  reporter.flush(interrupted);
-  finish_worker(interrupted);
-}
 
-void Map::finish_worker(bool interrupted) {
-  std::string message;
-  detail::ByteWriter w(message);
-  w.put<std::uint8_t>(interrupted ? 1 : 0);
-  w.put<double>(runner_.busy());
-  w.put<std::int64_t>(runner_.bins());
-  send_bytes(message, 0, tag_finished, comm_.get());
-  // Drain a stop that crossed our finish, then wait for the release.
-  while (true) {
-    MPI_Status status{};
-    check_mpi(MPI_Probe(0, MPI_ANY_TAG, comm_.get(), &status), "MPI_Probe");
-    (void)receive_bytes(status, comm_.get());
-    if (status.MPI_TAG == tag_release) break;
-  }
-}
-
-void broadcast_positions(Positions& pending, const Communicator& comm) {
-  auto count = static_cast<std::int64_t>(pending.size());
-  check_mpi(MPI_Bcast(&count, 1, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
-  pending.resize(static_cast<std::size_t>(count));
-  check_mpi(MPI_Bcast(pending.data(), static_cast<int>(count), MPI_INT64_T, 0, comm.get()),
-            "MPI_Bcast");
-}
+  const Channel& channel_;
+  BinRunner& runner_;
+};
 
 // Rank 0's flags and input error, so that every rank ends the map the same way.
 void broadcast_outcome(MapResult& result, std::string& input_error, const Communicator& comm) {
-  std::int64_t flags[4] = {result.failed, result.interrupted ? 1 : 0, result.stopped_early ? 1 : 0,
-                           static_cast<std::int64_t>(input_error.size())};
-  check_mpi(MPI_Bcast(flags, 4, MPI_INT64_T, 0, comm.get()), "MPI_Bcast");
+  std::array<std::int64_t, 3> flags = {result.failed, result.interrupted ? 1 : 0,
+                                       result.stopped_early ? 1 : 0};
+  comm.broadcast(flags);
   result.failed = flags[0];
   result.interrupted = flags[1] != 0;
   result.stopped_early = flags[2] != 0;
-  input_error.resize(static_cast<std::size_t>(flags[3]));
-  if (flags[3] > 0) {
-    check_mpi(MPI_Bcast(input_error.data(), static_cast<int>(flags[3]), MPI_CHAR, 0, comm.get()),
-              "MPI_Bcast");
-  }
+  comm.broadcast(input_error);
 }
 
 }  // namespace
@@ -800,25 +739,6 @@ std::string_view schedule_name(Schedule schedule) {
       return "dynamic";
   }
   return "?";
-}
-
-double MapResult::efficiency() const {
-  if (ranks.empty() || wall <= 0.0) return 0.0;
-  double busy = 0.0;
-  for (const RankStats& r : ranks) busy += r.busy;
-  return busy / (static_cast<double>(ranks.size()) * wall);
-}
-
-double MapResult::imbalance() const {
-  if (ranks.empty()) return 0.0;
-  double busy = 0.0;
-  double most = 0.0;
-  for (const RankStats& r : ranks) {
-    busy += r.busy;
-    most = std::max(most, r.busy);
-  }
-  const double mean = busy / static_cast<double>(ranks.size());
-  return mean > 0.0 ? most / mean - 1.0 : 0.0;
 }
 
 bool stop_requested() { return stop_flag.load(std::memory_order_relaxed); }
@@ -879,21 +799,60 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
     }
     collector->replay_logs();
   }
-  // Static schedules need the pending list on every rank; dynamic workers index it too.
-  if (!alone) broadcast_positions(pending, comm);
+  // Static shares are cut from the pending list on every rank; dynamic chunks index it.
+  comm.broadcast(pending);
 
-  Map map(comm, plan, schema, fn, budget_, settings_, std::move(pending));
+  const double t0 = now_seconds();
+  BinRunner runner(plan, schema, fn, budget_, settings_, comm.rank(), t0);
+  const bool dynamic = settings_.schedule == Schedule::dynamic;
   MapResult result;
   if (comm.rank() == 0) {
-    result = map.run_root(*collector);
+    std::vector<RankStats> ranks(1);
+    if (alone) {
+      const InlineOutcome outcome = run_inline(pending, runner, *collector);
+      result.interrupted = outcome.interrupted;
+      result.stopped_early = outcome.stopped_early;
+    } else {
+      const Channel channel(comm);
+      Dispatcher dispatcher = dynamic ? Dispatcher::dynamic(static_cast<std::int64_t>(pending.size()),
+                                                            comm.size())
+                                      : Dispatcher::none();
+      std::unique_ptr<WorkSource> own_bins;
+      if (dynamic) {
+        own_bins = std::make_unique<RootChunks>(dispatcher, pending, runner);
+      } else {
+        own_bins = std::make_unique<FixedShare>(
+            static_share(pending, settings_.schedule, 0, comm.size()));
+      }
+      RootLoop loop(channel, comm.size(), runner, *collector, dispatcher, *own_bins, budget_);
+      loop.run();
+      ranks = loop.rank_stats();
+      result.interrupted = loop.interrupted();
+      result.stopped_early = loop.stopped_early();
+    }
+    result.stats.wall = now_seconds() - t0;
+    ranks[0].busy = runner.busy();
+    ranks[0].bins = runner.bins();
+    for (RankStats& r : ranks) r.idle = std::max(0.0, result.stats.wall - r.busy);
+    result.stats.ranks = std::move(ranks);
+    result.failed = collector->failed();
     collector->finish(result.interrupted || result.stopped_early);
     collector->fill(result, plan, schema);
   } else {
-    map.run_worker();
+    const Channel channel(comm);
+    Reporter reporter(channel);
+    std::unique_ptr<WorkSource> source;
+    if (dynamic) {
+      source = std::make_unique<ChunksFromRoot>(channel, pending, reporter);
+    } else {
+      source = std::make_unique<FixedShare>(
+          static_share(pending, settings_.schedule, comm.rank(), comm.size()));
+    }
+    WorkerLoop(channel, runner).run(*source, reporter);
   }
   // A bin that found bad input (UsageError) ends the run on every rank with its message.
   std::string input_error = collector ? collector->input_error() : std::string();
-  if (!alone) broadcast_outcome(result, input_error, comm);
+  broadcast_outcome(result, input_error, comm);
   if (!input_error.empty()) throw AgreedError(exit_status::usage, input_error);
   return result;
 }

@@ -702,29 +702,28 @@ Location open_file(const std::string& path) {
   return {std::move(file), path};
 }
 
-Location create_file_parallel(const std::string& path, MPI_Comm comm) {
+Location create_file_parallel(const std::string& path, const Communicator& comm) {
   silence_hdf5();
-  const Handle fapl = mpio_access(comm, path);
+  const Handle fapl = mpio_access(comm.get(), path);
   Handle file(
       check_h5(H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get()), "H5Fcreate", path),
       H5Fclose);
   return {std::move(file), path};
 }
 
-Location open_file_parallel(const std::string& path, MPI_Comm comm) {
+Location open_file_parallel(const std::string& path, const Communicator& comm) {
   silence_hdf5();
   // Agreed across ranks: if only some ranks threw, the others would wait in H5Fopen forever.
   const int here = exists_here(path) ? 1 : 0;
-  int everywhere = 0;
-  check_mpi(MPI_Allreduce(&here, &everywhere, 1, MPI_INT, MPI_MIN, comm), "MPI_Allreduce");
-  if (everywhere == 0) {
+  const int missing_somewhere = comm.max(1 - here);
+  if (missing_somewhere != 0) {
     if (here == 0) throw missing_file(path);
     throw IoError(
         fmt::format("{}: cannot open HDF5 file: it does not exist on every rank "
                     "(is it on a file system that all nodes share?)",
                     path));
   }
-  const Handle fapl = mpio_access(comm, path);
+  const Handle fapl = mpio_access(comm.get(), path);
   Handle file(check_h5(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), "H5Fopen", path),
               H5Fclose);
   return {std::move(file), path};

@@ -59,7 +59,9 @@ struct ParameterSet::Impl {
     std::string range;
     std::string help;
     bool is_flag = false;
+    bool launch_only = false;
     CLI::Option* option = nullptr;
+    std::function<void()> restore;  // back to the value at declaration
     std::function<std::string()> current;
     std::function<void()> finish;  // post-parse conversion and range check
   };
@@ -140,6 +142,7 @@ ParameterSet& ParameterSet::add(const std::string& name, std::string& value, con
   p.default_text = value.empty() ? "(none)" : value;
   p.option = impl_->app.add_option("--" + name, value, help);
   p.current = [&value] { return value; };
+  p.restore = [&value, initial = value] { value = initial; };
   return *this;
 }
 
@@ -154,6 +157,7 @@ void ParameterSet::add_number(const std::string& name, T& value, const std::stri
   p.range = range_text(range);
   p.option = impl_->app.add_option("--" + name, value, help);
   p.current = [&value] { return show(value); };
+  p.restore = [&value, initial = value] { value = initial; };
   p.finish = [&value, range, name, option = p.option] {
     if (option->count() == 0) return;  // defaults are the tool's own (NaN may mean "from the input")
     // CLI11 wraps "-1" into a huge unsigned value instead of refusing it.
@@ -204,6 +208,7 @@ ParameterSet& ParameterSet::add(const std::string& name, bool& value, const std:
   p.is_flag = true;
   p.option = impl_->app.add_flag("--" + name, value, help);
   p.current = [&value] { return show(value); };
+  p.restore = [&value, initial = value] { value = initial; };
   return *this;
 }
 
@@ -214,6 +219,7 @@ ParameterSet& ParameterSet::add_choice(const std::string& name, std::string& val
   p.range = fmt::format("{}", fmt::join(choices, "|"));
   p.option = impl_->app.add_option("--" + name, value, help);
   p.current = [&value] { return value; };
+  p.restore = [&value, initial = value] { value = initial; };
   p.finish = [&value, choices = std::move(choices), name] {
     for (const std::string& c : choices) {
       if (lower(c) == lower(value)) {
@@ -233,6 +239,10 @@ ParameterSet& ParameterSet::add_list(const std::string& name, std::vector<std::i
   auto text = std::make_shared<std::string>(fmt::format("{}", fmt::join(value, ",")));
   p.option = impl_->app.add_option("--" + name, *text, help);
   p.current = [&value] { return fmt::format("{}", fmt::join(value, ",")); };
+  p.restore = [&value, text, initial = value, initial_text = *text] {
+    value = initial;
+    *text = initial_text;
+  };
   p.finish = [&value, text, name] {
     value.clear();
     std::string_view rest = *text;
@@ -259,7 +269,19 @@ ParameterSet& ParameterSet::add_trailing(const std::string& name, std::vector<st
   return *this;
 }
 
+ParameterSet& ParameterSet::launch_only() {
+  if (impl_->params.empty()) throw InternalError("launch_only() before any parameter");
+  impl_->params.back().launch_only = true;
+  return *this;
+}
+
+void ParameterSet::restore_defaults() {
+  for (const auto& p : impl_->params) p.restore();
+  if (impl_->trailing != nullptr) impl_->trailing->clear();
+}
+
 void ParameterSet::parse(const std::vector<std::string>& args) {
+  restore_defaults();
   auto own_end = args.end();
   if (impl_->trailing != nullptr) {
     own_end = std::find(args.begin(), args.end(), "--");
@@ -305,10 +327,12 @@ std::string ParameterSet::help(std::string_view tool, std::string_view summary) 
   return out;
 }
 
-std::vector<std::pair<std::string, std::string>> ParameterSet::values() const {
+std::vector<std::pair<std::string, std::string>> ParameterSet::values(Which which) const {
   std::vector<std::pair<std::string, std::string>> out;
   out.reserve(impl_->params.size());
-  for (const auto& p : impl_->params) out.emplace_back(p.name, p.current());
+  for (const auto& p : impl_->params) {
+    if (which == Which::all || !p.launch_only) out.emplace_back(p.name, p.current());
+  }
   if (impl_->trailing != nullptr) {
     out.emplace_back(impl_->trailing_name, fmt::format("{}", fmt::join(*impl_->trailing, " ")));
   }

@@ -3,6 +3,7 @@
 #include <unistd.h>
 
 #include <array>
+#include <cstring>
 #include <cstdlib>
 #include <utility>
 #include <vector>
@@ -27,6 +28,116 @@ Communicator::Communicator(MPI_Comm comm, bool owned) : comm_(comm), owned_(owne
     check_mpi(MPI_Comm_set_errhandler(comm_, MPI_ERRORS_RETURN), "MPI_Comm_set_errhandler");
   check_mpi(MPI_Comm_rank(comm_, &rank_), "MPI_Comm_rank");
   check_mpi(MPI_Comm_size(comm_, &size_), "MPI_Comm_size");
+}
+
+void Communicator::broadcast_bytes(void* data, std::size_t bytes) const {
+  if (size_ == 1 || bytes == 0) return;
+  check_mpi(MPI_Bcast(data, static_cast<int>(bytes), MPI_BYTE, 0, comm_), "MPI_Bcast");
+}
+
+void Communicator::broadcast(std::string& text) const {
+  if (size_ == 1) return;
+  auto n = static_cast<std::uint64_t>(text.size());
+  broadcast(n);
+  text.resize(static_cast<std::size_t>(n));
+  broadcast_bytes(text.data(), text.size());
+}
+
+void Communicator::reduce_all(void* data, int count, MPI_Datatype type, MPI_Op op) const {
+  if (size_ == 1) return;
+  check_mpi(MPI_Allreduce(MPI_IN_PLACE, data, count, type, op, comm_), "MPI_Allreduce");
+}
+
+void Communicator::exclusive_sum_of(const void* value, void* out, MPI_Datatype type) const {
+  if (size_ == 1) return;
+  check_mpi(MPI_Exscan(value, out, 1, type, MPI_SUM, comm_), "MPI_Exscan");
+}
+
+void Communicator::gather_bytes(const void* value, std::size_t bytes, void* out) const {
+  if (size_ == 1) {
+    std::memcpy(out, value, bytes);
+    return;
+  }
+  check_mpi(MPI_Gather(value, static_cast<int>(bytes), MPI_BYTE, out, static_cast<int>(bytes),
+                       MPI_BYTE, 0, comm_),
+            "MPI_Gather");
+}
+
+namespace {
+
+std::vector<int> displacements(const std::vector<int>& lengths) {
+  std::vector<int> out(lengths.size(), 0);
+  for (std::size_t i = 1; i < lengths.size(); ++i) out[i] = out[i - 1] + lengths[i - 1];
+  return out;
+}
+
+std::vector<std::string> split_buffer(const std::vector<char>& buffer,
+                                      const std::vector<int>& lengths) {
+  std::vector<std::string> out;
+  out.reserve(lengths.size());
+  std::size_t offset = 0;
+  for (const int len : lengths) {
+    out.emplace_back(buffer.data() + offset, static_cast<std::size_t>(len));
+    offset += static_cast<std::size_t>(len);
+  }
+  return out;
+}
+
+std::size_t total(const std::vector<int>& lengths) {
+  std::size_t sum = 0;
+  for (const int len : lengths) sum += static_cast<std::size_t>(len);
+  return sum;
+}
+
+}  // namespace
+
+std::vector<std::string> Communicator::all_gather(const std::string& text) const {
+  if (size_ == 1) return {text};
+  const int len = static_cast<int>(text.size());
+  std::vector<int> lengths(static_cast<std::size_t>(size_));
+  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lengths.data(), 1, MPI_INT, comm_), "MPI_Allgather");
+  std::vector<char> buffer(total(lengths) + 1);
+  check_mpi(MPI_Allgatherv(text.data(), len, MPI_CHAR, buffer.data(), lengths.data(),
+                           displacements(lengths).data(), MPI_CHAR, comm_),
+            "MPI_Allgatherv");
+  return split_buffer(buffer, lengths);
+}
+
+std::vector<std::string> Communicator::gather(const std::string& text) const {
+  if (size_ == 1) return {text};
+  const std::vector<int> lengths = gather(static_cast<int>(text.size()));
+  std::vector<char> buffer(total(lengths) + 1);
+  const std::vector<int> displs = displacements(lengths);
+  check_mpi(MPI_Gatherv(text.data(), static_cast<int>(text.size()), MPI_CHAR, buffer.data(),
+                        lengths.data(), displs.data(), MPI_CHAR, 0, comm_),
+            "MPI_Gatherv");
+  if (rank_ != 0) return {};
+  return split_buffer(buffer, lengths);
+}
+
+void Communicator::agree_on_root(const std::function<void()>& check) const {
+  if (size_ == 1) {
+    try {
+      check();
+    } catch (const std::exception& e) {
+      throw AgreedError(exit_status_of(e), e.what());
+    }
+    return;
+  }
+  int code = 0;
+  std::string message;
+  if (rank_ == 0) {
+    try {
+      check();
+    } catch (const std::exception& e) {
+      code = exit_status_of(e);
+      message = e.what();
+    }
+  }
+  broadcast(code);
+  if (code == 0) return;
+  broadcast(message);
+  throw AgreedError(code, message);
 }
 
 Communicator Communicator::borrow(MPI_Comm comm) { return Communicator(comm, false); }

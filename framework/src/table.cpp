@@ -162,4 +162,26 @@ std::string Table::to_text(std::size_t max_rows) const {
   return out;
 }
 
+RowBuilder::RowBuilder(const Schema& schema)
+    : schema_(schema), row_(schema.blank_row()), set_(schema.size(), false) {}
+
+RowBuilder& RowBuilder::set(std::string_view column, Cell value) {
+  const std::size_t i = schema_.index_of(column);
+  if (value.index() != row_[i].index()) {
+    throw InternalError(fmt::format("row: column '{}' has another type", column));
+  }
+  row_[i] = std::move(value);
+  set_[i] = true;
+  return *this;
+}
+
+Row RowBuilder::take() {
+  for (std::size_t i = 0; i < set_.size(); ++i) {
+    if (!set_[i]) {
+      throw InternalError(fmt::format("row: column '{}' was not set", schema_.columns()[i].name));
+    }
+  }
+  return std::move(row_);
+}
+
 }  // namespace binflow

@@ -174,58 +174,6 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------
-// MPI: strings over a communicator
-
-std::vector<std::string> split_buffer(const std::vector<char>& buffer,
-                                      const std::vector<int>& lengths) {
-  std::vector<std::string> out;
-  out.reserve(lengths.size());
-  std::size_t at = 0;
-  for (int len : lengths) {
-    out.emplace_back(buffer.data() + at, static_cast<std::size_t>(len));
-    at += static_cast<std::size_t>(len);
-  }
-  return out;
-}
-
-std::vector<int> displacements(const std::vector<int>& lengths) {
-  std::vector<int> out(lengths.size(), 0);
-  for (std::size_t i = 1; i < lengths.size(); ++i) out[i] = out[i - 1] + lengths[i - 1];
-  return out;
-}
-
-int total(const std::vector<int>& lengths) {
-  return lengths.empty() ? 0 : displacements(lengths).back() + lengths.back();
-}
-
-/// Collective over `comm`: every rank's `text`, in rank order, on every rank.
-std::vector<std::string> allgather_strings(const Communicator& comm, const std::string& text) {
-  const int len = static_cast<int>(text.size());
-  std::vector<int> lengths(static_cast<std::size_t>(comm.size()));
-  check_mpi(MPI_Allgather(&len, 1, MPI_INT, lengths.data(), 1, MPI_INT, comm.get()),
-            "MPI_Allgather");
-  std::vector<char> buffer(static_cast<std::size_t>(total(lengths)) + 1);
-  check_mpi(MPI_Allgatherv(text.data(), len, MPI_CHAR, buffer.data(), lengths.data(),
-                           displacements(lengths).data(), MPI_CHAR, comm.get()),
-            "MPI_Allgatherv");
-  return split_buffer(buffer, lengths);
-}
-
-/// Collective over `comm`: every rank's `text`, in rank order, on rank 0 (empty elsewhere).
-std::vector<std::string> gather_strings(const Communicator& comm, const std::string& text) {
-  const int len = static_cast<int>(text.size());
-  std::vector<int> lengths(comm.is_root() ? static_cast<std::size_t>(comm.size()) : 0);
-  check_mpi(MPI_Gather(&len, 1, MPI_INT, lengths.data(), 1, MPI_INT, 0, comm.get()), "MPI_Gather");
-  std::vector<char> buffer(static_cast<std::size_t>(total(lengths)) + 1);
-  const std::vector<int> displs = displacements(lengths);
-  check_mpi(MPI_Gatherv(text.data(), len, MPI_CHAR, buffer.data(), lengths.data(), displs.data(),
-                        MPI_CHAR, 0, comm.get()),
-            "MPI_Gatherv");
-  if (!comm.is_root()) return {};
-  return split_buffer(buffer, lengths);
-}
-
-// ---------------------------------------------------------------------------------------
 // Negotiation
 
 std::string cores_text(int n) { return fmt::format("{} core{}", n, n == 1 ? "" : "s"); }
@@ -392,7 +340,7 @@ std::string rank_list(const std::vector<int>& ranks) {
 
 /// Collective over `node`: cores in the union of the node's cpusets, on its rank 0.
 int node_cores_available(const Communicator& node, const std::string& cpuset) {
-  const std::vector<std::string> cpusets = gather_strings(node, cpuset);
+  const std::vector<std::string> cpusets = node.gather(cpuset);
   if (!node.is_root()) return 0;
   const Topology topo = Topology::load();
   Bitmap all;
@@ -409,17 +357,7 @@ struct RankNumbers {
   int node_id;          ///< rank in the run's communicator of the node's first rank
   int cores_available;  ///< valid on the node's first rank only
 };
-// Sent as plain MPI_INTs: the struct must stay six ints without padding.
-constexpr int rank_number_count = 6;
-static_assert(sizeof(RankNumbers) == rank_number_count * sizeof(int));
 
-std::vector<RankNumbers> gather_numbers(const Communicator& comm, const RankNumbers& mine) {
-  std::vector<RankNumbers> out(comm.is_root() ? static_cast<std::size_t>(comm.size()) : 0);
-  check_mpi(MPI_Gather(&mine, rank_number_count, MPI_INT, out.data(), rank_number_count, MPI_INT, 0,
-                       comm.get()),
-            "MPI_Gather");
-  return out;
-}
 
 /// Host, cpuset and warnings, one per line (none of them contains a newline).
 std::string rank_text(const std::string& host, const std::string& cpuset,
@@ -493,7 +431,7 @@ ThreadBudget ThreadBudget::negotiate(const Runtime& rt, const ThreadRequest& req
   ThreadBudget out;
   out.cpuset_ = mine.to_list();
   out.cpuset_cores_ = std::max(topo.count_cores(mine), 1);
-  const std::vector<std::string> node_cpusets = allgather_strings(rt.node, out.cpuset_);
+  const std::vector<std::string> node_cpusets = rt.node.all_gather(out.cpuset_);
   const Limit share =
       cpuset_share(topo, mine, out.cpuset_, out.cpuset_cores_, node_cpusets, rt.local_rank());
   const Limit granted = grant(share, env, out.warnings_);
@@ -583,16 +521,16 @@ Placement gather_placement(const Runtime& rt, const ThreadBudget& budget) {
     cpuset_cores = std::max(topo.count_cores(mine), 1);
   }
   int node_id = rt.rank();
-  check_mpi(MPI_Bcast(&node_id, 1, MPI_INT, 0, rt.node.get()), "MPI_Bcast");
+  rt.node.broadcast(node_id);
   const RankNumbers mine{.rank = rt.rank(),
                          .local_rank = rt.local_rank(),
                          .threads = budget.threads(),
                          .cpuset_cores = cpuset_cores,
                          .node_id = node_id,
                          .cores_available = node_cores_available(rt.node, cpuset)};
-  const std::vector<RankNumbers> numbers = gather_numbers(rt.comm, mine);
+  const std::vector<RankNumbers> numbers = rt.comm.gather(mine);
   const std::vector<std::string> texts =
-      gather_strings(rt.comm, rank_text(rt.host, cpuset, budget.warnings()));
+      rt.comm.gather(rank_text(rt.host, cpuset, budget.warnings()));
   if (!rt.comm.is_root()) return {};
   return assemble(numbers, texts);
 }

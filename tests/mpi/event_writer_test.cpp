@@ -26,6 +26,11 @@ using binflow::science::Observation;
 
 constexpr double inf = std::numeric_limits<double>::infinity();
 
+const binflow::Communicator& world() {
+  static const binflow::Communicator comm = binflow::Communicator::borrow(MPI_COMM_WORLD);
+  return comm;
+}
+
 int world_rank() {
   int rank = 0;
   MPI_Comm_rank(MPI_COMM_WORLD, &rank);
@@ -94,7 +99,7 @@ TEST(EventWriter, UnevenBlocksOverSeveralRoundsReadBackOnEveryRank) {
   const std::int64_t first = rank < writers ? total * rank / writers : total;
   const std::int64_t last = rank < writers ? total * (rank + 1) / writers : total;
   const Observation obs = binflow::science::default_observation(3600.0, 100.0);
-  binflow::science::write_event_file(path, obs, rows(first, last), MPI_COMM_WORLD);
+  binflow::science::write_event_file(path, obs, rows(first, last), world());
   MPI_Barrier(MPI_COMM_WORLD);
 
   const EventFileReader reader(path);
@@ -116,7 +121,7 @@ TEST(EventWriter, ParallelSimulationEqualsTheInMemoryOne) {
   const binflow::science::SourceModel model;
   const auto profile = binflow::science::TimeProfile::flare(4.0, 2500.0, 400.0);
   const binflow::science::Simulator simulator(obs, response, model, profile, 45.0);
-  const auto summary = binflow::science::simulate_to_file(path, obs, simulator, 11, MPI_COMM_WORLD,
+  const auto summary = binflow::science::simulate_to_file(path, obs, simulator, 11, world(),
                                                           {{"seed", "11"}});
   MPI_Barrier(MPI_COMM_WORLD);
   const Events expected =
@@ -137,7 +142,7 @@ TEST(EventWriter, UncommittedWriterLeavesNothing) {
   const Observation obs = binflow::science::default_observation(1800.0);
   {
     // Every rank's producer comes up short: all throw before the first collective write.
-    EventFileWriter writer(path, obs, std::int64_t{10} * world_size(), MPI_COMM_WORLD);
+    EventFileWriter writer(path, obs, std::int64_t{10} * world_size(), world());
     EXPECT_THROW(writer.write_rows(std::int64_t{10} * world_rank(), 10, [] { return rows(0, 3); }),
                  binflow::InternalError);
   }

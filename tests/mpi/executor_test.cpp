@@ -82,11 +82,11 @@ TEST_P(EverySchedule, RowsAndLogBlocksComeInBinOrder) {
   EXPECT_EQ(log.text, expected_log(97));
   int size = 1;
   MPI_Comm_size(MPI_COMM_WORLD, &size);
-  ASSERT_EQ(result.ranks.size(), static_cast<std::size_t>(size));
+  ASSERT_EQ(result.stats.ranks.size(), static_cast<std::size_t>(size));
   std::int64_t bins = 0;
-  for (const RankStats& r : result.ranks) bins += r.bins;
+  for (const RankStats& r : result.stats.ranks) bins += r.bins;
   EXPECT_EQ(bins, 97);
-  for (const BinStats& b : result.bins) {
+  for (const BinStats& b : result.stats.bins) {
     EXPECT_GE(b.rank, 0);
     EXPECT_LT(b.rank, size);
     EXPECT_GE(b.wall, 0.0);
@@ -179,7 +179,7 @@ TEST_P(EverySchedule, StopThenResumeGivesTheUninterruptedResult) {
   without.erase(line, without.find('\n', line) + 1 - line);
   EXPECT_TRUE(without == clean_log.text) << "resumed log differs from the clean one";
   std::size_t resumed = 0;
-  for (const BinStats& b : second.bins) resumed += b.resumed ? 1 : 0;
+  for (const BinStats& b : second.stats.bins) resumed += b.resumed ? 1 : 0;
   EXPECT_EQ(resumed, first.table.size());
   std::filesystem::remove(path);
 }
@@ -208,13 +208,12 @@ INSTANTIATE_TEST_SUITE_P(Schedules, EverySchedule,
 // A tool that records what a nested run sees.
 class ProbeTool final : public Tool {
 public:
-  [[nodiscard]] std::string name() const override { return "probe"; }
-  [[nodiscard]] std::string summary() const override { return "records its environment"; }
+  static constexpr ToolInfo info{"probe", "records its environment"};
+  ProbeTool() : Tool(info) {}
   int bins = 3;
 
 protected:
   void declare(ParameterSet& params) override { params.add("bins", bins, "bins"); }
-  void reset() override { bins = 3; }
   ToolOutput execute(RunContext& ctx) override {
     const Schema schema{{"omp_max", ColumnType::i64, "", ""},
                         {"omp_team", ColumnType::i64, "", ""},

@@ -49,7 +49,7 @@ TEST(H5Parallel, CollectiveCreateThenEveryRankReads) {
   const std::vector<std::string> names = {"Crab", "", "PSR B0531+21 \xe2\x9c\x93"};
   {
     // Every rank makes the same metadata calls with the same values, as parallel HDF5 requires.
-    binflow::h5::Location out = binflow::h5::create_file_parallel(file, MPI_COMM_WORLD);
+    binflow::h5::Location out = binflow::h5::create_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
     out.write_attribute("ranks", std::int64_t{world_size()});
     out.write_attribute("tool", "h5_parallel_test");
     {
@@ -72,7 +72,7 @@ TEST(H5Parallel, CollectiveCreateThenEveryRankReads) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   {
-    const binflow::h5::Location in = binflow::h5::open_file_parallel(file, MPI_COMM_WORLD);
+    const binflow::h5::Location in = binflow::h5::open_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
     EXPECT_EQ(in.read_doubles("results/values"), values);
     EXPECT_EQ(in.extent("results/values"), 3);
     EXPECT_EQ(in.read_strings("results/names"), names);
@@ -84,7 +84,7 @@ TEST(H5Parallel, CollectiveCreateThenEveryRankReads) {
 TEST(H5Parallel, MissingFileFailsOnEveryRank) {
   const std::string file = shared_path("missing.h5");
   try {
-    (void)binflow::h5::open_file_parallel(file, MPI_COMM_WORLD);
+    (void)binflow::h5::open_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
     ADD_FAILURE() << "no exception for a missing file";
   } catch (const binflow::IoError& e) {
     EXPECT_EQ(std::string(e.what()), file + ": cannot open HDF5 file: it does not exist");

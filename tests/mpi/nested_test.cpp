@@ -105,9 +105,8 @@ int region_team() {
 /// use(). Its one bin records what it sees.
 class CensusTool final : public Tool {
 public:
-  CensusTool() { reset(); }
-  [[nodiscard]] std::string name() const override { return "census"; }
-  [[nodiscard]] std::string summary() const override { return "nested simulate or fit, counted"; }
+  static constexpr ToolInfo info{"census", "nested simulate or fit, counted"};
+  CensusTool() : Tool(info) {}
   void capture(science::Events* out) { events_out_ = out; }
   void use(const science::Events* in) { events_in_ = in; }
 
@@ -122,11 +121,6 @@ protected:
     params.add_choice("stage", stage_, {"simulate", "fit"}, "what to run");
     params.add("duration", duration_, "observation length, s", Range<double>{1.0, 1e6});
     params.add("throw_inside", throw_inside_, "the nested bin throws");
-  }
-  void reset() override {
-    stage_ = "simulate";
-    duration_ = 14400.0;
-    throw_inside_ = false;
   }
   ToolOutput execute(RunContext& ctx) override {
     const int ranks = ctx.runtime().size();
@@ -266,7 +260,7 @@ TEST_P(EverySchedule, SimulateThenFitNestedRunOneComputeThread) {
   const science::Response response(obs.irf, "embedded instrument");
   for (std::size_t i = 0; i < result.table.size(); ++i) {
     const Table& t = result.table;
-    SCOPED_TRACE(fmt::format("bin {} on rank {}", i, result.bins[i].rank));
+    SCOPED_TRACE(fmt::format("bin {} on rank {}", i, result.stats.bins[i].rank));
     EXPECT_EQ(t.i64(i, "outer_omp_max"), 2);
     EXPECT_EQ(t.i64(i, "sim_omp_max"), 1);
     EXPECT_EQ(t.i64(i, "sim_team"), 1);

@@ -10,7 +10,7 @@
 #include <string_view>
 #include <vector>
 
-#include "binflow/executor.hpp"
+#include "binflow/run_stats.hpp"
 #include "binflow/table.hpp"
 
 namespace binflow {

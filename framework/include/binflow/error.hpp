@@ -1,6 +1,6 @@
 #pragma once
 // Exception types say what the caller can do about a failure, and the process exit
-// statuses that the driver maps them to (documented in docs/exit-status.md).
+// statuses that the driver maps them to (the README's table of exit statuses).
 #include <stdexcept>
 #include <string>
 
@@ -30,7 +30,7 @@ public:
   using Error::Error;
 };
 
-/// An error every rank of a run throws together (see agree_on_root in tool.hpp and bad
+/// An error every rank of a run throws together (see Communicator::agree_on_root and bad
 /// input found inside a bin): the driver reports it once, without MPI_Abort.
 class AgreedError : public Error {
 public:
@@ -51,5 +51,8 @@ inline constexpr int internal = 4;     ///< a bug
 inline constexpr int interrupted =
     75;  ///< SIGTERM/SIGUSR1: checkpoint flushed, rerun with --resume (EX_TEMPFAIL)
 }  // namespace exit_status
+
+/// Exit status for an exception: UsageError 2, IoError 3, AgreedError its own, else 4.
+int exit_status_of(const std::exception& e);
 
 }  // namespace binflow

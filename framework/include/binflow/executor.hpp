@@ -12,9 +12,11 @@
 
 #include <spdlog/logger.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/bins.hpp"
 #include "binflow/ordered_log.hpp"
 #include "binflow/rng.hpp"
+#include "binflow/run_stats.hpp"
 #include "binflow/runtime.hpp"
 #include "binflow/table.hpp"
 #include "binflow/thread_budget.hpp"
@@ -22,40 +24,16 @@
 namespace binflow {
 
 class Checkpoint;
-class Tool;
-struct ToolOutput;
 
 /// How bins are spread over ranks.
 enum class Schedule {
   static_block,  ///< rank r runs the r-th contiguous block; no messages but results
   cyclic,        ///< rank r runs bins r, r+size, ...
-  dynamic,       ///< self-scheduling from rank 0 with chunks sized to ~2 ms of work
+  dynamic,       ///< self-scheduling from rank 0 with chunks sized to ~10 ms of work
 };
 /// "static", "cyclic" or "dynamic"; UsageError otherwise.
 Schedule parse_schedule(std::string_view name);
 std::string_view schedule_name(Schedule schedule);
-
-/// Per-bin accounting, stored in /run/bins.
-struct BinStats {
-  std::int64_t index = 0;
-  int rank = 0;
-  double start = 0.0;  ///< s since the start of the map on the bin's rank
-  double end = 0.0;
-  double wall = 0.0;  ///< s
-  double cpu = 0.0;   ///< process CPU s since the previous bin on this thread ended (its
-                      ///< OpenMP threads and the executor's work between the bins included)
-  int threads = 1;    ///< thread budget the bin ran with
-  std::int64_t peak_rss_kib = 0;  ///< process peak resident set after the bin
-  bool resumed = false;           ///< taken from the checkpoint, not run now
-};
-
-/// Per-rank accounting, stored in /run/ranks.
-struct RankStats {
-  int rank = 0;
-  double busy = 0.0;  ///< s spent inside bins
-  double idle = 0.0;  ///< s of the map's wall time not spent inside bins
-  std::int64_t bins = 0;
-};
 
 /// Settings of one run, from the standard parameters.
 struct RunSettings {
@@ -70,48 +48,10 @@ struct MapResult {
   /// Columns `bin`, the tool's columns, `status`, `message`; one row per completed bin
   /// in bin order (all bins unless the run was interrupted or stopped early).
   Table table;
-  std::vector<BinStats> bins;
-  std::vector<RankStats> ranks;
-  double wall = 0.0;
-  std::int64_t failed = 0;     ///< bins with status "failed" (all ranks agree)
+  RunStats stats;
+  std::int64_t failed = 0;     ///< bins with status bin_status::failed (all ranks agree)
   bool interrupted = false;    ///< a stop signal arrived (all ranks agree)
   bool stopped_early = false;  ///< max_failures was reached (all ranks agree)
-
-  /// sum(busy) / (ranks * wall): 1 is perfect.
-  [[nodiscard]] double efficiency() const;
-  /// max(busy) / mean(busy) - 1: 0 is perfect.
-  [[nodiscard]] double imbalance() const;
-};
-
-/// What a bin function sees: its bin, logger, random stream and thread budget.
-class BinContext {
-public:
-  BinContext(const Bin& bin, spdlog::logger& log, RngStream rng, const ThreadBudget& budget)
-      : bin_(bin), log_(log), rng_(rng), budget_(budget) {}
-  [[nodiscard]] const Bin& bin() const { return bin_; }
-  [[nodiscard]] spdlog::logger& log() { return log_; }
-  /// The stream (seed, bin index).
-  [[nodiscard]] RngStream& rng() { return rng_; }
-  [[nodiscard]] const ThreadBudget& budget() const { return budget_; }
-  /// Overrides the row's status ("ok" by default; e.g. "empty"). "failed" is set by
-  /// the executor when the function throws.
-  void set_status(std::string status) { status_ = std::move(status); }
-  [[nodiscard]] const std::string& status() const { return status_; }
-
-  /// Runs `tool` nested inside this bin: configured from `args` (same syntax as the
-  /// command line), on MPI_COMM_SELF with a budget of `threads` threads, logging into
-  /// this bin's block, seeded from this bin's stream (the k-th invocation of a bin
-  /// gets the k-th derived seed). Throws what the tool throws.
-  ToolOutput invoke(Tool& tool, const std::vector<std::string>& args, int threads = 1);
-
-private:
-  ToolOutput invoke_unguarded(Tool& tool, const std::vector<std::string>& args, int threads);
-  const Bin& bin_;
-  spdlog::logger& log_;
-  RngStream rng_;
-  const ThreadBudget& budget_;
-  std::string status_ = "ok";
-  std::uint64_t invocations_ = 0;
 };
 
 /// The bin function: fills one row of the tool's schema.

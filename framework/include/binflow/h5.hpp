@@ -11,7 +11,7 @@
 #include <string_view>
 #include <vector>
 
-#include <mpi.h>
+#include "binflow/runtime.hpp"
 
 namespace binflow::h5 {
 
@@ -132,8 +132,8 @@ Location create_file(const std::string& path);
 /// Opens `path` read-only for serial access; IoError naming the path if it cannot.
 Location open_file(const std::string& path);
 /// Collective over comm: creates `path` (truncating) through MPI-IO.
-Location create_file_parallel(const std::string& path, MPI_Comm comm);
+Location create_file_parallel(const std::string& path, const Communicator& comm);
 /// Collective over comm: opens `path` read-only through MPI-IO.
-Location open_file_parallel(const std::string& path, MPI_Comm comm);
+Location open_file_parallel(const std::string& path, const Communicator& comm);
 
 }  // namespace binflow::h5

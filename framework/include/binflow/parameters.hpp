@@ -1,7 +1,8 @@
 #pragma once
 // Typed tool parameters parsed from `--key value`, `--key=value`, `key=value` (the
 // ctools/ftools habit) and `--config file.toml`. Each parameter is bound to a variable
-// whose value at declaration time is the default shown in --help.
+// whose value at declaration time (the tool's default member initialiser) is the default:
+// shown in --help and restored before every parse.
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -50,17 +51,28 @@ public:
   ParameterSet& add_trailing(const std::string& name, std::vector<std::string>& words,
                              const std::string& help);
 
-  /// Parses argument words (no program name). Throws UsageError with one line naming
-  /// the parameter for an unknown name, a value of the wrong type or out of range, or a
-  /// config file that cannot be read.
+  /// Marks the parameter declared last as one that says only how the run is launched
+  /// (threads, schedule, log, output name...), not what it computes. Such parameters are
+  /// left out of result_values(): the checkpoint fingerprint and the provenance of
+  /// results, which must not depend on the launch.
+  ParameterSet& launch_only();
+
+  /// Sets every bound variable back to its value at declaration.
+  void restore_defaults();
+  /// Restores the defaults, then parses argument words (no program name). Throws
+  /// UsageError with one line naming the parameter for an unknown name, a value of the
+  /// wrong type or out of range, or a config file that cannot be read.
   void parse(const std::vector<std::string>& args);
   /// Whether `name` was given explicitly (command line or config) in the last parse.
   [[nodiscard]] bool given(const std::string& name) const;
 
   /// The --help text: one block per parameter with type, default, range and meaning.
   [[nodiscard]] std::string help(std::string_view tool, std::string_view summary) const;
-  /// name -> current value as text, in declaration order (provenance, checkpoints).
-  [[nodiscard]] std::vector<std::pair<std::string, std::string>> values() const;
+  enum class Which { all, results_only };
+  /// name -> current value as text, in declaration order; `results_only` leaves out the
+  /// launch_only() parameters.
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> values(
+      Which which = Which::all) const;
 
 private:
   struct Impl;

@@ -12,6 +12,13 @@ namespace binflow {
 
 enum class ColumnType { f64, i64, str };
 
+/// The values of the `status` column of every result table.
+namespace bin_status {
+inline constexpr std::string_view ok = "ok";          ///< the row holds the bin's result
+inline constexpr std::string_view failed = "failed";  ///< the bin threw; `message` says why
+inline constexpr std::string_view empty = "empty";    ///< nothing to compute on (no events)
+}  // namespace bin_status
+
 struct Column {
   std::string name;
   ColumnType type = ColumnType::f64;
@@ -39,6 +46,22 @@ public:
 
 private:
   std::vector<Column> columns_;
+};
+
+/// Builds one row of a schema by column name, in any order: a rename or a missing column
+/// is an InternalError at the first row instead of a silently shifted table.
+class RowBuilder {
+public:
+  explicit RowBuilder(const Schema& schema);
+  /// InternalError if `column` is not in the schema or its type differs from `value`'s.
+  RowBuilder& set(std::string_view column, Cell value);
+  /// The row; InternalError naming the first column that was not set.
+  [[nodiscard]] Row take();
+
+private:
+  const Schema& schema_;
+  Row row_;
+  std::vector<bool> set_;
 };
 
 /// A schema plus rows. Rank 0 holds the rows of a run, in bin order.

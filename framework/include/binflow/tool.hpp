@@ -1,23 +1,33 @@
 #pragma once
-// The tool base: typed parameters (standard ones plus the tool's own), one execute()
-// that runs the same from the command line and nested inside another tool's bin, and
-// the driver that turns argv into a run with one funnel for every failure.
+// The tool base: a tool declares its name and summary once (ToolInfo), its parameters once
+// (bound to members whose default initialisers are the defaults), and one execute() that
+// runs the same from the command line and nested inside another tool's bin.
+#include <concepts>
 #include <cstdint>
 #include <functional>
-#include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 #include <vector>
 
 #include "binflow/executor.hpp"
 #include "binflow/parameters.hpp"
+#include "binflow/run_stats.hpp"
 #include "binflow/table.hpp"
 
 namespace binflow {
 
-/// The standard parameters every tool has (names follow ctools).
+/// What a tool is called and what it does: declared once, as `static constexpr ToolInfo
+/// info` of the tool class, and read from there by the registry and --help.
+struct ToolInfo {
+  std::string_view name;
+  std::string_view summary;
+};
+
+/// The standard parameters every tool has (names follow ctools). Only `seed` changes
+/// what is computed; the others are launch_only() (see ParameterSet).
 struct StandardParameters {
   int nthreads = 0;  ///< 0 = all cores granted to this rank
   bool oversubscribe = false;
@@ -29,14 +39,15 @@ struct StandardParameters {
   std::uint64_t seed = 1;
   bool resume = false;
   std::int64_t max_failures = 0;
+
+  /// The executor's settings of a run with these parameters.
+  [[nodiscard]] RunSettings run_settings() const;
 };
 
 /// What a tool's run produced. Filled on rank 0 (other ranks: empty table).
 struct ToolOutput {
-  Table table;                   ///< written as /results
-  std::vector<BinStats> bins;    ///< written as /run/bins
-  std::vector<RankStats> ranks;  ///< written as /run/ranks
-  double wall = 0.0;
+  Table table;     ///< written as /results
+  RunStats stats;  ///< written as /run
   /// Extra /results attributes (summaries such as a pull's mean and width).
   std::vector<std::pair<std::string, std::string>> attributes;
   std::int64_t failed = 0;
@@ -48,29 +59,39 @@ struct ToolOutput {
   static ToolOutput from(MapResult result);
 };
 
-/// Base class of every tool. Not thread-safe; one run at a time per object.
+/// Base class of every tool. Not thread-safe; one run at a time per object. Not movable:
+/// the parameter set binds the members.
 class Tool {
 public:
-  Tool() = default;
+  explicit Tool(ToolInfo info) : info_(info) {}
   Tool(const Tool&) = delete;
   Tool& operator=(const Tool&) = delete;
   virtual ~Tool() = default;
 
-  [[nodiscard]] virtual std::string name() const = 0;
-  [[nodiscard]] virtual std::string summary() const = 0;
+  [[nodiscard]] std::string_view name() const { return info_.name; }
+  [[nodiscard]] std::string_view summary() const { return info_.summary; }
 
-  /// Resets every parameter to its default, then parses `args` (command-line words
-  /// without the tool name). UsageError naming the parameter on any problem.
+  /// Restores every parameter to its default, then parses `args` (command-line words
+  /// without the tool name) and validates. UsageError naming the parameter on any problem.
   void configure(const std::vector<std::string>& args);
-  /// --help text of this tool.
+  /// The typed path of a nested call: restores every parameter to its default, lets `set`
+  /// assign the tool's own members (no text is parsed), sets `chatter`, and validates.
+  void configure_typed(const std::function<void()>& set, int chatter);
+  /// --help text of this tool (the defaults, whatever was configured before).
   [[nodiscard]] std::string help();
-  /// Name -> value of every parameter after configure (provenance, checkpoint key).
-  [[nodiscard]] std::vector<std::pair<std::string, std::string>> parameter_values();
+  /// Name -> value of the parameters after configure: all of them (the /results
+  /// attributes) or those that change results (checkpoint fingerprint, file provenance).
+  [[nodiscard]] std::vector<std::pair<std::string, std::string>> parameter_values(
+      ParameterSet::Which which = ParameterSet::Which::all);
+  /// Whether `seed` was given in the last configure (a nested run derives it otherwise).
+  [[nodiscard]] bool seed_given() const { return seed_given_; }
 
   /// Collective over ctx.runtime().comm: runs the tool.
-  ToolOutput run(RunContext& ctx);
+  ToolOutput run(RunContext& ctx) { return execute(ctx); }
 
   [[nodiscard]] const StandardParameters& standard() const { return standard_; }
+  /// Sets the seed of the next run (nested runs: derived from the calling bin's stream).
+  void set_seed(std::uint64_t seed) { standard_.seed = seed; }
   /// Whether the tool maps over bins: shows `schedule`, `resume`, `max_failures` and gets
   /// a checkpoint (default true).
   [[nodiscard]] virtual bool uses_bins() const { return true; }
@@ -81,50 +102,50 @@ public:
   [[nodiscard]] virtual bool writes_outfile() const { return true; }
 
 protected:
-  /// Declares the tool's own parameters (bound to members, whose values are defaults).
+  /// Declares the tool's own parameters, bound to members; called once per object.
   virtual void declare(ParameterSet& params) = 0;
-  /// Restores the tool's own parameters to their defaults before a new configure().
-  virtual void reset() = 0;
   /// Cross-parameter checks after parsing; throw UsageError.
   virtual void validate() {}
   /// The work. Collective over ctx.runtime().comm.
   virtual ToolOutput execute(RunContext& ctx) = 0;
 
 private:
-  ParameterSet build_parameters();
+  ParameterSet& parameters();
+  void declare_standard(ParameterSet& params);
+
+  ToolInfo info_;
   StandardParameters standard_;
+  bool seed_given_ = false;
+  std::unique_ptr<ParameterSet> params_;  // built on first use: members are bound then
 };
 
 /// The tools a driver knows, in the order `--help` lists them.
 class ToolRegistry {
 public:
   using Factory = std::function<std::unique_ptr<Tool>()>;
-  void add(std::string name, std::string summary, Factory factory);
+
+  /// Registers tool type T under T::info. A T constructible from the registry (submit,
+  /// which checks the command lines it is given) gets this registry, which must outlive it.
+  template <class T>
+  requires std::derived_from<T, Tool>
+  void add() {
+    if constexpr (std::is_constructible_v<T, const ToolRegistry&>) {
+      add_entry(T::info, [this] { return std::make_unique<T>(*this); });
+    } else {
+      add_entry(T::info, [] { return std::make_unique<T>(); });
+    }
+  }
   [[nodiscard]] std::unique_ptr<Tool> create(std::string_view name) const;
   [[nodiscard]] std::string help(std::string_view program) const;
 
 private:
+  void add_entry(ToolInfo info, Factory factory);
   struct Entry {
-    std::string name;
-    std::string summary;
+    ToolInfo info;
     Factory factory;
   };
   std::vector<Entry> entries_;
 };
-
-/// Collective over `comm`: runs `check` on rank 0 only (input validation that reads
-/// files, say); if it throws, every rank throws AgreedError with rank 0's message and exit
-/// status, so the run ends with one message and no MPI_Abort.
-void agree_on_root(const Communicator& comm, const std::function<void()>& check);
-
-/// Exit status for an exception (error.hpp): usage 2, io 3, AgreedError its own, else 4.
-int exit_status_of(const std::exception& e);
-
-/// The driver behind `binflow TOOL ARGS...`: MPI start-up, parameter parsing, thread
-/// budget, output checks, the run, the final HDF5 file (written to a temporary name and
-/// renamed), the run report, and one funnel that turns any failure into one line and
-/// the documented exit status (error.hpp). Collective over MPI_COMM_WORLD.
-int run_main(int argc, char** argv, const ToolRegistry& registry);
 
 /// Version string of the framework.
 std::string_view version();

@@ -1,0 +1,13 @@
+#pragma once
+// The driver behind `binflow TOOL ARGS...`: argv -> a run, with one funnel that turns any
+// failure into one line and the documented exit status (error.hpp).
+#include "binflow/tool.hpp"
+
+namespace binflow {
+
+/// MPI start-up, parameter parsing, thread budget, output checks, the run, the final HDF5
+/// file (written to a temporary name and renamed), the run report, and the exit status.
+/// Collective over MPI_COMM_WORLD.
+int run_main(int argc, char** argv, const ToolRegistry& registry);
+
+}  // namespace binflow
