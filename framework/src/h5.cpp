@@ -17,7 +17,7 @@ namespace {
 
 // Chunks of 64k elements (512 KiB of doubles) let a reader take a time slice of an event
 // list as a hyperslab without touching the rest of the file (SCIENCE.md section 1).
-constexpr hsize_t kMaxChunk = 65536;
+constexpr hsize_t max_chunk = 65536;
 
 // HDF5 prints its whole error stack to stderr by default; binflow reports the stack once,
 // folded into the exception text. Parallel HDF5 is not built thread-safe, so only one
@@ -180,12 +180,12 @@ std::vector<std::string> read_string_values(hid_t file_type, hid_t space, std::s
   if (check_h5(H5Tis_variable_str(file_type), "H5Tis_variable_str", label) > 0) {
     const Handle mem = string_type(cset, H5T_VARIABLE, H5T_STR_NULLTERM, label);
     std::vector<char*> pointers(n, nullptr);
-    read(mem.get(), pointers.data());
+    read(mem.get(), static_cast<void*>(pointers.data()));
     for (std::size_t i = 0; i < n; ++i) {
       if (pointers[i] != nullptr) out[i] = pointers[i];
     }
-    check_h5(H5Dvlen_reclaim(mem.get(), space, H5P_DEFAULT, pointers.data()), "H5Dvlen_reclaim",
-             label);
+    check_h5(H5Dvlen_reclaim(mem.get(), space, H5P_DEFAULT, static_cast<void*>(pointers.data())),
+             "H5Dvlen_reclaim", label);
     return out;
   }
   const std::size_t size = H5Tget_size(file_type);
@@ -239,7 +239,8 @@ void write_string_attribute(hid_t object, const std::string& name, std::string_v
   const Handle type = utf8_vlen_type(attribute_label(object_label, name));
   const std::string text(value);  // H5Awrite needs a terminated C string
   const char* pointer = text.c_str();
-  write_scalar_attribute(object, name, type.get(), type.get(), &pointer, object_label);
+  write_scalar_attribute(object, name, type.get(), type.get(), static_cast<const void*>(&pointer),
+                         object_label);
 }
 
 Handle open_attribute(hid_t object, const std::string& name, const std::string& object_label) {
@@ -281,7 +282,7 @@ void write_dataset(const Location& loc, const std::string& name, hid_t file_type
   const Handle space(check_h5(H5Screate_simple(1, &dims, &maxdims), "H5Screate_simple", label),
                      H5Sclose);
   const Handle dcpl = make_plist(H5P_DATASET_CREATE, label);
-  const hsize_t chunk = std::clamp<hsize_t>(n, 1, kMaxChunk);
+  const hsize_t chunk = std::clamp<hsize_t>(n, 1, max_chunk);
   check_h5(H5Pset_chunk(dcpl.get(), 1, &chunk), "H5Pset_chunk", label);
   const Handle lcpl = intermediate_groups_lcpl(label);
   Handle dataset(check_h5(H5Dcreate2(loc.id(), name.c_str(), file_type, space.get(), lcpl.get(),
@@ -521,8 +522,8 @@ void Location::write(const std::string& name, std::span<const std::string> value
   std::vector<const char*> pointers(values.size());
   std::transform(values.begin(), values.end(), pointers.begin(),
                  [](const std::string& s) { return s.c_str(); });
-  write_dataset(*this, name, type.get(), type.get(), pointers.data(), pointers.size(), unit,
-                description);
+  write_dataset(*this, name, type.get(), type.get(), static_cast<const void*>(pointers.data()),
+                pointers.size(), unit, description);
 }
 
 std::vector<double> Location::read_doubles(const std::string& name) const {

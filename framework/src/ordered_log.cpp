@@ -95,11 +95,12 @@ public:
     spill_buffer();
     std::string text;
     const long size = std::ftell(spill_);
-    text.resize(static_cast<std::size_t>(size));
-    std::rewind(spill_);
-    if (size > 0 && std::fread(text.data(), 1, text.size(), spill_) != text.size()) {
-      throw IoError("cannot read back a bin's spilled log from its temporary file");
+    bool read_back = size >= 0 && std::fseek(spill_, 0, SEEK_SET) == 0;
+    if (read_back) {
+      text.resize(static_cast<std::size_t>(size));
+      read_back = std::fread(text.data(), 1, text.size(), spill_) == text.size();
     }
+    if (!read_back) throw IoError("cannot read back a bin's spilled log from its temporary file");
     std::fclose(spill_);
     spill_ = nullptr;
     return text;
@@ -152,8 +153,10 @@ void OrderedLog::submit(std::size_t position, std::string text) {
   if (slot >= waiting_.size()) waiting_.resize(slot + 1);
   if (waiting_[slot]) throw InternalError(fmt::format("log block {} submitted twice", position));
   waiting_[slot] = std::move(text);
-  while (!waiting_.empty() && waiting_.front()) {
-    if (!waiting_.front()->empty()) target_(*waiting_.front());
+  while (!waiting_.empty()) {
+    const std::optional<std::string>& block = waiting_.front();
+    if (!block) break;
+    if (!block->empty()) target_(*block);
     waiting_.pop_front();
     ++next_;
   }

@@ -13,21 +13,21 @@ namespace {
 // Philox4x32 constants from Salmon et al., "Parallel random numbers: as easy as 1, 2, 3"
 // (SC'11), the defaults of Random123: round multipliers and the Weyl key increments
 // (golden ratio and sqrt(3) - 1 in 32-bit fixed point).
-constexpr std::uint32_t kMul0 = 0xD2511F53U;
-constexpr std::uint32_t kMul1 = 0xCD9E8D57U;
-constexpr std::uint32_t kWeyl0 = 0x9E3779B9U;
-constexpr std::uint32_t kWeyl1 = 0xBB67AE85U;
-constexpr int kRounds = 10;
+constexpr std::uint32_t mul0 = 0xD2511F53U;
+constexpr std::uint32_t mul1 = 0xCD9E8D57U;
+constexpr std::uint32_t weyl0 = 0x9E3779B9U;
+constexpr std::uint32_t weyl1 = 0xBB67AE85U;
+constexpr int rounds = 10;
 
 // Below this mean inversion is cheaper than PTRS; PTRS's constants are fitted for mu >= 10
 // (Hoermann 1993), so any threshold above that is valid.
-constexpr double kPtrsThreshold = 30.0;
+constexpr double ptrs_threshold = 30.0;
 // Above this a draw could overflow the uint64 result (and doubles no longer resolve +-1).
-constexpr double kMaxMean = 0x1p62;
+constexpr double max_mean = 0x1p62;
 
 // Tags keeping the seed-derivation hash apart from the key derivation mix64(seed).
-constexpr std::uint64_t kDeriveTag = 0x6A09E667F3BCC909ULL;  // frac(sqrt 2), SHA-512 IV
-constexpr std::uint64_t kGolden64 = 0x9E3779B97F4A7C15ULL;
+constexpr std::uint64_t derive_tag = 0x6A09E667F3BCC909ULL;  // frac(sqrt 2), SHA-512 IV
+constexpr std::uint64_t golden64 = 0x9E3779B97F4A7C15ULL;
 
 using Counter = std::array<std::uint32_t, 4>;
 using Key = std::array<std::uint32_t, 2>;
@@ -36,8 +36,8 @@ std::uint32_t lo32(std::uint64_t x) { return static_cast<std::uint32_t>(x); }
 std::uint32_t hi32(std::uint64_t x) { return static_cast<std::uint32_t>(x >> 32); }
 
 Counter philox_round(const Counter& x, const Key& k) {
-  const std::uint64_t p0 = std::uint64_t{kMul0} * x[0];
-  const std::uint64_t p1 = std::uint64_t{kMul1} * x[2];
+  const std::uint64_t p0 = std::uint64_t{mul0} * x[0];
+  const std::uint64_t p1 = std::uint64_t{mul1} * x[2];
   return {hi32(p1) ^ x[1] ^ k[0], lo32(p1), hi32(p0) ^ x[3] ^ k[1], lo32(p0)};
 }
 
@@ -113,8 +113,8 @@ namespace detail {
 
 std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
                                            std::array<std::uint32_t, 2> key) {
-  for (int round = 0; round < kRounds; ++round) {
-    if (round > 0) key = {key[0] + kWeyl0, key[1] + kWeyl1};
+  for (int round = 0; round < rounds; ++round) {
+    if (round > 0) key = {key[0] + weyl0, key[1] + weyl1};
     counter = philox_round(counter, key);
   }
   return counter;
@@ -159,12 +159,12 @@ double RngStream::exponential() { return -std::log(uniform()); }
 
 std::uint64_t RngStream::poisson(double mu) {
   // The mean comes from a model evaluated by binflow, so a bad one is a bug, not user input.
-  if (!(mu >= 0.0 && mu <= kMaxMean)) {
+  if (!(mu >= 0.0 && mu <= max_mean)) {
     throw InternalError(fmt::format("poisson: mean {} is not a number in [0, {}] (stream {}/{})",
-                                    mu, kMaxMean, seed_, index_));
+                                    mu, max_mean, seed_, index_));
   }
   if (mu == 0.0) return 0;
-  return mu < kPtrsThreshold ? poisson_inversion(*this, mu) : poisson_ptrs(*this, mu);
+  return mu < ptrs_threshold ? poisson_inversion(*this, mu) : poisson_ptrs(*this, mu);
 }
 
 std::uint64_t RngStream::at(std::uint64_t counter) const {
@@ -178,7 +178,7 @@ double RngStream::uniform_at(std::uint64_t counter) const { return detail::to_un
 std::uint64_t RngStream::derive_seed(std::uint64_t salt) const {
   // Each step is a bijection of its input, so for one stream distinct salts give distinct
   // seeds; the tag keeps derived seeds off the values mix64(seed) used for keys.
-  const std::uint64_t h = mix64(mix64(seed_ ^ kDeriveTag) + index_ * kGolden64 + kGolden64);
+  const std::uint64_t h = mix64(mix64(seed_ ^ derive_tag) + index_ * golden64 + golden64);
   return mix64(h ^ salt);
 }
 

@@ -207,7 +207,7 @@ Environment::Environment(int& argc, char**& argv, int required) {
     throw IoError(
         fmt::format("the MPI library grants thread level {} but binflow needs {} "
                     "(MPI_THREAD_FUNNELED = {})",
-                    provided_, required, MPI_THREAD_FUNNELED));
+                    provided_, required, static_cast<int>(MPI_THREAD_FUNNELED)));
   }
 }
 
