@@ -8,6 +8,8 @@
 #   jobscripts/generate.sh           # BINFLOW: default build/bin/binflow of this repository
 # and commit what changed. tests/e2e/test_jobscripts.py runs this with -o DIR (write under
 # DIR instead) and fails if a committed script differs from what it writes.
+# The '$NAME' words are single-quoted on purpose: the job expands them, not this script.
+# shellcheck disable=SC2016
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -73,8 +75,13 @@ write() {
   local file=$1
   shift
   mkdir -p "$(dirname "$out/$file")"
-  "$binflow" submit --dry_run --portable --cores_per_node 32 --signal_lead 300 \
-    --script "$(basename "$file")" "$@" >"$out/$file"
+  if ! "$binflow" submit --dry_run --portable --cores_per_node 32 --signal_lead 300 \
+    --script "$(basename "$file")" "$@" >"$out/$file.new"; then
+    rm -f "$out/$file.new"
+    echo "generate.sh: $file not written" >&2
+    exit 1
+  fi
+  mv "$out/$file.new" "$out/$file"
 }
 
 # ready_made SCHEDULER TOOL FILE
