@@ -137,38 +137,108 @@ std::string slurm_time(std::int64_t seconds) {
   return fmt::format("{}-{}", seconds / 86400, hms(seconds % 86400));
 }
 
+bool pbs_like(std::string_view scheduler) { return scheduler == "pbs" || scheduler == "torque"; }
+
 std::string extension(const std::string& scheduler) {
-  if (scheduler == "pbs") return ".pbs";
+  if (pbs_like(scheduler)) return ".pbs";
   if (scheduler == "lsf") return ".lsf";
+  if (scheduler == "local") return ".sh";
   return ".sbatch";
+}
+
+/// A word as the script writes it: in a portable script a word with a `$` is shell text
+/// the job expands (inside double quotes, so one word); every other word stays as it is.
+std::string script_word(const JobRequest& job, const std::string& word) {
+  if (job.portable && word.find('$') != std::string::npos) return "\"" + word + "\"";
+  return shell_quote(word);
+}
+
+/// `text` as comment lines of at most 92 columns, broken between words.
+std::string wrapped_comment(std::string_view text) {
+  std::istringstream words{std::string(text)};
+  std::string out;
+  std::string line = "#";
+  std::string word;
+  while (words >> word) {
+    if (line.size() > 1 && line.size() + 1 + word.size() > 92) {
+      out += line + "\n";
+      line = "#";
+    }
+    line += " " + word;
+  }
+  return out + line + "\n";
+}
+
+/// `text` as comment lines, line for line.
+std::string commented(std::string_view text) {
+  std::istringstream lines{std::string(text)};
+  std::string out;
+  std::string line;
+  while (std::getline(lines, line)) out += line.empty() ? "#\n" : "# " + line + "\n";
+  return out;
 }
 
 std::string header_comment(const JobRequest& job) {
   const int ranks = job.nodes * job.ranks_per_node;
   const int per_node = job.ranks_per_node * job.threads_per_rank;
+  const std::string geometry =
+      fmt::format("{} x {} per node x {} per rank", plural(job.nodes, "node"),
+                  plural(job.ranks_per_node, "rank"), plural(job.threads_per_rank, "thread"));
   std::string out = "#!/bin/bash\n";
-  out += fmt::format("# binflow job `{}`: {} x {} per node x {} per rank\n", job.command.front(),
-                     plural(job.nodes, "node"), plural(job.ranks_per_node, "rank"),
-                     plural(job.threads_per_rank, "thread"));
-  out += fmt::format(
-      "# = {} MPI ranks, using {} of the {} cores of each node. Each rank is bound to\n", ranks,
-      per_node, job.cores_per_node);
-  out += fmt::format(
-      "# {} of its own, and binflow's thread budget runs {} there (OMP_PLACES=cores,\n"
-      "# OMP_PROC_BIND=close): no core runs two compute threads.\n",
-      plural(job.threads_per_rank, "core"), plural(job.threads_per_rank, "thread"));
-  if (job.resumable) {
-    out += fmt::format(
-        "# Wall time {}; {} s before it the job is signalled: binflow finishes the bins in\n"
-        "# flight, flushes {}.ckpt and exits 75, the script requeues the job, and its next\n"
-        "# start adds resume=yes and continues where it stopped (docs/cluster.md).\n",
-        hms(job.time_seconds), job.signal_lead, job.outfile);
+  out += wrapped_comment(
+      fmt::format("{}: {} = {}{}, using {} of the {} cores of each node. Each rank is bound to {} "
+                  "of its own, and binflow's thread budget runs {} there (OMP_PLACES=cores, "
+                  "OMP_PROC_BIND=close): no core runs two compute threads.",
+                  job.array.empty() ? fmt::format("binflow job `{}`", job.command.front())
+                                    : fmt::format("binflow job array `{}`, elements {}, each",
+                                                  job.command.front(), job.array),
+                  geometry, plural(ranks, "MPI rank"), job.array.empty() ? "" : " per element",
+                  per_node, job.cores_per_node, plural(job.threads_per_rank, "core"),
+                  plural(job.threads_per_rank, "thread")));
+  const std::string ckpt = job.outfile + ".ckpt";
+  if (job.scheduler == "local") {
+    out += wrapped_comment(
+        job.resumable ? fmt::format("Ctrl-C or SIGTERM checkpoints: binflow finishes the bins in "
+                                    "flight, flushes {} and exits 75; the same command again "
+                                    "adds resume=yes and continues where it stopped.",
+                                    ckpt)
+                      : std::string("No outfile, so nothing to checkpoint."));
+  } else if (job.resumable) {
+    const std::int64_t minutes = (job.signal_lead + 59) / 60;
+    std::string signal = fmt::format("{} s before it Slurm signals the job (--signal=B:TERM@{})",
+                                     job.signal_lead, job.signal_lead);
+    std::string again = "the script requeues the job";
+    if (pbs_like(job.scheduler)) {
+      signal =
+          fmt::format("{} s before it (LEAD) a timer in the script signals it", job.signal_lead);
+      again = "the script submits itself again";
+    }
+    if (job.scheduler == "lsf") {
+      signal = fmt::format("{} before it LSF signals the job (-wa USR1 -wt {})",
+                           plural(minutes, "minute"), minutes);
+      again = "LSF requeues the job on that status (-Q)";
+    }
+    out += wrapped_comment(fmt::format(
+        "Wall time {}; {}: binflow finishes the bins in flight, flushes {} and exits 75, {}, "
+        "and its next start adds resume=yes and continues where it stopped (docs/cluster.md).",
+        hms(job.time_seconds), signal, ckpt, again));
   } else {
-    out += fmt::format(
-        "# Wall time {}. No outfile, so nothing to checkpoint: the job is not requeued.\n",
-        hms(job.time_seconds));
+    out += wrapped_comment(
+        fmt::format("Wall time {}. No outfile, so nothing to checkpoint: the job is not requeued.",
+                    hms(job.time_seconds)));
   }
-  out += fmt::format("# Written by `binflow submit` (binflow {}).\n", version());
+  if (job.portable) {
+    out += wrapped_comment(fmt::format(
+        "Site specifics (modules, the binflow path BINFLOW, {}) go in site-profile.sh in the "
+        "directory the job is submitted from, or in the file BINFLOW_SITE_PROFILE names.",
+        job.launcher == "srun" ? "srun's BINFLOW_SRUN_MPI" : "mpirun's BINFLOW_MPIRUN"));
+  }
+  if (!job.comment.empty()) out += commented(job.comment);
+  if (job.portable) {
+    out += "# Written by `binflow submit --portable`.\n";
+  } else {
+    out += fmt::format("# Written by `binflow submit` (binflow {}).\n", version());
+  }
   return out;
 }
 
@@ -176,6 +246,7 @@ std::string slurm_directives(const JobRequest& job) {
   std::string d;
   const auto add = [&d](const std::string& option) { d += "#SBATCH " + option + "\n"; };
   add("--job-name=" + shell_quote(job.job_name));
+  if (!job.array.empty()) add("--array=" + shell_quote(job.array));
   add(fmt::format("--nodes={}", job.nodes));
   add(fmt::format("--ntasks-per-node={}", job.ranks_per_node));
   add(fmt::format("--cpus-per-task={}", job.threads_per_rank));
@@ -188,8 +259,13 @@ std::string slurm_directives(const JobRequest& job) {
     add("--requeue");
   }
   add("--open-mode=append");
-  add("--output=" + shell_quote(job.workdir + "/" + job.job_name + "-%j.out"));
-  add("--chdir=" + shell_quote(job.workdir));
+  const std::string log = job.array.empty() ? "-%j.out" : "-%A_%a.out";
+  if (job.portable) {
+    add("--output=%x" + log);  // in the directory sbatch ran in
+  } else {
+    add("--output=" + shell_quote(job.workdir + "/" + job.job_name + log));
+    add("--chdir=" + shell_quote(job.workdir));
+  }
   return d;
 }
 
@@ -197,20 +273,33 @@ std::string pbs_directives(const JobRequest& job) {
   std::string d;
   const auto add = [&d](const std::string& option) { d += "#PBS " + option + "\n"; };
   const int ncpus = job.ranks_per_node * job.threads_per_rank;
-  std::string select = fmt::format("select={}:ncpus={}:mpiprocs={}:ompthreads={}", job.nodes, ncpus,
-                                   job.ranks_per_node, job.threads_per_rank);
-  if (job.mem_per_cpu_mib > 0) select += fmt::format(":mem={}mb", job.mem_per_cpu_mib * ncpus);
+  const bool torque = job.scheduler == "torque";
   add("-N " + shell_quote(job.job_name));
-  add("-l " + select);
-  add("-l place=scatter");
+  if (torque) {
+    add(fmt::format("-l nodes={}:ppn={}", job.nodes, ncpus));
+    if (job.mem_per_cpu_mib > 0) {
+      add(fmt::format("-l pmem={}mb", job.mem_per_cpu_mib * job.threads_per_rank));
+    }
+  } else {
+    std::string select = fmt::format("select={}:ncpus={}:mpiprocs={}:ompthreads={}", job.nodes,
+                                     ncpus, job.ranks_per_node, job.threads_per_rank);
+    if (job.mem_per_cpu_mib > 0) select += fmt::format(":mem={}mb", job.mem_per_cpu_mib * ncpus);
+    add("-l " + select);
+    add("-l place=scatter");
+  }
   add("-l walltime=" + hms(job.time_seconds));
   if (!job.partition.empty()) add("-q " + shell_quote(job.partition));
   if (!job.account.empty()) add("-A " + shell_quote(job.account));
   add("-j oe");
-  add("-o " + shell_quote(job.workdir + "/" + job.job_name + ".out"));
+  if (!job.portable) add("-o " + shell_quote(job.workdir + "/" + job.job_name + ".out"));
   add("-r y");
-  d += fmt::format("# Torque: #PBS -l nodes={}:ppn={} instead of the select and place lines.\n",
-                   job.nodes, ncpus);
+  if (torque) {
+    d += "# Torque has no mpiprocs: ppn counts the cores of a node's ranks, and mpirun's\n"
+         "# --map-by places the ranks.\n";
+  } else {
+    d += fmt::format("# Torque: #PBS -l nodes={}:ppn={} instead of the select and place lines.\n",
+                     job.nodes, ncpus);
+  }
   return d;
 }
 
@@ -230,8 +319,12 @@ std::string lsf_directives(const JobRequest& job) {
   add(fmt::format("-W {}:{:02}", minutes / 60, minutes % 60));
   if (!job.partition.empty()) add("-q " + shell_quote(job.partition));
   if (!job.account.empty()) add("-P " + shell_quote(job.account));
-  add("-o " + shell_quote(job.workdir + "/" + job.job_name + "-%J.out"));
-  add("-cwd " + shell_quote(job.workdir));
+  if (job.portable) {
+    add("-o " + shell_quote(job.job_name + "-%J.out"));  // in the directory bsub ran in
+  } else {
+    add("-o " + shell_quote(job.workdir + "/" + job.job_name + "-%J.out"));
+    add("-cwd " + shell_quote(job.workdir));
+  }
   if (job.resumable) {
     add("-wa USR1");
     add(fmt::format("-wt {}", (job.signal_lead + 59) / 60));
@@ -246,7 +339,7 @@ std::string launch_line(const JobRequest& job) {
     return "srun --mpi=\"${BINFLOW_SRUN_MPI:-pmix}\" --cpu-bind=cores \"${cmd[@]}\" &\n";
   }
   std::string hostfile;
-  if (job.scheduler == "pbs") hostfile = " --hostfile \"$PBS_NODEFILE\"";
+  if (pbs_like(job.scheduler)) hostfile = " --hostfile \"$PBS_NODEFILE\"";
   if (job.scheduler == "lsf") hostfile = " --hostfile \"$LSB_DJOB_HOSTFILE\"";
   return fmt::format(
       "\"${{BINFLOW_MPIRUN:-mpirun}}\" -n {}{} --map-by ppr:{}:node:PE={} --bind-to core \\\n"
@@ -254,64 +347,120 @@ std::string launch_line(const JobRequest& job) {
       ranks, hostfile, job.ranks_per_node, job.threads_per_rank);
 }
 
+/// Everything after the directives: where the job runs, its environment, its command line,
+/// and the protocol every binflow job follows (docs/cluster.md, "Checkpoint, signal,
+/// requeue, resume"): resume=yes when a checkpoint exists or the job restarted; the
+/// launcher in the background; the checkpoint signal passed on to it as SIGUSR1; its exit
+/// status; on 75 (checkpointed) a requeue, at most BINFLOW_MAX_RESTARTS times.
 std::string body(const JobRequest& job) {
   const bool slurm = job.scheduler == "slurm";
-  const bool pbs = job.scheduler == "pbs";
+  const bool pbs = pbs_like(job.scheduler);
+  const bool lsf = job.scheduler == "lsf";
+  const bool local = job.scheduler == "local";
   std::string b = "set -uo pipefail\n";
-  b += fmt::format("cd {} || exit 1\n", shell_quote(job.workdir));
-  b += fmt::format("profile=${{BINFLOW_SITE_PROFILE:-{}}}\n", shell_quote(job.profile));
+  if (!job.portable) {
+    b += fmt::format("cd {} || exit 1\n", shell_quote(job.workdir));
+  } else if (pbs) {
+    b += "cd \"${PBS_O_WORKDIR:-.}\" || exit 1\n";
+  } else if (lsf) {
+    b += "cd \"${LS_SUBCWD:-.}\" || exit 1\n";
+  }  // sbatch starts a job in the directory it ran in (or its --chdir), and local runs here
+  std::string profile = shell_quote(job.profile);
+  if (job.portable) {
+    profile = !job.profile.empty() ? script_word(job, job.profile)
+              : slurm              ? "$SLURM_SUBMIT_DIR/site-profile.sh"
+                                   : "site-profile.sh";
+  }
+  b += fmt::format("profile=${{BINFLOW_SITE_PROFILE:-{}}}\n", profile);
   b += "if [[ -n $profile && -r $profile ]]; then source \"$profile\"; fi\n\n";
   b += "# binflow reads these (they lower its thread budget, never raise it); OpenMP keeps its\n"
        "# threads on the rank's cores, in order.\n";
-  b += fmt::format("export OMP_NUM_THREADS={} OMP_PLACES=cores OMP_PROC_BIND=close\n",
-                   job.threads_per_rank);
+  const std::string threads =
+      slurm ? fmt::format("${{SLURM_CPUS_PER_TASK:-{}}}", job.threads_per_rank)
+            : std::to_string(job.threads_per_rank);
+  b += fmt::format("export OMP_NUM_THREADS={} OMP_PLACES=cores OMP_PROC_BIND=close\n", threads);
   if (slurm) {
     b += "# Slurm >= 22.05 does not pass --cpus-per-task on to srun; this variable does.\n"
-         "export SRUN_CPUS_PER_TASK=${SLURM_CPUS_PER_TASK:-" +
-         std::to_string(job.threads_per_rank) + "}\n";
+         "export SRUN_CPUS_PER_TASK=" +
+         threads + "\n";
   }
   b += "# Open MPI starts as root only when told twice (containers, test clusters).\n"
        "if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 "
        "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi\n\n";
+  if (!job.settings.empty()) {
+    b += "# Settings; a variable of the same name in the job's environment wins.\n";
+    for (const auto& [name, value] : job.settings) {
+      const std::string text = value.find('$') != std::string::npos ? value : shell_quote(value);
+      b += fmt::format("{}=${{{}:-{}}}\n", name, name, text);
+    }
+  }
+  if (!job.setup.empty()) {
+    b += job.setup;
+    if (job.setup.back() != '\n') b += '\n';
+  }
+  if (pbs && job.resumable) {
+    const std::string name = fs::path(job.script_path).filename().string();
+    b += "# qsub copies the script away: to submit it again after a checkpoint it must be named.\n";
+    b += fmt::format("JOBSCRIPT=${{JOBSCRIPT:-{}}}\n",
+                     job.portable ? "$PWD/" + shell_quote(name) : shell_quote(job.script_path));
+  }
   std::string words;
   for (const std::string& w : job.command) {
     words += ' ';
-    words += shell_quote(w);
+    words += script_word(job, w);
   }
-  b += fmt::format("cmd=({}{})\n", shell_quote(job.binflow), words);
-  const std::string restarts = slurm ? "SLURM_RESTART_COUNT" : "BINFLOW_RESTART_COUNT";
+  b += fmt::format("cmd=({}{})\n",
+                   job.portable ? std::string("\"${BINFLOW:-binflow}\"") : shell_quote(job.binflow),
+                   words);
+
+  b +=
+      "\n# --- the protocol of every binflow job (binflow submit writes it; docs/cluster.md) ---\n";
+  const std::string restarts = slurm   ? "${SLURM_RESTART_COUNT:-0}"
+                               : local ? "0"
+                                       : "${BINFLOW_RESTART_COUNT:-0}";
+  b += fmt::format("restarts={}\n", restarts);
   if (job.resumable) {
-    b += fmt::format("outfile={}\n", shell_quote(job.outfile));
-    b += fmt::format("restarts=${{{}:-0}}\n", restarts);
+    b += fmt::format("outfile={}\n", script_word(job, job.outfile));
     b += "# A checkpoint, or a restart after an attempt that may have finished: resume=yes\n"
          "# continues the journal, starts afresh without one, and exits 0 on a complete output.\n"
          "if [[ -e $outfile.ckpt ]] || ((restarts > 0)); then cmd+=(resume=yes); fi\n";
-  } else {
-    b += "restarts=0\n";
   }
-  const std::string job_id =
-      slurm ? "${SLURM_JOB_ID:-}" : (pbs ? "${PBS_JOBID:-}" : "${LSB_JOBID:-}");
+  const std::string job_id = slurm ? "job ${SLURM_JOB_ID:-} "
+                             : pbs ? "job ${PBS_JOBID:-} "
+                             : lsf ? "job ${LSB_JOBID:-} "
+                                   : "";
   b += fmt::format(
-      "echo \"binflow-job: job {} start $((restarts + 1)) on $(hostname -s) at $(date -u "
-      "+%FT%TZ): ${{cmd[*]}}\"\n\n",
+      "echo \"binflow-job: {}start $((restarts + 1)) on $(hostname -s) at $(date -u "
+      "+%FT%TZ): ${{cmd[*]}}\"\n",
       job_id);
   if (pbs && job.resumable) {
-    b += fmt::format(
-        "# PBS signals only at the wall time, and kills kill_delay seconds later: too late for\n"
-        "# a checkpoint. This timer signals the script {} s before instead.\n"
-        "( sleep {} && kill -USR1 $$ ) &\n"
-        "timer=$!\n",
-        job.signal_lead, std::max<std::int64_t>(1, job.time_seconds - job.signal_lead));
+    static constexpr std::string_view timer =
+        R"sh(# PBS signals only at the wall time, and kills kill_delay seconds later: too late for
+# a checkpoint. This timer signals the script LEAD seconds before the wall time: qstat's
+# (qsub's command line may have changed it), else the one asked for here.
+LEAD=${{LEAD:-{}}}
+seconds={}
+walltime=$(qstat -f "${{PBS_JOBID:-}}" 2>/dev/null | sed -n 's/^ *Resource_List.walltime = //p')
+if [[ $walltime =~ ^([0-9]+):([0-9]+):([0-9]+)$ ]]; then
+  seconds=$((10#${{BASH_REMATCH[1]}} * 3600 + 10#${{BASH_REMATCH[2]}} * 60 + 10#${{BASH_REMATCH[3]}}))
+fi
+(sleep $((seconds > 2 * LEAD ? seconds - LEAD : seconds / 2)) && kill -USR1 $$) &
+timer=$!
+)sh";
+    b += fmt::format(timer, job.signal_lead, job.time_seconds);
   }
+  const std::string signals = local ? "INT TERM USR1" : "TERM USR1";
   b += "# The checkpoint signal reaches the launcher as SIGUSR1: srun and mpirun pass it on to\n"
        "# every rank, which finishes its bins in flight, flushes the journal and exits 75 (a\n"
        "# SIGTERM would make srun kill the step and mpirun report 1).\n";
   b += launch_line(job);
   b += "launcher=$!\n";
-  b += "trap 'echo \"binflow-job: checkpoint signal, passed on as SIGUSR1\"; kill -USR1 "
-       "\"$launcher\" 2>/dev/null' TERM USR1\n";
+  b += fmt::format(
+      "trap 'echo \"binflow-job: checkpoint signal, passed on as SIGUSR1\"; kill -USR1 "
+      "\"$launcher\" 2>/dev/null' {}\n",
+      signals);
   b += "while kill -0 \"$launcher\" 2>/dev/null; do wait \"$launcher\"; done\n";
-  b += "status=0\nwait \"$launcher\" || status=$?\ntrap - TERM USR1\n";
+  b += "status=0\nwait \"$launcher\" || status=$?\ntrap - " + signals + "\n";
   if (pbs && job.resumable) b += "pkill -P \"$timer\" 2>/dev/null\nkill \"$timer\" 2>/dev/null\n";
   b += "echo \"binflow-job: binflow exit status $status\"\n";
   if (job.resumable) {
@@ -321,15 +470,18 @@ std::string body(const JobRequest& job) {
            "  scontrol requeue \"$SLURM_JOB_ID\" && exit 0\n"
            "fi\n";
     } else if (pbs) {
-      b += fmt::format(
-          "if ((status == 75 && restarts < ${{BINFLOW_MAX_RESTARTS:-10}})); then\n"
-          "  # PBS Pro's qrerun needs an operator: the job submits itself again.\n"
-          "  echo \"binflow-job: checkpointed; resubmitting {}\"\n"
-          "  qsub -v BINFLOW_RESTART_COUNT=$((restarts + 1)) {} && exit 0\n"
-          "fi\n",
-          job.script_path, shell_quote(job.script_path));
+      b += "if ((status == 75 && restarts < ${BINFLOW_MAX_RESTARTS:-10})); then\n"
+           "  # qrerun needs an operator: the job submits itself again.\n"
+           "  echo \"binflow-job: checkpointed; resubmitting $JOBSCRIPT\"\n"
+           "  qsub -V -v \"BINFLOW_RESTART_COUNT=$((restarts + 1))\" \"$JOBSCRIPT\" && exit 0\n"
+           "fi\n";
+    } else if (lsf) {
+      b += "# Exit status 75 requeues the job (#BSUB -Q \"75\"); LSF's MAX_JOB_REQUEUE bounds the "
+           "loop.\n";
     } else {
-      b += "# Exit status 75 requeues the job (#BSUB -Q \"75\").\n";
+      b += "if ((status == 75)); then\n"
+           "  echo \"binflow-job: checkpointed; the same command again resumes\" >&2\n"
+           "fi\n";
     }
   }
   b += "exit \"$status\"\n";
@@ -352,6 +504,67 @@ std::string shell_quote(std::string_view word) {
     }
   }
   return out + "'";
+}
+
+std::string expand_defaults(std::string_view word,
+                            const std::vector<std::pair<std::string, std::string>>& settings) {
+  const auto name_char = [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) != 0 || c == '_';
+  };
+  const auto setting = [&settings](std::string_view name) -> const std::string* {
+    for (const auto& [n, value] : settings) {
+      if (n == name) return &value;
+    }
+    return nullptr;
+  };
+  std::string out;
+  std::size_t i = 0;
+  while (i < word.size()) {
+    if (word[i] != '$' || i + 1 == word.size()) {
+      out += word[i++];
+      continue;
+    }
+    if (word[i + 1] != '{') {  // $NAME
+      std::size_t end = i + 1;
+      while (end < word.size() && name_char(word[end])) ++end;
+      const std::string* value = end > i + 1 ? setting(word.substr(i + 1, end - i - 1)) : nullptr;
+      if (value != nullptr) {
+        out += *value;
+        i = end;
+      } else {
+        out += word[i++];
+      }
+      continue;
+    }
+    std::size_t close = i + 1;  // ${...}, braces nested
+    for (int depth = 0; close < word.size(); ++close) {
+      if (word[close] == '{') ++depth;
+      if (word[close] == '}' && --depth == 0) break;
+    }
+    if (close == word.size()) {  // unbalanced: as written
+      out += word.substr(i);
+      break;
+    }
+    const std::string_view inner = word.substr(i + 2, close - i - 2);
+    std::size_t name_end = 0;
+    while (name_end < inner.size() && name_char(inner[name_end])) ++name_end;
+    const std::string_view op = inner.substr(name_end);
+    const std::string* value = setting(inner.substr(0, name_end));
+    if (name_end > 0 && op.substr(0, 2) == ":-" && (value == nullptr || value->empty())) {
+      out += expand_defaults(op.substr(2), settings);
+    } else if (value != nullptr && (op.empty() || op.substr(0, 2) == ":-")) {
+      out += *value;
+    } else if (value != nullptr && op.size() > 1 && op[0] == '%' && op[1] != '%') {
+      const std::string suffix = expand_defaults(op.substr(1), settings);
+      const bool ends = value->size() >= suffix.size() &&
+                        value->compare(value->size() - suffix.size(), suffix.size(), suffix) == 0;
+      out += ends ? value->substr(0, value->size() - suffix.size()) : *value;
+    } else {
+      out += word.substr(i, close - i + 1);
+    }
+    i = close + 1;
+  }
+  return out;
 }
 
 std::int64_t parse_walltime(std::string_view text) {
@@ -401,7 +614,7 @@ std::string job_id_from(std::string_view scheduler, std::string_view output) {
     const std::string t = trim(line);
     std::smatch m;
     if (scheduler == "slurm" && std::regex_match(t, m, slurm_id)) return m[1];
-    if (scheduler == "pbs" && std::regex_match(t, m, pbs_id)) return m[1];
+    if (pbs_like(scheduler) && std::regex_match(t, m, pbs_id)) return m[1];
     if (scheduler == "lsf" && std::regex_match(t, m, lsf_id)) return m[1];
   }
   throw IoError(fmt::format("no job id in the {} answer: {}", scheduler, trim(output)));
@@ -410,15 +623,15 @@ std::string job_id_from(std::string_view scheduler, std::string_view output) {
 std::string job_script(const JobRequest& job) {
   std::string directives;
   if (job.scheduler == "slurm") directives = slurm_directives(job);
-  if (job.scheduler == "pbs") directives = pbs_directives(job);
+  if (pbs_like(job.scheduler)) directives = pbs_directives(job);
   if (job.scheduler == "lsf") directives = lsf_directives(job);
-  return header_comment(job) + directives + "\n" + body(job);
+  return header_comment(job) + directives + (directives.empty() ? "" : "\n") + body(job);
 }
 
 void SubmitTool::declare(ParameterSet& params) {
-  params.add_choice("scheduler", scheduler_, {"slurm", "pbs", "lsf"},
-                    "batch system: Slurm (sbatch), PBS Pro (qsub; Torque in the script's "
-                    "comment) or LSF (bsub)");
+  params.add_choice("scheduler", scheduler_, {"slurm", "pbs", "torque", "lsf", "local"},
+                    "batch system: Slurm (sbatch), PBS Pro or Torque (qsub), LSF (bsub), or "
+                    "local (mpirun on this machine, dry_run only: jobscripts/local/run.sh)");
   params.add("nodes", nodes_, "nodes", Range<int>{1, 1000000});
   params.add("ranks_per_node", ranks_per_node_, "MPI ranks on each node", Range<int>{1, 4096});
   params.add("threads_per_rank", threads_per_rank_, "OpenMP threads (cores) of each rank",
@@ -445,26 +658,65 @@ void SubmitTool::declare(ParameterSet& params) {
   params.add("script", script_,
              "where to write the job script; empty = JOB_NAME.sbatch|pbs|lsf here");
   params.add("dry_run", dry_run_, "print the job script instead of writing and submitting it");
+  params.add("array", array_, "Slurm job array indices (e.g. 0-3); empty = one job");
+  params.add("comment", comment_, "more lines for the script's opening comment");
+  params.add("portable", portable_,
+             "a script for any directory and binflow (as in jobscripts/): it runs where it is "
+             "submitted, runs $BINFLOW (default binflow), reads NAME=VALUE words before TOOL as "
+             "settings its environment may override, and expands words with a $ (e.g. "
+             "'$NAME', '${NAME%.h5}.log')");
+  params.add("setup", setup_, "shell lines the job runs before it builds its command line");
   params.add_trailing("TOOL ARGS", command_,
                       "the binflow command line the job runs, e.g. -- lightcurve --inobs obs.h5 "
                       "--outfile lc.h5");
 }
 
 void SubmitTool::validate() {
-  if (command_.empty()) {
+  // A portable command line starts with NAME=VALUE settings, and its words may expand
+  // them: the tool checks it with every setting at its default; an array expansion
+  // such as "${extra[@]}" (words the setup lines choose) is left out of that check.
+  settings_.clear();
+  job_command_ = command_;
+  std::vector<std::pair<std::string, std::string>> defaults;
+  std::vector<std::string> checked = command_;
+  if (portable_) {
+    static const std::regex setting(R"(([A-Z_][A-Z0-9_]*)=(.*))");
+    static const std::regex array_expansion(R"(\$\{\w+\[@\]\})");
+    std::smatch m;
+    auto tool_word = job_command_.begin();
+    for (; tool_word != job_command_.end() && std::regex_match(*tool_word, m, setting);
+         ++tool_word) {
+      settings_.emplace_back(m[1], m[2]);
+      defaults.emplace_back(m[1], expand_defaults(m[2].str(), defaults));
+    }
+    job_command_.erase(job_command_.begin(), tool_word);
+    checked.clear();
+    for (const std::string& w : job_command_) {
+      if (!std::regex_match(w, array_expansion)) checked.push_back(expand_defaults(w, defaults));
+    }
+  }
+  if (checked.empty()) {
     throw UsageError(
         "submit: give the command line the job runs after --, e.g. "
         "`binflow submit --nodes 2 -- lightcurve --inobs obs.h5 --outfile lc.h5`");
   }
-  if (command_.front() == "submit") throw UsageError("submit: a job cannot run binflow submit");
-  std::unique_ptr<Tool> tool = registry_.create(command_.front());
+  if (checked.front() == "submit") throw UsageError("submit: a job cannot run binflow submit");
+  std::unique_ptr<Tool> tool = registry_.create(checked.front());
   try {
-    tool->configure({command_.begin() + 1, command_.end()});
+    tool->configure({checked.begin() + 1, checked.end()});
   } catch (const UsageError& e) {
-    throw UsageError(fmt::format("-- {}: {}", command_.front(), e.what()));
+    throw UsageError(fmt::format("-- {}: {}", checked.front(), e.what()));
   }
   outfile_ = tool->standard().outfile;
   resumable_ = tool->uses_bins() && !outfile_.empty();
+  if (portable_) {  // the outfile as the job names it: the word that expanded to it
+    for (const std::string& w : job_command_) {
+      if (w.find('$') != std::string::npos && expand_defaults(w, defaults) == outfile_) {
+        outfile_ = w;
+        break;
+      }
+    }
+  }
   if (tool->standard().resume) {
     throw UsageError("-- resume: leave it out; the job script adds resume=yes when it restarts");
   }
@@ -481,6 +733,17 @@ void SubmitTool::validate() {
   }
   if (launcher_ == "srun" && scheduler_ != "slurm") {
     throw UsageError(fmt::format("launcher: srun needs scheduler=slurm, not {}", scheduler_));
+  }
+  if (!array_.empty() && scheduler_ != "slurm") {
+    throw UsageError(fmt::format("array: job arrays need scheduler=slurm, not {}", scheduler_));
+  }
+  if (scheduler_ == "local" && !dry_run_) {
+    throw UsageError(
+        "scheduler: local has no queue to submit to; dry_run=yes prints the script "
+        "(jobscripts/local/run.sh runs it)");
+  }
+  if (scheduler_ == "local" && nodes_ != 1) {
+    throw UsageError(fmt::format("nodes: scheduler=local runs on this machine, not {}", nodes_));
   }
   if (cores_per_node_ > 0 && ranks_per_node_ * threads_per_rank_ > cores_per_node_) {
     throw UsageError(fmt::format(
@@ -513,6 +776,7 @@ std::pair<int, std::string> SubmitTool::node_cores(int local_cores) const {
                                         : fmt::format("partition {} (sinfo)", partition_)};
     }
   }
+  if (scheduler_ == "local") return {local_cores, "this machine"};
   return {local_cores, "this machine; give cores_per_node for the cluster's nodes"};
 }
 
@@ -536,7 +800,7 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
     job.mem_per_cpu_mib = mem_mib_;
     job.partition = partition_;
     job.account = account_;
-    job.job_name = job_name_.empty() ? "binflow-" + command_.front() : job_name_;
+    job.job_name = job_name_.empty() ? "binflow-" + job_command_.front() : job_name_;
     job.signal_lead = lead_seconds_;
     job.launcher = launcher_ == "auto" ? (scheduler_ == "slurm" ? "srun" : "mpirun") : launcher_;
     job.workdir = fs::current_path().string();
@@ -545,10 +809,15 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
     job.binflow = ec ? std::string("binflow") : self.string();
     job.script_path =
         fs::absolute(script_.empty() ? job.job_name + extension(scheduler_) : script_).string();
-    job.profile = profile_.empty() ? std::string() : fs::absolute(profile_).string();
+    job.profile = profile_.empty() || portable_ ? profile_ : fs::absolute(profile_).string();
     job.outfile = outfile_;
     job.resumable = resumable_;
-    job.command = command_;
+    job.command = job_command_;
+    job.array = array_;
+    job.comment = comment_;
+    job.portable = portable_;
+    job.settings = settings_;
+    job.setup = setup_;
     const std::string text = job_script(job);
     if (dry_run_) {
       std::fputs(text.c_str(), stdout);
@@ -564,7 +833,7 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
     fs::permissions(job.script_path, fs::perms::owner_exec | fs::perms::group_exec,
                     fs::perm_options::add, ec);
     const std::string program =
-        scheduler_ == "slurm" ? "sbatch" : (scheduler_ == "pbs" ? "qsub" : "bsub");
+        scheduler_ == "slurm" ? "sbatch" : (pbs_like(scheduler_) ? "qsub" : "bsub");
     if (!on_path(program)) {
       throw UsageError(
           fmt::format("scheduler: {} is not on the PATH (the script is in {}; "
@@ -573,7 +842,7 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
     }
     Captured answer;
     if (scheduler_ == "slurm") answer = run_command({"sbatch", "--parsable", job.script_path});
-    if (scheduler_ == "pbs") answer = run_command({"qsub", job.script_path});
+    if (pbs_like(scheduler_)) answer = run_command({"qsub", job.script_path});
     if (scheduler_ == "lsf") answer = run_command({"bsub"}, job.script_path);  // bsub < script
     if (answer.status != 0) {
       throw IoError(fmt::format("{} {} failed (exit status {}): {}", program, job.script_path,

@@ -4,9 +4,13 @@
 // nodes, prints the script (dry_run) or writes and submits it with sbatch, qsub or bsub,
 // and prints the job id as its last line. Every script checkpoints on the wall-time
 // signal, requeues itself on exit status 75 and resumes with resume=yes (docs/cluster.md).
+// job_script() is the one home of that run / signal / requeue protocol: the ready-made
+// scripts in jobscripts/ are its output (portable=yes, written by jobscripts/generate.sh),
+// and jobscripts/local/run.sh runs its output for scheduler=local.
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "binflow/tool.hpp"
@@ -15,7 +19,7 @@ namespace binflow::apps {
 
 /// A job in scheduler-neutral terms, everything resolved (absolute paths, seconds, MiB).
 struct JobRequest {
-  std::string scheduler = "slurm";  ///< slurm | pbs | lsf
+  std::string scheduler = "slurm";  ///< slurm | pbs | torque | lsf | local (mpirun, no queue)
   int nodes = 1;
   int ranks_per_node = 1;
   int threads_per_rank = 1;
@@ -34,6 +38,15 @@ struct JobRequest {
   std::string outfile;               ///< the run's outfile ("" = nothing to resume)
   bool resumable = false;            ///< the tool maps bins into outfile: requeue and resume
   std::vector<std::string> command;  ///< TOOL ARGS...
+  std::string array;                 ///< Slurm job array indices, e.g. 0-3 ("" = one job)
+  std::string comment;               ///< more lines for the opening comment
+  /// A script for any directory and any binflow: it runs where it is submitted, runs
+  /// $BINFLOW (default binflow), finds site-profile.sh there, reads `settings` from its
+  /// environment, and words of `command`, `outfile` and `profile` with a `$` are shell
+  /// text the job expands (inside double quotes).
+  bool portable = false;
+  std::vector<std::pair<std::string, std::string>> settings;  ///< NAME, default (portable)
+  std::string setup;  ///< shell lines run before the command line is built
 };
 
 /// The job script. Pure: the same request gives the same text.
@@ -44,6 +57,12 @@ struct JobRequest {
 /// `4000`, `4000M`, `2G`, `512K`, `1T` (binary units, default M) in MiB, rounded up;
 /// UsageError naming `mem_per_cpu` otherwise.
 [[nodiscard]] std::int64_t parse_memory_mib(std::string_view text);
+/// `word` as the job's bash expands it when every setting has its default value: $NAME,
+/// ${NAME}, ${NAME%SUFFIX} of a setting and ${NAME:-WORD} are replaced; other expansions
+/// (variables of the setup lines) stay as written. What `binflow submit` checks a portable
+/// command line with.
+[[nodiscard]] std::string expand_defaults(
+    std::string_view word, const std::vector<std::pair<std::string, std::string>>& settings);
 /// The job id in what sbatch --parsable, qsub or bsub printed; IoError if there is none.
 [[nodiscard]] std::string job_id_from(std::string_view scheduler, std::string_view output);
 /// A word as the shell reads it back unchanged (single quotes only where needed).
@@ -55,7 +74,8 @@ public:
   /// job waits in a queue.
   static constexpr ToolInfo info{
       "submit",
-      "write a Slurm, PBS or LSF job script for a binflow run, check its geometry and submit it"};
+      "write a Slurm, PBS, Torque or LSF job script for a binflow run (or a local one), check its "
+      "geometry and submit it"};
   explicit SubmitTool(const ToolRegistry& registry) : Tool(info), registry_(registry) {}
   /// Runs no bins and writes no output file of its own.
   [[nodiscard]] bool uses_bins() const override { return false; }
@@ -88,6 +108,10 @@ private:
   std::string profile_;
   std::string script_;
   bool dry_run_ = false;
+  std::string array_;
+  std::string comment_;
+  bool portable_ = false;
+  std::string setup_;
   std::vector<std::string> command_;
   // Resolved by validate().
   std::int64_t time_seconds_ = 0;
@@ -95,6 +119,8 @@ private:
   std::int64_t lead_seconds_ = 0;
   std::string outfile_;
   bool resumable_ = false;
+  std::vector<std::pair<std::string, std::string>> settings_;  ///< NAME=VALUE words before TOOL
+  std::vector<std::string> job_command_;                       ///< TOOL ARGS
 };
 
 }  // namespace binflow::apps

@@ -2,15 +2,18 @@
 # binflow on one workstation with mpirun: RANKS ranks x THREADS threads per rank, each
 # rank bound to THREADS cores of its own (--map-by ppr:RANKS:node:PE=THREADS), binflow's
 # thread budget running THREADS OpenMP threads on them (OMP_PLACES=cores,
-# OMP_PROC_BIND=close). RANKS x THREADS must not exceed the physical cores: the script
-# refuses more (mpirun would too) rather than oversubscribe. Without -n, RANKS = cores /
-# THREADS. Ctrl-C or SIGTERM checkpoints: binflow finishes its bins in flight, flushes
-# OUTFILE.ckpt and exits 75; run the same command with resume=yes to finish.
+# OMP_PROC_BIND=close). RANKS x THREADS must not exceed the physical cores: binflow refuses
+# more rather than oversubscribe. Without -n, RANKS = cores / THREADS. Ctrl-C or SIGTERM
+# checkpoints: binflow finishes its bins in flight, flushes OUTFILE.ckpt and exits 75; the
+# same command again resumes where it stopped.
+# This shell runs, in its own place, the job `binflow submit --scheduler local --dry_run`
+# writes: the run / signal / checkpoint protocol of every binflow job script has one home,
+# apps/tools/submit.cpp (docs/cluster.md).
 #
 #   jobscripts/local/run.sh -- lightcurve --inobs obs.h5 --tbins 48 --outfile lc.h5
 #   jobscripts/local/run.sh -n 2 -t 4 -- spectrum --inobs obs.h5 --outfile spec.h5
 # BINFLOW (default: binflow on the PATH, else build/bin/binflow of this repository) and
-# MPIRUN (default mpirun, Open MPI) name the programs.
+# BINFLOW_MPIRUN (or MPIRUN; default mpirun, Open MPI) name the programs.
 set -uo pipefail
 
 usage() {
@@ -41,26 +44,15 @@ cores=$(lscpu -p=cpu,core,socket 2>/dev/null | grep -v '^#' |
     END { print length(seen) }')
 ((cores > 0)) || cores=$(nproc)
 ((ranks > 0)) || ranks=$((cores / threads > 0 ? cores / threads : 1))
-if ((ranks * threads > cores)); then
-  echo "run.sh: $ranks ranks x $threads threads = $((ranks * threads)) cores, more than the $cores here" >&2
-  exit 2
-fi
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 binflow=${BINFLOW:-$(command -v binflow || echo "$here/../../build/bin/binflow")}
-export OMP_NUM_THREADS=$threads OMP_PLACES=cores OMP_PROC_BIND=close
+export BINFLOW_MPIRUN=${BINFLOW_MPIRUN:-${MPIRUN:-mpirun}}
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi
 
 echo "run.sh: $ranks ranks x $threads threads on $cores cores: $binflow $*"
-"${MPIRUN:-mpirun}" -n "$ranks" --map-by "ppr:$ranks:node:PE=$threads" --bind-to core \
-  -x OMP_NUM_THREADS -x OMP_PLACES -x OMP_PROC_BIND "$binflow" "$@" &
-launcher=$!
-# SIGUSR1 reaches every rank through mpirun (exit 75); mpirun answers SIGTERM with exit 1.
-trap 'kill -USR1 "$launcher" 2>/dev/null' INT TERM USR1
-while kill -0 "$launcher" 2>/dev/null; do wait "$launcher"; done
-status=0
-wait "$launcher" || status=$?
-if ((status == 75)); then
-  echo "run.sh: interrupted; the checkpoint is flushed: run the same command with resume=yes" >&2
-fi
-exit "$status"
+# binflow checks the geometry and the command line (exit 2 with the reason) and writes
+# the job, which replaces this shell: signals sent to run.sh reach the job's trap.
+job=$("$binflow" submit --scheduler local --dry_run --ranks_per_node "$ranks" \
+  --threads_per_rank "$threads" -- "$@") || exit
+exec bash -c "$job" "$0"
