@@ -9,8 +9,11 @@
 
 #include <fmt/format.h>
 
+#include "binflow/bin_context.hpp"
 #include "binflow/bins.hpp"
+#include "binflow/driver.hpp"
 #include "binflow/executor.hpp"
+#include "binflow/parallel.hpp"
 #include "binflow/rng.hpp"
 #include "binflow/table.hpp"
 #include "binflow/tool.hpp"
@@ -77,13 +80,10 @@ private:
     const binflow::RngStream& rng = ctx.rng();
     const std::int64_t samples = samples_;
     const std::int64_t blocks = (samples + block_samples - 1) / block_samples;
-    std::vector<std::int64_t> partial(static_cast<std::size_t>(blocks), 0);
-#pragma omp parallel for default(none) shared(partial, rng, blocks, samples) schedule(static)
-    for (std::int64_t b = 0; b < blocks; ++b) {
-      partial[static_cast<std::size_t>(b)] = count_inside(rng, b, samples);
-    }
-    std::int64_t inside = 0;
-    for (const std::int64_t p : partial) inside += p;
+    // The bin's thread budget, blocks summed in block order (binflow/parallel.hpp).
+    const std::int64_t inside = binflow::ordered_block_sum(
+        ctx.budget().threads(), blocks,
+        [&](std::int64_t block) { return count_inside(rng, block, samples); });
     const double estimate = 4.0 * static_cast<double>(inside) / static_cast<double>(samples);
     ctx.log().info("trial {}: {} of {} inside, pi ~ {:.6f}", ctx.bin().index, inside, samples,
                    estimate);

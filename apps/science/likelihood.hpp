@@ -52,7 +52,7 @@ RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
 struct FitResult {
   /// bin_status::ok, empty (no events or no livetime) or failed (binflow/table.hpp)
   std::string status = std::string(bin_status::ok);
-  std::string message;        ///< why, when failed
+  std::string message;  ///< why, when failed
   std::int64_t n_events = 0;
   double livetime = 0.0;
   double npred = 0.0;

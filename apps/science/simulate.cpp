@@ -1,9 +1,9 @@
 #include "science/simulate.hpp"
 
 #include <algorithm>
-#include <chrono>
 #include <array>
 #include <charconv>
+#include <chrono>
 #include <cmath>
 #include <fstream>
 #include <limits>

@@ -14,7 +14,6 @@ namespace binflow::apps {
 
 namespace {
 
-
 science::Events filtered(science::Events events, const std::function<bool(double)>& keep) {
   science::Events out;
   for (std::size_t i = 0; i < events.size(); ++i) {
@@ -58,7 +57,8 @@ void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
                Range<double>{-1.0, 6.0});
   }
   if ((parts & free) != 0U) params.add("free_index", free_index, "fit the spectral index");
-  if ((parts & ts) != 0U) params.add("calc_ts", calc_ts, "compute the test statistic of the source");
+  if ((parts & ts) != 0U)
+    params.add("calc_ts", calc_ts, "compute the test statistic of the source");
   if ((parts & ulim) != 0U) {
     params.add("calc_ulim", calc_ulim, "compute the profile-likelihood upper limit");
     params.add("confidence", confidence, "confidence level of the upper limit",
@@ -196,6 +196,26 @@ Schema schema_with_fit_result(std::initializer_list<Column> leading) {
   for (Column& c : fit_result_columns()) schema.add(std::move(c));
   return schema;
 }
+
+namespace {
+
+const std::string& checked_inobs(const Communicator& comm, const AnalysisParameters& params,
+                                 const std::function<void(const science::Observation&)>& more) {
+  comm.agree_on_root([&] {
+    const science::Observation obs = science::EventFileReader(params.inobs).observation();
+    (void)params.time_range(obs, params.inobs);
+    if (more) more(obs);
+  });
+  return params.inobs;
+}
+
+}  // namespace
+
+AnalysisInput::AnalysisInput(const Communicator& comm, const AnalysisParameters& params,
+                             const std::function<void(const science::Observation&)>& check_more)
+    : reader_(checked_inobs(comm, params, check_more)),
+      response_(reader_.observation().irf, params.inobs),
+      range_(params.time_range(reader_.observation(), params.inobs)) {}
 
 science::RoiEvents read_roi(const science::EventFileReader& reader, double t0, double t1,
                             const science::FitSettings& settings,

@@ -24,14 +24,14 @@ namespace binflow::apps {
 struct AnalysisParameters {
   /// Groups of parameters, combined with |.
   enum Part : unsigned {
-    input = 1U,    ///< inobs
-    time = 2U,     ///< tmin tmax (NaN: from the GTIs)
-    energy = 4U,   ///< emin emax
-    region = 8U,   ///< ra dec (NaN: the pointing) theta_max
-    index = 16U,   ///< gamma_ref
-    free = 32U,    ///< free_index
-    ts = 64U,      ///< calc_ts
-    ulim = 128U,   ///< calc_ulim confidence
+    input = 1U,   ///< inobs
+    time = 2U,    ///< tmin tmax (NaN: from the GTIs)
+    energy = 4U,  ///< emin emax
+    region = 8U,  ///< ra dec (NaN: the pointing) theta_max
+    index = 16U,  ///< gamma_ref
+    free = 32U,   ///< free_index
+    ts = 64U,     ///< calc_ts
+    ulim = 128U,  ///< calc_ulim confidence
     quantities = ts | ulim
   };
   static constexpr unsigned all = input | time | energy | region | index | free | quantities;
@@ -61,6 +61,31 @@ struct AnalysisParameters {
                                                      const std::string& source) const;
   /// The fit settings for `observation` (ra and dec default to its pointing).
   [[nodiscard]] science::FitSettings fit_settings(const science::Observation& observation) const;
+};
+
+/// The event file of a fitting tool, opened on every rank after rank 0 has checked it:
+/// the reader, the response of its observation and the selected time range. Not movable
+/// (the members refer to each other).
+class AnalysisInput {
+public:
+  /// Collective over `comm`: rank 0 opens `params.inobs`, checks the time range and runs
+  /// `check_more` on the observation (the tool's binning, say), so that bad input ends
+  /// every rank with one line before any work is spread; then every rank opens the file.
+  AnalysisInput(const Communicator& comm, const AnalysisParameters& params,
+                const std::function<void(const science::Observation&)>& check_more = {});
+  AnalysisInput(const AnalysisInput&) = delete;
+  AnalysisInput& operator=(const AnalysisInput&) = delete;
+
+  [[nodiscard]] const science::EventFileReader& reader() const { return reader_; }
+  [[nodiscard]] const science::Observation& observation() const { return reader_.observation(); }
+  [[nodiscard]] const science::Response& response() const { return response_; }
+  [[nodiscard]] double t0() const { return range_.first; }
+  [[nodiscard]] double t1() const { return range_.second; }
+
+private:
+  science::EventFileReader reader_;
+  science::Response response_;
+  std::pair<double, double> range_;
 };
 
 /// Declares `ra` and `dec` (deg, in [0, 360] and [-90, 90]); `what` ends their help text.

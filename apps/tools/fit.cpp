@@ -9,6 +9,7 @@
 
 #include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
+#include "science/binning.hpp"
 #include "science/gti.hpp"
 #include "science/response.hpp"
 
@@ -43,42 +44,48 @@ Schema FitTool::schema() {
 
 ToolOutput FitTool::execute(RunContext& ctx) {
   // In-memory input is for this run only.
-  std::optional<science::Observation> given_observation = std::exchange(given_observation_, {});
-  std::optional<science::Events> given_events = std::exchange(given_events_, {});
-  const bool in_memory = given_events.has_value();
-  const std::string source = in_memory ? std::string("events in memory") : analysis_.inobs;
-
-  std::optional<science::EventFileReader> reader;
-  if (!in_memory) {
-    // Rank 0 checks the file and the time range first: bad input ends every rank with one
-    // line (a nested run is alone on MPI_COMM_SELF: its bad input fails the calling bin).
-    ctx.runtime().comm.agree_on_root([&] {
-      (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
-                                 analysis_.inobs);
-    });
-    reader.emplace(analysis_.inobs);
+  std::optional<science::Observation> observation = std::exchange(given_observation_, {});
+  std::optional<science::Events> events = std::exchange(given_events_, {});
+  if (observation && events) {
+    const science::Observation& obs = *observation;
+    const science::Events& in_memory = *events;
+    return fit(ctx, obs, "events in memory", static_cast<std::int64_t>(in_memory.size()),
+               [&](double t0, double t1, const science::FitSettings& settings) {
+                 return science::select_roi(in_memory, obs.gti, t0, t1, obs.info.deadtime_fraction,
+                                            settings);
+               });
   }
-  const science::Observation& obs = in_memory ? *given_observation : reader->observation();
+  // Rank 0 checks the file and the time range first: bad input ends every rank with one
+  // line (a nested run is alone on MPI_COMM_SELF: its bad input fails the calling bin).
+  ctx.runtime().comm.agree_on_root([&] {
+    (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
+                               analysis_.inobs);
+  });
+  const science::EventFileReader reader(analysis_.inobs);
+  return fit(ctx, reader.observation(), analysis_.inobs, reader.size(),
+             [&](double t0, double t1, const science::FitSettings& settings) {
+               return read_roi(reader, t0, t1, settings);
+             });
+}
+
+ToolOutput FitTool::fit(RunContext& ctx, const science::Observation& obs, const std::string& source,
+                        std::int64_t events, const RoiSource& roi_of) const {
   const std::pair<double, double> range = analysis_.time_range(obs, source);
   const double t0 = range.first;
   const double t1 = range.second;
   const science::Response response(obs.irf, source);
   const science::FitSettings settings = analysis_.fit_settings(obs);
-  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", source,
-                 in_memory ? static_cast<std::int64_t>(given_events->size()) : reader->size(),
-                 obs.gti.size(), t0, t1);
+  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", source, events, obs.gti.size(), t0,
+                 t1);
   ctx.log().info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", settings.ra,
                  settings.dec, settings.theta_max, settings.emin, settings.emax, settings.gamma_ref,
                  settings.free_index ? "(free)" : "(fixed)");
-
   const std::vector<double> lo{t0};
   const std::vector<double> hi{t1};
-  MapResult result =
-      ctx.map("fit", BinPlan::from_edges(BinKind::time, lo, hi), schema(), [&](BinContext& bin) {
-        const science::RoiEvents roi =
-            in_memory ? science::select_roi(*given_events, obs.gti, t0, t1,
-                                            obs.info.deadtime_fraction, settings)
-                      : read_roi(*reader, t0, t1, settings);
+  const Schema columns = schema();
+  MapResult result = ctx.map(
+      "fit", BinPlan::from_edges(science::time_axis(), lo, hi), columns, [&](BinContext& bin) {
+        const science::RoiEvents roi = roi_of(t0, t1, settings);
         const science::FitResult f =
             science::fit_bin(response, roi, settings, bin.budget().threads());
         bin.set_status(f.status);

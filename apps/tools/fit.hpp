@@ -53,6 +53,13 @@ protected:
   ToolOutput execute(RunContext& ctx) override;
 
 private:
+  /// The events of the region of interest in [t0, t1) for `settings`.
+  using RoiSource =
+      std::function<science::RoiEvents(double t0, double t1, const science::FitSettings&)>;
+  /// The one-bin map over the selection of `obs` (`source` names it in messages).
+  ToolOutput fit(RunContext& ctx, const science::Observation& obs, const std::string& source,
+                 std::int64_t events, const RoiSource& roi_of) const;
+
   AnalysisParameters analysis_;
 
   // Not parameters: set by apply() for the next run only.

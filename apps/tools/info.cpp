@@ -86,8 +86,10 @@ void InfoTool::declare(ParameterSet& params) {
 
 std::string InfoTool::to_json(const Placement& placement) {
   std::vector<std::string> ranks;
+  ranks.reserve(placement.ranks.size());
   for (const RankPlacement& r : placement.ranks) ranks.push_back(json_rank(r));
   std::vector<std::string> nodes;
+  nodes.reserve(placement.nodes.size());
   for (const NodePlacement& n : placement.nodes) nodes.push_back(json_node(n));
   std::vector<std::string> warnings;
   for (const std::string& w : all_warnings(placement)) warnings.push_back(json_string(w));

@@ -7,6 +7,7 @@
 
 #include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
+#include "science/binning.hpp"
 #include "science/response.hpp"
 
 namespace binflow::apps {
@@ -47,9 +48,9 @@ Schema LightcurveTool::schema() {
 
 BinPlan LightcurveTool::make_plan(const science::Observation& obs) const {
   const auto [tmin, tmax] = analysis_.time_range(obs, analysis_.inobs);
-  if (tbinalg_ == "GTI") return BinPlan::time_from_gtis(obs.gti.start, obs.gti.stop, tmin, tmax);
-  if (tbinalg_ == "FILE") return BinPlan::time_from_file(tbinfile_);
-  return BinPlan::time_linear(tmin, tmax, tbins_);
+  if (tbinalg_ == "GTI") return science::time_from_gtis(obs.gti.start, obs.gti.stop, tmin, tmax);
+  if (tbinalg_ == "FILE") return science::time_from_file(tbinfile_);
+  return science::time_linear(tmin, tmax, tbins_);
 }
 
 Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader& reader,
@@ -74,11 +75,11 @@ Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader
 ToolOutput LightcurveTool::execute(RunContext& ctx) {
   // Rank 0 checks the file and the binning first, so that bad input ends every rank
   // with one message before any work is spread.
-  ctx.runtime().comm.agree_on_root(
-      [&] { (void)make_plan(science::EventFileReader(analysis_.inobs).observation()); });
-  const science::EventFileReader reader(analysis_.inobs);
-  const science::Observation& obs = reader.observation();
-  const science::Response response(obs.irf, analysis_.inobs);
+  const AnalysisInput input(ctx.runtime().comm, analysis_,
+                            [&](const science::Observation& obs) { (void)make_plan(obs); });
+  const science::EventFileReader& reader = input.reader();
+  const science::Observation& obs = input.observation();
+  const science::Response& response = input.response();
   const science::FitSettings settings = analysis_.fit_settings(obs);
   const BinPlan plan = make_plan(obs);
   ctx.log().info("{}: {} events, {} GTIs; {} time bins ({}) from {} to {} s", analysis_.inobs,

@@ -7,6 +7,7 @@
 
 #include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
+#include "science/binning.hpp"
 #include "science/gti.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
@@ -47,22 +48,18 @@ Schema PhasecurveTool::schema() {
 }
 
 BinPlan PhasecurveTool::make_plan() const {
-  if (!phbinfile_.empty()) return BinPlan::phase_from_file(phbinfile_);
-  return BinPlan::phase(phbins_);
+  if (!phbinfile_.empty()) return science::phase_from_file(phbinfile_);
+  return science::phase_bins(phbins_);
 }
 
 ToolOutput PhasecurveTool::execute(RunContext& ctx) {
-  ctx.runtime().comm.agree_on_root([&] {
-    (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
-                               analysis_.inobs);
-    (void)make_plan();
-  });
-  const science::EventFileReader reader(analysis_.inobs);
-  const science::Observation& obs = reader.observation();
-  const science::Response response(obs.irf, analysis_.inobs);
-  const std::pair<double, double> range = analysis_.time_range(obs, analysis_.inobs);
-  const double t0 = range.first;
-  const double t1 = range.second;
+  const AnalysisInput input(ctx.runtime().comm, analysis_,
+                            [&](const science::Observation&) { (void)make_plan(); });
+  const science::EventFileReader& reader = input.reader();
+  const science::Observation& obs = input.observation();
+  const science::Response& response = input.response();
+  const double t0 = input.t0();
+  const double t1 = input.t1();
   const BinPlan plan = make_plan();
   const science::Ephemeris ephemeris{t_ref_, f0_, f1_, f2_};
   const science::FitSettings settings = analysis_.fit_settings(obs);

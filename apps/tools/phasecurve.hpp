@@ -20,7 +20,8 @@ namespace binflow::apps {
 class PhasecurveTool final : public Tool {
 public:
   static constexpr ToolInfo info{
-      "phasecurve", "phase curve: a likelihood fit of flux, TS and upper limit per pulse-phase bin"};
+      "phasecurve",
+      "phase curve: a likelihood fit of flux, TS and upper limit per pulse-phase bin"};
   PhasecurveTool() : Tool(info) {}
   /// Columns of /results: one row per phase bin.
   [[nodiscard]] static Schema schema();

@@ -36,7 +36,9 @@ void add_summary(ToolOutput& out, spdlog::logger& log, const std::string& name,
 
 }  // namespace
 
-void TrialSetup::declare_observation(ParameterSet& params) {
+void TrialSetup::declare_trials(ParameterSet& params) {
+  params.add("ntrials", ntrials, "number of Monte Carlo trials; trial k draws from (seed, k)",
+             Range<std::int64_t>{1, std::int64_t{1} << 40});
   params.add("inobs", inobs,
              "event file whose response, GTIs, deadtime and pointing are simulated (its events "
              "are not used); empty = the embedded instrument and a default observation of "
@@ -147,9 +149,7 @@ std::vector<double> ok_values(const Table& table, const std::string& column) {
 }
 
 void PullTool::declare(ParameterSet& params) {
-  params.add("ntrials", ntrials_, "number of Monte Carlo trials; trial k draws from (seed, k)",
-             Range<std::int64_t>{1, std::int64_t{1} << 40});
-  setup_.declare_observation(params);
+  setup_.declare_trials(params);
   params.add("N0", setup_.n0, "true source flux at 1 TeV, ph cm^-2 s^-1 TeV^-1",
              Range<double>{0.0, {}});
   params.add("gamma", setup_.gamma,
@@ -166,8 +166,9 @@ void PullTool::declare(ParameterSet& params) {
 void PullTool::validate() {
   setup_.analysis.validate(false);
   for (const std::int64_t k : fail_trials_) {
-    if (k < 0 || k >= ntrials_) {
-      throw UsageError(fmt::format("fail_trials: trial {} is outside 0..{}", k, ntrials_ - 1));
+    if (k < 0 || k >= setup_.ntrials) {
+      throw UsageError(
+          fmt::format("fail_trials: trial {} is outside 0..{}", k, setup_.ntrials - 1));
     }
   }
 }
@@ -199,7 +200,7 @@ Schema PullTool::schema(bool free_index, bool calc_ulim) {
 }
 
 Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup,
-                            const Schema& columns) const {
+                             const Schema& columns) const {
   const bool break_fit =
       std::binary_search(fail_trials_.begin(), fail_trials_.end(), bin.bin().index);
   const TrialFit trial = run_trial(bin, setup, break_fit);
@@ -214,8 +215,7 @@ Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup,
         "{} events simulated, {} in the region: N0 = {:.4e} +- {:.2e}, beta = {:.4f} +- "
         "{:.4f}{}, TS = {:.1f}",
         trial.n_simulated, f.n_events, f.n0, f.n0_err, f.beta, f.beta_err,
-        a.free_index ? fmt::format(", gamma = {:.3f} +- {:.3f}", f.gamma, f.gamma_err) : "",
-        f.ts);
+        a.free_index ? fmt::format(", gamma = {:.3f} +- {:.3f}", f.gamma, f.gamma_err) : "", f.ts);
   }
   RowBuilder row(columns);
   row.set("n_events", f.n_events)
@@ -244,7 +244,7 @@ ToolOutput PullTool::execute(RunContext& ctx) {
   setup.chatter = std::max(0, ctx.settings().chatter - 1);
   prepare_trials(ctx, setup);
   ctx.log().info("{} trials of {}; true model N0 {} at 1 TeV, gamma {}, beta {} at ({}, {})",
-                 ntrials_,
+                 setup.ntrials,
                  setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
                                      : "the response and GTIs of " + setup.inobs,
                  setup.n0, setup.gamma, setup.beta, setup.analysis.ra, setup.analysis.dec);
@@ -253,9 +253,8 @@ ToolOutput PullTool::execute(RunContext& ctx) {
                  a.free_index ? "free" : "fixed",
                  a.calc_ulim ? fmt::format(", {} upper limits", a.confidence) : "");
   const Schema columns = schema(a.free_index, a.calc_ulim);
-  MapResult result = ctx.map("pull", BinPlan::trials(ntrials_), columns, [&](BinContext& bin) {
-    return run_pull_trial(bin, setup, columns);
-  });
+  MapResult result = ctx.map("pull", BinPlan::trials(setup.ntrials), columns,
+                             [&](BinContext& bin) { return run_pull_trial(bin, setup, columns); });
   ToolOutput out = ToolOutput::from(std::move(result));
   if (!ctx.is_root() || out.interrupted) return out;
 

@@ -24,8 +24,9 @@ namespace binflow::apps {
 
 /// The observation, true model and analysis of every Monte Carlo trial of pull and tsdist.
 struct TrialSetup {
-  std::string inobs;         ///< response and GTIs from this event file; empty = embedded
-  double duration = 1800.0;  ///< length of the embedded observation, s (ignored with inobs)
+  std::int64_t ntrials = 100;  ///< trial k draws from the stream (seed, k)
+  std::string inobs;           ///< response and GTIs from this event file; empty = embedded
+  double duration = 1800.0;    ///< length of the embedded observation, s (ignored with inobs)
   double n0 = science::defaults::n0;        ///< true source flux at 1 TeV
   double gamma = science::defaults::gamma;  ///< true index (and the fitted index when fixed)
   double beta = science::defaults::beta;    ///< true background normalisation
@@ -35,8 +36,9 @@ struct TrialSetup {
   AnalysisParameters analysis;
   int chatter = 1;  ///< of the nested tools (their lines go into the trial's log block)
 
-  /// Declares `inobs` and `duration` (the observation every trial simulates).
-  void declare_observation(ParameterSet& params);
+  /// Declares `ntrials`, `inobs` and `duration` (how many trials, and the observation every
+  /// trial simulates).
+  void declare_trials(ParameterSet& params);
   /// The nested simulation of the true model.
   [[nodiscard]] SimulateTool::Request simulation() const;
   /// The nested fit of `simulated`; `break_fit` gives it an invalid emin (test hook).
@@ -102,7 +104,6 @@ private:
   [[nodiscard]] Row run_pull_trial(BinContext& bin, const TrialSetup& setup,
                                    const Schema& columns) const;
 
-  std::int64_t ntrials_ = 100;
   TrialSetup setup_;
   std::vector<std::int64_t> fail_trials_;
 };

@@ -111,12 +111,12 @@ void SimulateTool::validate() {
   }
   if (p_.inirf.empty()) {
     observation_ = science::default_observation(p_.duration, p_.tstart);
-    observation_->info.ra_pnt = p_.ra;
-    observation_->info.dec_pnt = p_.dec;
+    observation_.info.ra_pnt = p_.ra;
+    observation_.info.dec_pnt = p_.dec;
   } else {
     observation_ = science::EventFileReader(p_.inirf).observation();
   }
-  const science::Gti& gti = observation_->gti;
+  const science::Gti& gti = observation_.gti;
   const double middle = gti.size() == 0 ? p_.tstart : 0.5 * (gti.start.front() + gti.stop.back());
   science::TimeProfile profile = science::TimeProfile::constant();
   if (p_.profile == "flare") {
@@ -128,14 +128,17 @@ void SimulateTool::validate() {
                                            science::Ephemeris{p_.t_ref, p_.f0, p_.f1, p_.f2});
   }
   const std::string irf_source = p_.inirf.empty() ? std::string("embedded instrument") : p_.inirf;
-  const science::Response response(observation_->irf, irf_source);
+  const science::Response response(observation_.irf, irf_source);
   const science::SourceModel model{p_.ra, p_.dec, p_.n0, p_.gamma, p_.beta, p_.theta_sim};
-  simulator_.emplace(*observation_, response, model, std::move(profile), p_.slice);
+  simulator_ = std::make_unique<science::Simulator>(observation_, response, model,
+                                                    std::move(profile), p_.slice);
 }
 
 ToolOutput SimulateTool::execute(RunContext& ctx) {
   const double start = wall_seconds();
-  const science::Observation& obs = *observation_;
+  if (!simulator_) throw InternalError("simulate: execute() before validate()");
+  const science::Observation& obs = observation_;
+  const science::Simulator& simulator = *simulator_;
   const double ontime = science::ontime(obs.gti, -INFINITY, INFINITY);
   ctx.log().info(
       "observation: {} GTIs, {:.1f} s ontime, deadtime {}, {}", obs.gti.size(), ontime,
@@ -147,9 +150,9 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
       p_.ra, p_.dec, p_.n0, p_.gamma, p_.profile, p_.beta, p_.theta_sim, obs.irf.energy.front(),
       obs.irf.energy.back());
   if (std::exchange(in_memory_, false)) {
-    Result result{science::simulate_events(*simulator_, ctx.settings().seed, ctx.budget().threads()),
+    Result result{science::simulate_events(simulator, ctx.settings().seed, ctx.budget().threads()),
                   obs};
-    const auto [expected_source, expected_background] = simulator_->expected();
+    const auto [expected_source, expected_background] = simulator.expected();
     const double wall = wall_seconds() - start;
     ctx.log().info("{} events simulated in memory ({:.1f} source and {:.1f} background expected)",
                    result.events.size(), expected_source, expected_background);
@@ -165,7 +168,7 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
   const auto provenance = parameter_values(ParameterSet::Which::results_only);
   const std::string& outfile = standard().outfile;
   const science::SimulationSummary s =
-      science::simulate_to_file(outfile, obs, *simulator_, ctx.settings().seed,
+      science::simulate_to_file(outfile, obs, simulator, ctx.settings().seed,
                                 ctx.budget().threads(), ctx.runtime().comm, provenance);
   const double wall = wall_seconds() - start;
   ctx.log().info(

@@ -3,6 +3,7 @@
 // a point source and background (section 4), written collectively by all ranks. The file's
 // bits depend only on the parameters and the seed, never on ranks or threads.
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -77,8 +78,9 @@ protected:
 private:
   Request p_;
 
-  std::optional<science::Observation> observation_;
-  std::optional<science::Simulator> simulator_;
+  // Built by validate(), used by execute().
+  science::Observation observation_;
+  std::unique_ptr<science::Simulator> simulator_;
 
   // Not parameters: set by apply() for the next run, filled by it, taken by result_of().
   bool in_memory_ = false;

@@ -10,6 +10,7 @@
 
 #include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
+#include "science/binning.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
 
@@ -83,8 +84,8 @@ Schema SpectrumTool::schema() {
 }
 
 BinPlan SpectrumTool::make_plan() const {
-  if (ebinalg_ == "FILE") return BinPlan::energy_from_file(ebinfile_);
-  return BinPlan::energy_log(analysis_.emin, analysis_.emax, enumbins_);
+  if (ebinalg_ == "FILE") return science::energy_from_file(ebinfile_);
+  return science::energy_log(analysis_.emin, analysis_.emax, enumbins_);
 }
 
 FitTool::Request SpectrumTool::global_fit(double emin, double emax) const {
@@ -99,17 +100,9 @@ FitTool::Request SpectrumTool::global_fit(double emin, double emax) const {
 ToolOutput SpectrumTool::execute(RunContext& ctx) {
   // Rank 0 checks the file, the time range and the binning first, so that bad input ends
   // every rank with one message before any work is spread.
-  ctx.runtime().comm.agree_on_root([&] {
-    (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
-                               analysis_.inobs);
-    (void)make_plan();
-  });
-  const science::EventFileReader reader(analysis_.inobs);
-  const science::Observation& obs = reader.observation();
-  const science::Response response(obs.irf, analysis_.inobs);
-  const std::pair<double, double> range = analysis_.time_range(obs, analysis_.inobs);
-  const double t0 = range.first;
-  const double t1 = range.second;
+  const AnalysisInput input(ctx.runtime().comm, analysis_,
+                            [&](const science::Observation&) { (void)make_plan(); });
+  const science::Observation& obs = input.observation();
   const BinPlan plan = make_plan();
   double e_lo = plan.bins().front().lo;
   double e_hi = plan.bins().front().hi;
@@ -119,8 +112,8 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   }
   const double ra = std::isnan(analysis_.ra) ? obs.info.ra_pnt : analysis_.ra;
   const double dec = std::isnan(analysis_.dec) ? obs.info.dec_pnt : analysis_.dec;
-  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", analysis_.inobs, reader.size(),
-                 obs.gti.size(), t0, t1);
+  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", analysis_.inobs,
+                 input.reader().size(), obs.gti.size(), input.t0(), input.t1());
   ctx.log().info("source at ({}, {}) deg, theta_max {} deg; {} energy bins ({}) from {} to {} TeV",
                  ra, dec, analysis_.theta_max, plan.size(), ebinalg_, e_lo, e_hi);
 
@@ -129,21 +122,21 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   const Schema fit_schema = schema_with_fit_result({});
   const std::vector<double> global_lo{e_lo};
   const std::vector<double> global_hi{e_hi};
-  MapResult global = ctx.map(
-      "global", BinPlan::from_edges(BinKind::energy, global_lo, global_hi), fit_schema,
-      [&](BinContext& bin) {
-        FitTool fit;
-        const FitTool::Result result =
-            bin.call(fit, global_fit(e_lo, e_hi),
-                     NestedRun{.threads = bin.budget().threads(), .chatter = standard().chatter});
-        if (result.fit.status == bin_status::failed) {
-          throw Error(fmt::format("global fit failed: {}", result.fit.message));
-        }
-        bin.set_status(result.fit.status);
-        Row row;
-        append_fit_result(row, result.fit);
-        return row;
-      });
+  MapResult global =
+      ctx.map("global", BinPlan::from_edges(science::energy_axis(), global_lo, global_hi),
+              fit_schema, [&](BinContext& bin) {
+                FitTool fit;
+                const FitTool::Result result = bin.call(
+                    fit, global_fit(e_lo, e_hi),
+                    NestedRun{.threads = bin.budget().threads(), .chatter = standard().chatter});
+                if (result.fit.status == bin_status::failed) {
+                  throw Error(fmt::format("global fit failed: {}", result.fit.message));
+                }
+                bin.set_status(result.fit.status);
+                Row row;
+                append_fit_result(row, result.fit);
+                return row;
+              });
   if (global.interrupted) {
     ToolOutput out = ToolOutput::from(std::move(global));
     out.table = Table(schema());
@@ -182,8 +175,9 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     science::FitSettings settings = base;
     settings.emin = b.lo;
     settings.emax = b.hi;
-    const science::RoiEvents roi = read_roi(reader, t0, t1, settings);
-    const science::FitResult f = science::fit_bin(response, roi, settings, bin.budget().threads());
+    const science::RoiEvents roi = read_roi(input.reader(), input.t0(), input.t1(), settings);
+    const science::FitResult f =
+        science::fit_bin(input.response(), roi, settings, bin.budget().threads());
     bin.set_status(f.status);
     const double e_ref = std::sqrt(b.lo * b.hi);
     const double scale = std::pow(e_ref, -gamma);  // (e_ref / 1 TeV)^-gamma

@@ -30,9 +30,7 @@ TrialSetup TsdistTool::background_only() {
 }
 
 void TsdistTool::declare(ParameterSet& params) {
-  params.add("ntrials", ntrials_, "number of Monte Carlo trials; trial k draws from (seed, k)",
-             Range<std::int64_t>{1, std::int64_t{1} << 40});
-  setup_.declare_observation(params);
+  setup_.declare_trials(params);
   params.add("gamma", setup_.gamma, "spectral index of the test source (fixed in the fit)",
              Range<double>{-1.0, 6.0});
   params.add("beta", setup_.beta, "true background normalisation", Range<double>{0.0, {}});
@@ -62,29 +60,31 @@ ToolOutput TsdistTool::execute(RunContext& ctx) {
   ctx.log().info(
       "{} background-only trials of {}; background beta {}, test source at ({}, {}) with index "
       "{}; fit {}-{} TeV within {} deg",
-      ntrials_,
+      setup.ntrials,
       setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
                           : "the response and GTIs of " + setup.inobs,
-      setup.beta, setup.analysis.ra, setup.analysis.dec, setup.gamma, setup.analysis.emin, setup.analysis.emax, setup.analysis.theta_max);
+      setup.beta, setup.analysis.ra, setup.analysis.dec, setup.gamma, setup.analysis.emin,
+      setup.analysis.emax, setup.analysis.theta_max);
   const Schema columns = schema();
-  MapResult result = ctx.map("tsdist", BinPlan::trials(ntrials_), columns, [&](BinContext& bin) {
-    const TrialFit f = run_trial(bin, setup);
-    const science::FitResult& fit = f.fit;
-    bin.set_status(fit.status);
-    const bool ok = fit.status == bin_status::ok;
-    bin.log().info("{} events simulated, {} in the region: TS = {:.3f}, N0 = {:.3e}{}{}",
-                   f.n_simulated, fit.n_events, fit.ts, fit.n0, ok ? "" : ", status ",
-                   ok ? "" : fit.status);
-    return RowBuilder(columns)
-        .set("n_events", fit.n_events)
-        .set("ts", fit.ts)
-        .set("N0", fit.n0)
-        .set("N0_err", fit.n0_err)
-        .set("beta", fit.beta)
-        .set("beta_err", fit.beta_err)
-        .set("fit_threads", f.fit_threads)
-        .take();
-  });
+  MapResult result =
+      ctx.map("tsdist", BinPlan::trials(setup.ntrials), columns, [&](BinContext& bin) {
+        const TrialFit f = run_trial(bin, setup);
+        const science::FitResult& fit = f.fit;
+        bin.set_status(fit.status);
+        const bool ok = fit.status == bin_status::ok;
+        bin.log().info("{} events simulated, {} in the region: TS = {:.3f}, N0 = {:.3e}{}{}",
+                       f.n_simulated, fit.n_events, fit.ts, fit.n0, ok ? "" : ", status ",
+                       ok ? "" : fit.status);
+        return RowBuilder(columns)
+            .set("n_events", fit.n_events)
+            .set("ts", fit.ts)
+            .set("N0", fit.n0)
+            .set("N0_err", fit.n0_err)
+            .set("beta", fit.beta)
+            .set("beta_err", fit.beta_err)
+            .set("fit_threads", f.fit_threads)
+            .take();
+      });
   ToolOutput out = ToolOutput::from(std::move(result));
   if (!ctx.is_root() || out.interrupted) return out;
 

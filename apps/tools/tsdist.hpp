@@ -33,7 +33,6 @@ private:
   /// True N0 = 0, and no upper limits.
   static TrialSetup background_only();
 
-  std::int64_t ntrials_ = 100;
   TrialSetup setup_ = background_only();
 };
 

@@ -14,8 +14,11 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "text.hpp"
 
 namespace binflow {
+
+using detail::trim;
 namespace {
 
 void require_finite(double value, std::string_view name) {
@@ -55,13 +58,6 @@ std::vector<Bin> contiguous_bins(std::int64_t n, EdgeFn edge, std::string_view c
   return bins;
 }
 
-std::string_view trim(std::string_view s) {
-  constexpr std::string_view blanks = " \t\r\n\v\f";
-  const auto first = s.find_first_not_of(blanks);
-  if (first == std::string_view::npos) return {};
-  return s.substr(first, s.find_last_not_of(blanks) - first + 1);
-}
-
 // Parses one number that spans the whole token; from_chars is locale-independent, unlike
 // strtod, so "1.5" means the same under every LC_NUMERIC.
 bool parse_number(std::string_view token, double& value) {
@@ -79,38 +75,28 @@ bool parse_pair(std::string_view line, double& a, double& b) {
   return parse_number(line.substr(0, gap), a) && parse_number(second, b);
 }
 
-struct ColumnNames {
-  std::string_view lo;
-  std::string_view hi;
-};
-
-ColumnNames column_names(BinKind kind) {
-  switch (kind) {
-    case BinKind::energy:
-      return {"emin", "emax"};
-    case BinKind::phase:
-      return {"phmin", "phmax"};
-    default:
-      return {"start", "stop"};
-  }
+std::string with_unit(double value, const Axis& axis) {
+  return axis.unit.empty() ? fmt::format("{}", value) : fmt::format("{} {}", value, axis.unit);
 }
 
-// Axis limits beyond ordering: energies are positive, phases lie in [0, 1].
-void check_axis(BinKind kind, double lo, double hi, const std::string& where) {
-  if (kind == BinKind::energy && lo <= 0.0) {
-    throw UsageError(fmt::format("{}: energy bin [{}, {}) must start above 0 TeV", where, lo, hi));
+// Axis limits beyond ordering (energies above 0, phases within [0, 1]).
+void check_axis(const Axis& axis, double lo, double hi, const std::string& where) {
+  if (axis.min_exclusive && !(lo > axis.min)) {
+    throw UsageError(fmt::format("{}: {} bin [{}, {}) must start above {}", where, axis.name, lo,
+                                 hi, with_unit(axis.min, axis)));
   }
-  if (kind == BinKind::phase && (lo < 0.0 || hi > 1.0)) {
-    throw UsageError(fmt::format("{}: phase bin [{}, {}) is not within [0, 1]", where, lo, hi));
+  if ((!axis.min_exclusive && lo < axis.min) || hi > axis.max) {
+    throw UsageError(fmt::format("{}: {} bin [{}, {}) is not within [{}, {}]", where, axis.name, lo,
+                                 hi, axis.min, axis.max));
   }
 }
 
 // `where` prefixes every message: "bins.txt:7" for a file line, "bin 3" for an explicit list.
-void check_bin(BinKind kind, double lo, double hi, const std::vector<Bin>& previous,
+void check_bin(const Axis& axis, double lo, double hi, const std::vector<Bin>& previous,
                const std::string& where) {
   if (!(lo < hi))
     throw UsageError(fmt::format("{}: bin [{}, {}) has start >= stop", where, lo, hi));
-  check_axis(kind, lo, hi, where);
+  check_axis(axis, lo, hi, where);
   if (!previous.empty() && lo < previous.back().hi) {
     throw UsageError(fmt::format(
         "{}: bins overlap or are out of order (starts at {} before the previous stop {})", where,
@@ -133,9 +119,8 @@ std::ifstream open_text_file(const std::string& path) {
   return in;
 }
 
-std::vector<Bin> bins_from_text(BinKind kind, const std::string& path) {
+std::vector<Bin> bins_from_text(const Axis& axis, const std::string& path) {
   std::ifstream in = open_text_file(path);
-  const ColumnNames names = column_names(kind);
   std::vector<Bin> bins;
   std::string raw;
   for (std::size_t line_no = 1; std::getline(in, raw); ++line_no) {
@@ -146,10 +131,10 @@ std::vector<Bin> bins_from_text(BinKind kind, const std::string& path) {
     double lo = 0.0;
     double hi = 0.0;
     if (!parse_pair(line, lo, hi)) {
-      throw UsageError(fmt::format("{}: expected two numbers '{} {}', got '{}'", where, names.lo,
-                                   names.hi, line));
+      throw UsageError(fmt::format("{}: expected two numbers '{} {}', got '{}'", where,
+                                   axis.lo_name, axis.hi_name, line));
     }
-    check_bin(kind, lo, hi, bins, where);
+    check_bin(axis, lo, hi, bins, where);
     bins.push_back(Bin{static_cast<std::int64_t>(bins.size()), lo, hi});
   }
   if (in.bad()) throw IoError(fmt::format("{}: read failed ({})", path, std::strerror(errno)));
@@ -157,89 +142,51 @@ std::vector<Bin> bins_from_text(BinKind kind, const std::string& path) {
     throw UsageError(
         fmt::format("{}: no bins (the file is empty or holds only comments); "
                     "expected lines '{} {}'",
-                    path, names.lo, names.hi));
+                    path, axis.lo_name, axis.hi_name));
   }
   return bins;
 }
 
 }  // namespace
 
-BinPlan BinPlan::time_linear(double tmin, double tmax, std::int64_t tbins) {
-  require_range(tmin, tmax, "tmin", "tmax");
-  require_count(tbins, "tbins");
-  const double width = tmax - tmin;
-  const auto edge = [&](std::int64_t k) {
-    if (k == tbins) return tmax;
-    return tmin + width * static_cast<double>(k) / static_cast<double>(tbins);
-  };
-  return BinPlan(BinKind::time, contiguous_bins(tbins, edge, "tbins"));
+Axis Axis::trials() {
+  return Axis{.name = "trial", .unit = "", .lo_name = "lo", .hi_name = "hi", .points = true};
 }
 
-BinPlan BinPlan::time_from_gtis(std::span<const double> start, std::span<const double> stop,
-                                double tmin, double tmax) {
-  require_range(tmin, tmax, "tmin", "tmax");
-  if (start.size() != stop.size()) {
+BinPlan BinPlan::linear(Axis axis, double lo, double hi, std::int64_t n, EdgeNames names) {
+  require_range(lo, hi, names.lo, names.hi);
+  require_count(n, names.count);
+  const double width = hi - lo;
+  const auto edge = [&](std::int64_t k) {
+    if (k == n) return hi;
+    return lo + width * static_cast<double>(k) / static_cast<double>(n);
+  };
+  std::vector<Bin> bins = contiguous_bins(n, edge, names.count);
+  check_axis(axis, lo, hi, fmt::format("{} = {}, {} = {}", names.lo, lo, names.hi, hi));
+  return BinPlan(std::move(axis), std::move(bins));
+}
+
+BinPlan BinPlan::logarithmic(Axis axis, double lo, double hi, std::int64_t n, EdgeNames names) {
+  require_range(lo, hi, names.lo, names.hi);
+  if (!(lo > 0.0)) {
     throw UsageError(
-        fmt::format("GTIs have {} start times but {} stop times", start.size(), stop.size()));
+        fmt::format("{} must be above {}, got {}", names.lo, with_unit(0.0, axis), lo));
   }
-  std::vector<Bin> bins;
-  double previous_stop = -std::numeric_limits<double>::infinity();
-  for (std::size_t i = 0; i < start.size(); ++i) {
-    const std::string where = fmt::format("GTI {}", i);
-    require_finite(start[i], where + " start");
-    require_finite(stop[i], where + " stop");
-    // Zero-length GTIs occur in real files and are simply empty; reversed ones are corrupt.
-    if (start[i] > stop[i]) {
-      throw UsageError(fmt::format("{}: [{}, {}) has start > stop", where, start[i], stop[i]));
-    }
-    if (start[i] < previous_stop) {
-      throw UsageError(fmt::format(
-          "{}: GTIs overlap or are out of order (starts at {} before the previous stop {})", where,
-          start[i], previous_stop));
-    }
-    previous_stop = stop[i];
-    const double lo = std::max(start[i], tmin);
-    const double hi = std::min(stop[i], tmax);
-    if (lo < hi) bins.push_back(Bin{static_cast<std::int64_t>(bins.size()), lo, hi});
-  }
-  if (bins.empty()) {
-    throw UsageError(fmt::format("no good time interval overlaps [tmin, tmax) = [{}, {}) ({} GTIs)",
-                                 tmin, tmax, start.size()));
-  }
-  return BinPlan(BinKind::time, std::move(bins));
-}
-
-BinPlan BinPlan::time_from_file(const std::string& path) {
-  return BinPlan(BinKind::time, bins_from_text(BinKind::time, path));
-}
-
-BinPlan BinPlan::energy_log(double emin, double emax, std::int64_t enumbins) {
-  require_range(emin, emax, "emin", "emax");
-  if (!(emin > 0.0)) throw UsageError(fmt::format("emin must be above 0 TeV, got {}", emin));
-  require_count(enumbins, "enumbins");
-  const double ratio = emax / emin;
+  require_count(n, names.count);
+  const double ratio = hi / lo;
   const auto edge = [&](std::int64_t k) {
-    if (k == 0) return emin;
-    if (k == enumbins) return emax;
-    return emin * std::pow(ratio, static_cast<double>(k) / static_cast<double>(enumbins));
+    if (k == 0) return lo;
+    if (k == n) return hi;
+    return lo * std::pow(ratio, static_cast<double>(k) / static_cast<double>(n));
   };
-  return BinPlan(BinKind::energy, contiguous_bins(enumbins, edge, "enumbins"));
+  std::vector<Bin> bins = contiguous_bins(n, edge, names.count);
+  check_axis(axis, lo, hi, fmt::format("{} = {}, {} = {}", names.lo, lo, names.hi, hi));
+  return BinPlan(std::move(axis), std::move(bins));
 }
 
-BinPlan BinPlan::energy_from_file(const std::string& path) {
-  return BinPlan(BinKind::energy, bins_from_text(BinKind::energy, path));
-}
-
-BinPlan BinPlan::phase(std::int64_t phbins) {
-  require_count(phbins, "phbins");
-  const auto edge = [&](std::int64_t k) {
-    return static_cast<double>(k) / static_cast<double>(phbins);
-  };
-  return BinPlan(BinKind::phase, contiguous_bins(phbins, edge, "phbins"));
-}
-
-BinPlan BinPlan::phase_from_file(const std::string& path) {
-  return BinPlan(BinKind::phase, bins_from_text(BinKind::phase, path));
+BinPlan BinPlan::from_file(Axis axis, const std::string& path) {
+  std::vector<Bin> bins = bins_from_text(axis, path);
+  return BinPlan(std::move(axis), std::move(bins));
 }
 
 BinPlan BinPlan::trials(std::int64_t ntrials) {
@@ -249,10 +196,10 @@ BinPlan BinPlan::trials(std::int64_t ntrials) {
     const auto value = static_cast<double>(k);
     bins[static_cast<std::size_t>(k)] = Bin{k, value, value};
   }
-  return BinPlan(BinKind::trial, std::move(bins));
+  return BinPlan(Axis::trials(), std::move(bins));
 }
 
-BinPlan BinPlan::from_edges(BinKind kind, std::span<const double> lo, std::span<const double> hi) {
+BinPlan BinPlan::from_edges(Axis axis, std::span<const double> lo, std::span<const double> hi) {
   if (lo.size() != hi.size()) {
     throw UsageError(
         fmt::format("bin edges: {} lower edges but {} upper edges", lo.size(), hi.size()));
@@ -264,44 +211,17 @@ BinPlan BinPlan::from_edges(BinKind kind, std::span<const double> lo, std::span<
     require_finite(lo[i], where + " start");
     require_finite(hi[i], where + " stop");
     // A trial is a point (lo = hi = k), every other bin a half-open interval.
-    if (kind == BinKind::trial) {
+    if (axis.points) {
       if (lo[i] != hi[i] || (!bins.empty() && !(lo[i] > bins.back().lo))) {
         throw UsageError(
             fmt::format("{}: trial [{}, {}] must have lo = hi, increasing", where, lo[i], hi[i]));
       }
     } else {
-      check_bin(kind, lo[i], hi[i], bins, where);
+      check_bin(axis, lo[i], hi[i], bins, where);
     }
     bins.push_back(Bin{static_cast<std::int64_t>(i), lo[i], hi[i]});
   }
-  return BinPlan(kind, std::move(bins));
-}
-
-std::string_view BinPlan::kind_name() const {
-  switch (kind_) {
-    case BinKind::time:
-      return "time";
-    case BinKind::energy:
-      return "energy";
-    case BinKind::phase:
-      return "phase";
-    case BinKind::trial:
-      return "trial";
-  }
-  return "unknown";
-}
-
-std::string_view BinPlan::unit() const {
-  switch (kind_) {
-    case BinKind::time:
-      return "s";
-    case BinKind::energy:
-      return "TeV";
-    case BinKind::phase:
-    case BinKind::trial:
-      return "";
-  }
-  return "";
+  return BinPlan(std::move(axis), std::move(bins));
 }
 
 }  // namespace binflow

@@ -1,5 +1,7 @@
 // The command-line driver: argv -> a run, and one funnel from any failure to one line
 // and the documented exit status.
+#include "binflow/driver.hpp"
+
 #include <unistd.h>
 
 #include <algorithm>
@@ -15,7 +17,6 @@
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
 #include "binflow/h5.hpp"
-#include "binflow/driver.hpp"
 
 namespace binflow {
 
@@ -157,16 +158,16 @@ void write_output(const std::string& outfile, const ToolOutput& out, const Prove
 }
 
 std::string run_summary(const RunStats& stats) {
-  return fmt::format("{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}",
-                     run_marker, stats.wall, stats.ranks.size(), stats.efficiency(),
-                     stats.imbalance());
+  return fmt::format(
+      "{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}", run_marker,
+      stats.wall, stats.ranks.size(), stats.efficiency(), stats.imbalance());
 }
 
 // The checkpoint belongs to one tool and the parameters that change its results.
 std::string checkpoint_fingerprint(Tool& tool) {
   std::vector<std::string> key{fmt::format("tool={}", tool.name())};
   for (const auto& [name, value] : tool.parameter_values(ParameterSet::Which::results_only)) {
-    key.push_back(name + "=" + value);
+    key.push_back(fmt::format("{}={}", name, value));
   }
   return fmt::format("{}\n", fmt::join(key, "\n"));
 }
@@ -225,10 +226,11 @@ std::optional<int> Driver::prepare() {
   tool_->configure(args);
   const StandardParameters& s = tool_->standard();
   install_stop_handlers();
-  runtime_.emplace(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)));
-  budget_.emplace(ThreadBudget::negotiate(*runtime_, {s.nthreads, s.oversubscribe},
-                                          LaunchEnvironment::from_environ()));
-  budget_->apply();
+  const Runtime& runtime = runtime_.emplace(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)));
+  budget_
+      .emplace(ThreadBudget::negotiate(runtime, {s.nthreads, s.oversubscribe},
+                                       LaunchEnvironment::from_environ()))
+      .apply();
   if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
@@ -270,6 +272,7 @@ int Driver::run() {
     if (sink != nullptr) sink->write(text);
   };
   const int ranks = world_.size();
+  if (!runtime_ || !budget_) throw InternalError("driver: run() before prepare()");
   RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(), target, checkpoint_.get(),
                  false);
   if (tool_->uses_bins() || tool_->writes_outfile()) {

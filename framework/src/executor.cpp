@@ -109,10 +109,9 @@ public:
 
   CompletedBin run(std::int64_t position) {
     const Bin& bin = plan_[static_cast<std::size_t>(position)];
-    log_.begin(
-        plan_.kind() == BinKind::trial
-            ? fmt::format("bin {}", bin.index)
-            : fmt::format("bin {} [{:.10g}, {:.10g}) {}", bin.index, bin.lo, bin.hi, plan_.unit()));
+    log_.begin(plan_.axis().points ? fmt::format("bin {}", bin.index)
+                                   : fmt::format("bin {} [{:.10g}, {:.10g}) {}", bin.index, bin.lo,
+                                                 bin.hi, plan_.axis().unit));
     BinContext ctx(bin, log_.logger(),
                    RngStream(settings_.seed, static_cast<std::uint64_t>(bin.index)), budget_);
     CompletedBin out;
@@ -216,7 +215,7 @@ public:
   // Resumed bins write their log blocks again, so the log reads like an uninterrupted run's.
   void replay_logs() {
     for (std::size_t pos = 0; pos < outcomes_.size(); ++pos) {
-      if (outcomes_[pos]) log_.submit(pos, outcomes_[pos]->log);
+      if (const auto& bin = outcomes_[pos]) log_.submit(pos, bin.value().log);
     }
   }
 
@@ -321,7 +320,7 @@ public:
     std::int64_t count = 1;
     if (mean_bin_seconds > 0.0) {
       const double wanted = std::ceil(chunk_target_seconds / mean_bin_seconds);
-      const std::int64_t guided = std::max<std::int64_t>(1, remaining / (2 * ranks_));
+      const std::int64_t guided = std::max<std::int64_t>(1, remaining / (std::int64_t{2} * ranks_));
       count =
           std::clamp<std::int64_t>(static_cast<std::int64_t>(std::min(wanted, 1e12)), 1, guided);
     }
@@ -788,16 +787,19 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
     own.emplace(runtime_.comm.duplicate());
   }
   const Communicator& comm = alone ? runtime_.comm : *own;
-  std::optional<Collector> collector;
+  std::optional<Collector> collector;  // rank 0
+  Collector* root = nullptr;
   Positions pending;
   if (comm.rank() == 0) {
-    collector.emplace(std::string(name), plan.size(), settings_, log_target_, checkpoint_);
-    pending = collector->resume(plan.size());
-    if (collector->resumed() > 0) {
-      log_->info("{}resumed {} of {} bins from the checkpoint", run_marker, collector->resumed(),
+    Collector& c =
+        collector.emplace(std::string(name), plan.size(), settings_, log_target_, checkpoint_);
+    root = &c;
+    pending = c.resume(plan.size());
+    if (c.resumed() > 0) {
+      log_->info("{}resumed {} of {} bins from the checkpoint", run_marker, c.resumed(),
                  plan.size());
     }
-    collector->replay_logs();
+    c.replay_logs();
   }
   // Static shares are cut from the pending list on every rank; dynamic chunks index it.
   comm.broadcast(pending);
@@ -806,25 +808,26 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
   BinRunner runner(plan, schema, fn, budget_, settings_, comm.rank(), t0);
   const bool dynamic = settings_.schedule == Schedule::dynamic;
   MapResult result;
-  if (comm.rank() == 0) {
+  if (root != nullptr) {
+    Collector& c = *root;
     std::vector<RankStats> ranks(1);
     if (alone) {
-      const InlineOutcome outcome = run_inline(pending, runner, *collector);
+      const InlineOutcome outcome = run_inline(pending, runner, c);
       result.interrupted = outcome.interrupted;
       result.stopped_early = outcome.stopped_early;
     } else {
       const Channel channel(comm);
-      Dispatcher dispatcher = dynamic ? Dispatcher::dynamic(static_cast<std::int64_t>(pending.size()),
-                                                            comm.size())
-                                      : Dispatcher::none();
+      Dispatcher dispatcher =
+          dynamic ? Dispatcher::dynamic(static_cast<std::int64_t>(pending.size()), comm.size())
+                  : Dispatcher::none();
       std::unique_ptr<WorkSource> own_bins;
       if (dynamic) {
         own_bins = std::make_unique<RootChunks>(dispatcher, pending, runner);
       } else {
-        own_bins = std::make_unique<FixedShare>(
-            static_share(pending, settings_.schedule, 0, comm.size()));
+        own_bins =
+            std::make_unique<FixedShare>(static_share(pending, settings_.schedule, 0, comm.size()));
       }
-      RootLoop loop(channel, comm.size(), runner, *collector, dispatcher, *own_bins, budget_);
+      RootLoop loop(channel, comm.size(), runner, c, dispatcher, *own_bins, budget_);
       loop.run();
       ranks = loop.rank_stats();
       result.interrupted = loop.interrupted();
@@ -835,9 +838,9 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
     ranks[0].bins = runner.bins();
     for (RankStats& r : ranks) r.idle = std::max(0.0, result.stats.wall - r.busy);
     result.stats.ranks = std::move(ranks);
-    result.failed = collector->failed();
-    collector->finish(result.interrupted || result.stopped_early);
-    collector->fill(result, plan, schema);
+    result.failed = c.failed();
+    c.finish(result.interrupted || result.stopped_early);
+    c.fill(result, plan, schema);
   } else {
     const Channel channel(comm);
     Reporter reporter(channel);
@@ -851,7 +854,7 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
     WorkerLoop(channel, runner).run(*source, reporter);
   }
   // A bin that found bad input (UsageError) ends the run on every rank with its message.
-  std::string input_error = collector ? collector->input_error() : std::string();
+  std::string input_error = root != nullptr ? root->input_error() : std::string();
   broadcast_outcome(result, input_error, comm);
   if (!input_error.empty()) throw AgreedError(exit_status::usage, input_error);
   return result;

@@ -28,10 +28,8 @@ std::string show(const T& value) {
     return value;
   } else if constexpr (std::is_same_v<T, bool>) {
     return value ? "yes" : "no";
-  } else if constexpr (std::is_floating_point_v<T>) {
-    return fmt::format("{}", value);  // shortest text that reads back as the same double
   } else {
-    return fmt::format("{}", value);
+    return fmt::format("{}", value);  // doubles: the shortest text that reads back the same
   }
 }
 
@@ -96,7 +94,7 @@ struct ParameterSet::Impl {
     bool value_expected = false;
     for (const std::string& word : args) {
       const auto eq = word.find('=');
-      if (!value_expected && word.rfind("-", 0) != 0 && eq != std::string::npos &&
+      if (!value_expected && word.rfind('-', 0) != 0 && eq != std::string::npos &&
           (find(word.substr(0, eq)) != nullptr || word.substr(0, eq) == "config")) {
         const Param* p = find(word.substr(0, eq));
         if (p != nullptr && p->is_flag) {
@@ -137,7 +135,8 @@ ParameterSet::ParameterSet(ParameterSet&&) noexcept = default;
 ParameterSet& ParameterSet::operator=(ParameterSet&&) noexcept = default;
 ParameterSet::~ParameterSet() = default;
 
-ParameterSet& ParameterSet::add(const std::string& name, std::string& value, const std::string& help) {
+ParameterSet& ParameterSet::add(const std::string& name, std::string& value,
+                                const std::string& help) {
   auto& p = impl_->add(name, "TEXT", help);
   p.default_text = value.empty() ? "(none)" : value;
   p.option = impl_->app.add_option("--" + name, value, help);
@@ -159,7 +158,8 @@ void ParameterSet::add_number(const std::string& name, T& value, const std::stri
   p.current = [&value] { return show(value); };
   p.restore = [&value, initial = value] { value = initial; };
   p.finish = [&value, range, name, option = p.option] {
-    if (option->count() == 0) return;  // defaults are the tool's own (NaN may mean "from the input")
+    if (option->count() == 0)
+      return;  // defaults are the tool's own (NaN may mean "from the input")
     // CLI11 wraps "-1" into a huge unsigned value instead of refusing it.
     if constexpr (std::is_unsigned_v<T>) {
       for (const std::string& word : option->results()) {
@@ -169,7 +169,8 @@ void ParameterSet::add_number(const std::string& name, T& value, const std::stri
       }
     }
     if constexpr (std::is_floating_point_v<T>) {
-      if (!std::isfinite(value)) throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
+      if (!std::isfinite(value))
+        throw UsageError(fmt::format("{}: {} is not a finite number", name, value));
     }
     if ((range.min && value < *range.min) || (range.max && value > *range.max)) {
       throw UsageError(fmt::format("{}: {} is outside the allowed range {}", name, show(value),
@@ -227,7 +228,8 @@ ParameterSet& ParameterSet::add_choice(const std::string& name, std::string& val
         return;
       }
     }
-    throw UsageError(fmt::format("{}: '{}' is not one of {}", name, value, fmt::join(choices, ", ")));
+    throw UsageError(
+        fmt::format("{}: '{}' is not one of {}", name, value, fmt::join(choices, ", ")));
   };
   return *this;
 }
@@ -252,7 +254,8 @@ ParameterSet& ParameterSet::add_list(const std::string& name, std::vector<std::i
       std::int64_t number = 0;
       const auto [end, ec] = std::from_chars(item.data(), item.data() + item.size(), number);
       if (ec != std::errc{} || end != item.data() + item.size()) {
-        throw UsageError(fmt::format("{}: '{}' is not a comma-separated list of integers", name, *text));
+        throw UsageError(
+            fmt::format("{}: '{}' is not a comma-separated list of integers", name, *text));
       }
       value.push_back(number);
       rest = comma == std::string_view::npos ? std::string_view{} : rest.substr(comma + 1);
@@ -293,7 +296,8 @@ void ParameterSet::parse(const std::vector<std::string>& args) {
     impl_->app.parse(words);
   } catch (const CLI::ParseError& e) {
     std::string text = e.what();
-    if (text.find("were not expected") != std::string::npos || text.find("not expected") != std::string::npos) {
+    if (text.find("were not expected") != std::string::npos ||
+        text.find("not expected") != std::string::npos) {
       throw UsageError(fmt::format("unknown parameter or stray word: {}", text));
     }
     throw UsageError(text);
@@ -316,14 +320,16 @@ std::string ParameterSet::help(std::string_view tool, std::string_view summary) 
       impl_->trailing != nullptr ? fmt::format(" -- {}...", impl_->trailing_name) : std::string());
   for (const auto& p : impl_->params) {
     std::string detail = fmt::format("default {}", p.default_text);
-    if (!p.range.empty()) detail += fmt::format("; {} {}", p.type == "CHOICE" ? "one of" : "range", p.range);
+    if (!p.range.empty())
+      detail += fmt::format("; {} {}", p.type == "CHOICE" ? "one of" : "range", p.range);
     out += fmt::format("  --{} {}  [{}]\n      {}\n", p.name, p.type, detail, p.help);
   }
   if (impl_->trailing != nullptr) {
     out += fmt::format("  -- {}...\n      {}\n", impl_->trailing_name, impl_->trailing_help);
   }
-  out += "  --config FILE\n      TOML file with one `name = value` line per parameter; the "
-         "command line wins over it\n";
+  out +=
+      "  --config FILE\n      TOML file with one `name = value` line per parameter; the "
+      "command line wins over it\n";
   return out;
 }
 

@@ -3,8 +3,8 @@
 #include <unistd.h>
 
 #include <array>
-#include <cstring>
 #include <cstdlib>
+#include <cstring>
 #include <utility>
 #include <vector>
 

@@ -17,12 +17,15 @@
 #include <utility>
 #include <vector>
 
-#include <fmt/format.h>
 #include <Eigen/Core>
+#include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "text.hpp"
 
 namespace binflow {
+
+using detail::trim;
 namespace {
 
 // ---------------------------------------------------------------------------------------
@@ -248,13 +251,6 @@ std::optional<int> positive_int(std::string_view text) {
   return value;
 }
 
-std::string_view trim(std::string_view text) {
-  constexpr std::string_view blanks = " \t";
-  const auto first = text.find_first_not_of(blanks);
-  if (first == std::string_view::npos) return {};
-  return text.substr(first, text.find_last_not_of(blanks) - first + 1);
-}
-
 /// The variable's value, nullopt when unset or empty. `list` accepts "4,2" (OpenMP's one
 /// value per nesting level, with optional blanks) and gives the first element.
 std::optional<int> read_count(const std::function<const char*(const char*)>& lookup,
@@ -357,7 +353,6 @@ struct RankNumbers {
   int node_id;          ///< rank in the run's communicator of the node's first rank
   int cores_available;  ///< valid on the node's first rank only
 };
-
 
 /// Host, cpuset and warnings, one per line (none of them contains a newline).
 std::string rank_text(const std::string& host, const std::string& cpuset,

@@ -79,9 +79,7 @@ void Tool::configure_typed(const std::function<void()>& set, int chatter) {
   validate();
 }
 
-std::string Tool::help() {
-  return parameters().help(name(), summary());
-}
+std::string Tool::help() { return parameters().help(name(), summary()); }
 
 std::vector<std::pair<std::string, std::string>> Tool::parameter_values(ParameterSet::Which which) {
   return parameters().values(which);

@@ -121,8 +121,8 @@ TEST(EventWriter, ParallelSimulationEqualsTheInMemoryOne) {
   const binflow::science::SourceModel model;
   const auto profile = binflow::science::TimeProfile::flare(4.0, 2500.0, 400.0);
   const binflow::science::Simulator simulator(obs, response, model, profile, 45.0);
-  const auto summary = binflow::science::simulate_to_file(path, obs, simulator, 11, 2, world(),
-                                                          {{"seed", "11"}});
+  const auto summary =
+      binflow::science::simulate_to_file(path, obs, simulator, 11, 2, world(), {{"seed", "11"}});
   MPI_Barrier(MPI_COMM_WORLD);
   const Events expected =
       binflow::science::simulate_events(obs, response, model, profile, 11, 45.0, 1);

@@ -1,19 +1,20 @@
 // The executor at 1-4 ranks: rows and log blocks in bin order for every schedule,
 // random streams independent of placement, failures contained, max_failures, stop and
 // resume, nested invocation on MPI_COMM_SELF with one thread.
-#include <gtest/gtest.h>
+#include "binflow/executor.hpp"
+
 #include <omp.h>
 
 #include <chrono>
 #include <filesystem>
-#include <thread>
 #include <stdexcept>
+#include <thread>
 
 #include <fmt/format.h>
+#include <gtest/gtest.h>
 
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
-#include "binflow/executor.hpp"
 #include "binflow/tool.hpp"
 
 namespace binflow {
@@ -39,7 +40,8 @@ struct Captured {
   }
 };
 
-RunContext make_context(const RunSettings& settings, LogTarget target, Checkpoint* checkpoint = nullptr) {
+RunContext make_context(const RunSettings& settings, LogTarget target,
+                        Checkpoint* checkpoint = nullptr) {
   return RunContext(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)), ThreadBudget::nested(1),
                     settings, std::move(target), checkpoint, false);
 }
@@ -97,7 +99,8 @@ TEST_P(EverySchedule, AFailingBinDoesNotStopTheOthers) {
   Captured log;
   RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 1}, log.target());
   const MapResult result = ctx.map("bins", BinPlan::trials(50), test_schema, [](BinContext& bin) {
-    if (bin.bin().index % 10 == 3) throw std::runtime_error(fmt::format("bad bin {}", bin.bin().index));
+    if (bin.bin().index % 10 == 3)
+      throw std::runtime_error(fmt::format("bad bin {}", bin.bin().index));
     return simple_row(bin);
   });
   EXPECT_EQ(result.failed, 5);  // every rank agrees
@@ -160,7 +163,8 @@ TEST_P(EverySchedule, StopThenResumeGivesTheUninterruptedResult) {
   {
     std::unique_ptr<Checkpoint> checkpoint;
     if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", true);
-    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, resumed_log.target(), checkpoint.get());
+    RunContext ctx =
+        make_context(RunSettings{GetParam(), 0, 2, 3}, resumed_log.target(), checkpoint.get());
     second = ctx.map("bins", plan, test_schema, simple_row);
   }
   EXPECT_FALSE(second.interrupted);
@@ -191,7 +195,8 @@ TEST_P(EverySchedule, BadInputInABinEndsTheRunOnEveryRank) {
   // must end the map with the same AgreedError instead of writing a result.
   try {
     (void)ctx.map("bins", BinPlan::trials(40), test_schema, [](BinContext& bin) {
-      if (bin.bin().index == 7) throw UsageError("obs.h5: /events/time is not sorted (row 8 < row 7)");
+      if (bin.bin().index == 7)
+        throw UsageError("obs.h5: /events/time is not sorted (row 8 < row 7)");
       return simple_row(bin);
     });
     ADD_FAILURE() << "the map returned";
@@ -202,7 +207,8 @@ TEST_P(EverySchedule, BadInputInABinEndsTheRunOnEveryRank) {
 }
 
 INSTANTIATE_TEST_SUITE_P(Schedules, EverySchedule,
-                         testing::Values(Schedule::static_block, Schedule::cyclic, Schedule::dynamic),
+                         testing::Values(Schedule::static_block, Schedule::cyclic,
+                                         Schedule::dynamic),
                          [](const auto& param) { return std::string(schedule_name(param.param)); });
 
 // A tool that records what a nested run sees.
@@ -221,17 +227,18 @@ protected:
                         {"draw", ColumnType::f64, "", ""}};
     const int ranks = ctx.runtime().size();
     ctx.log().info("probe runs {} bins", bins);
-    return ToolOutput::from(ctx.map("probe", BinPlan::trials(bins), schema, [ranks](BinContext& bin) {
-      int team = 0;
+    return ToolOutput::from(
+        ctx.map("probe", BinPlan::trials(bins), schema, [ranks](BinContext& bin) {
+          int team = 0;
 #pragma omp parallel default(none) shared(team)
-      {
+          {
 #pragma omp single
-        team = omp_get_num_threads();
-      }
-      bin.log().info("probe bin");
-      return Row{std::int64_t{omp_get_max_threads()}, std::int64_t{team}, std::int64_t{ranks},
-                 bin.rng().uniform()};
-    }));
+            team = omp_get_num_threads();
+          }
+          bin.log().info("probe bin");
+          return Row{std::int64_t{omp_get_max_threads()}, std::int64_t{team}, std::int64_t{ranks},
+                     bin.rng().uniform()};
+        }));
   }
 };
 
@@ -265,8 +272,9 @@ TEST(Nested, RunsOnSelfWithOneThreadAndLogsIntoTheCallingBin) {
     const RngStream outer(11, i);
     EXPECT_EQ(result.table.f64(i, "draw"), RngStream(outer.derive_seed(0), 1).uniform());
   }
-  EXPECT_NE(log.text.find("bin 5\n  probe runs 2 bins\n  bin 0\n    probe bin\n  bin 1\n    probe bin\n"),
-            std::string::npos)
+  EXPECT_NE(
+      log.text.find("bin 5\n  probe runs 2 bins\n  bin 0\n    probe bin\n  bin 1\n    probe bin\n"),
+      std::string::npos)
       << log.text;
 }
 

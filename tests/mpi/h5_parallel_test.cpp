@@ -1,12 +1,13 @@
 // Parallel HDF5 through MPI-IO at any rank count: collective create and open, collective
 // metadata writes, and a missing file reported on every rank instead of a hang.
-#include <gtest/gtest.h>
 #include <mpi.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
 #include "binflow/h5.hpp"
@@ -49,7 +50,8 @@ TEST(H5Parallel, CollectiveCreateThenEveryRankReads) {
   const std::vector<std::string> names = {"Crab", "", "PSR B0531+21 \xe2\x9c\x93"};
   {
     // Every rank makes the same metadata calls with the same values, as parallel HDF5 requires.
-    binflow::h5::Location out = binflow::h5::create_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
+    binflow::h5::Location out =
+        binflow::h5::create_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
     out.write_attribute("ranks", std::int64_t{world_size()});
     out.write_attribute("tool", "h5_parallel_test");
     {
@@ -72,7 +74,8 @@ TEST(H5Parallel, CollectiveCreateThenEveryRankReads) {
   }
   MPI_Barrier(MPI_COMM_WORLD);
   {
-    const binflow::h5::Location in = binflow::h5::open_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
+    const binflow::h5::Location in =
+        binflow::h5::open_file_parallel(file, binflow::Communicator::borrow(MPI_COMM_WORLD));
     EXPECT_EQ(in.read_doubles("results/values"), values);
     EXPECT_EQ(in.extent("results/values"), 3);
     EXPECT_EQ(in.read_strings("results/names"), names);

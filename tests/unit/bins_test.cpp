@@ -2,7 +2,6 @@
 // user can meet (the message is the user interface).
 #include "binflow/bins.hpp"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -13,11 +12,14 @@
 #include <string>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "binflow/error.hpp"
+#include "science/binning.hpp"
 
 namespace {
 
-using binflow::BinKind;
+namespace science = binflow::science;
 using binflow::BinPlan;
 namespace fs = std::filesystem;
 
@@ -66,11 +68,11 @@ protected:
 // ---- LIN time bins ----
 
 TEST(TimeLinear, EqualBinsWithExactEnds) {
-  const BinPlan plan = BinPlan::time_linear(0.0, 10.0, 4);
+  const BinPlan plan = science::time_linear(0.0, 10.0, 4);
   ASSERT_EQ(plan.size(), 4U);
-  EXPECT_EQ(plan.kind(), BinKind::time);
-  EXPECT_EQ(plan.kind_name(), "time");
-  EXPECT_EQ(plan.unit(), "s");
+  EXPECT_EQ(plan.axis().name, "time");
+  EXPECT_EQ(plan.axis().name, "time");
+  EXPECT_EQ(plan.axis().unit, "s");
   const std::vector<double> edges = {0.0, 2.5, 5.0, 7.5, 10.0};
   for (std::size_t i = 0; i < 4; ++i) {
     EXPECT_EQ(plan[i].lo, edges[i]);
@@ -84,7 +86,7 @@ TEST(TimeLinear, EndsAreExactForMissionElapsedTimes) {
   const double tmin = 600000000.123;
   const double tmax = 600086400.789;
   for (std::int64_t n : {1, 3, 7, 97, 1000}) {
-    const BinPlan plan = BinPlan::time_linear(tmin, tmax, n);
+    const BinPlan plan = science::time_linear(tmin, tmax, n);
     ASSERT_EQ(plan.size(), static_cast<std::size_t>(n));
     EXPECT_EQ(plan.bins().front().lo, tmin);
     EXPECT_EQ(plan.bins().back().hi, tmax);
@@ -93,8 +95,8 @@ TEST(TimeLinear, EndsAreExactForMissionElapsedTimes) {
 }
 
 TEST(TimeLinear, SameArgumentsSameBins) {
-  const BinPlan a = BinPlan::time_linear(1.0, 2.0, 33);
-  const BinPlan b = BinPlan::time_linear(1.0, 2.0, 33);
+  const BinPlan a = science::time_linear(1.0, 2.0, 33);
+  const BinPlan b = science::time_linear(1.0, 2.0, 33);
   for (std::size_t i = 0; i < a.size(); ++i) {
     EXPECT_EQ(a[i].index, b[i].index);
     EXPECT_EQ(a[i].lo, b[i].lo);
@@ -103,18 +105,18 @@ TEST(TimeLinear, SameArgumentsSameBins) {
 }
 
 TEST(TimeLinear, RejectsBadArguments) {
-  EXPECT_EQ(usage_message([] { BinPlan::time_linear(5.0, 3.0, 2); }),
+  EXPECT_EQ(usage_message([] { science::time_linear(5.0, 3.0, 2); }),
             "tmin (5) must be less than tmax (3)");
-  EXPECT_EQ(usage_message([] { BinPlan::time_linear(3.0, 3.0, 2); }),
+  EXPECT_EQ(usage_message([] { science::time_linear(3.0, 3.0, 2); }),
             "tmin (3) must be less than tmax (3)");
-  EXPECT_EQ(usage_message([] { BinPlan::time_linear(0.0, 1.0, 0); }),
+  EXPECT_EQ(usage_message([] { science::time_linear(0.0, 1.0, 0); }),
             "tbins must be at least 1, got 0");
-  EXPECT_EQ(usage_message([] { BinPlan::time_linear(kNaN, 1.0, 1); }),
+  EXPECT_EQ(usage_message([] { science::time_linear(kNaN, 1.0, 1); }),
             "tmin must be a finite number, got nan");
-  EXPECT_EQ(usage_message([] { BinPlan::time_linear(0.0, kInf, 1); }),
+  EXPECT_EQ(usage_message([] { science::time_linear(0.0, kInf, 1); }),
             "tmax must be a finite number, got inf");
   EXPECT_NE(usage_message([] {
-              BinPlan::time_linear(1e9, 1e9 + 1e-6, 100000);
+              science::time_linear(1e9, 1e9 + 1e-6, 100000);
             }).find("tbins = 100000 is too many"),
             std::string::npos);
 }
@@ -124,10 +126,10 @@ TEST(TimeLinear, RejectsBadArguments) {
 TEST(TimeFromGtis, ClipsDropsAndRenumbers) {
   const std::vector<double> start = {0.0, 20.0, 40.0, 45.0, 60.0, 90.0};
   const std::vector<double> stop = {10.0, 30.0, 45.0, 45.0, 80.0, 100.0};
-  const BinPlan plan = BinPlan::time_from_gtis(start, stop, 25.0, 70.0);
+  const BinPlan plan = science::time_from_gtis(start, stop, 25.0, 70.0);
   // [0,10) and [90,100) lie outside, [45,45) is empty, [20,30) and [60,80) are clipped.
   ASSERT_EQ(plan.size(), 3U);
-  EXPECT_EQ(plan.kind(), BinKind::time);
+  EXPECT_EQ(plan.axis().name, "time");
   EXPECT_EQ(plan[0].lo, 25.0);
   EXPECT_EQ(plan[0].hi, 30.0);
   EXPECT_EQ(plan[1].lo, 40.0);
@@ -141,7 +143,7 @@ TEST(TimeFromGtis, ClipsDropsAndRenumbers) {
 TEST(TimeFromGtis, HalfOpenEdgesTouchingTheRangeAreDropped) {
   const std::vector<double> start = {0.0, 10.0, 20.0};
   const std::vector<double> stop = {10.0, 20.0, 30.0};
-  const BinPlan plan = BinPlan::time_from_gtis(start, stop, 10.0, 20.0);
+  const BinPlan plan = science::time_from_gtis(start, stop, 10.0, 20.0);
   ASSERT_EQ(plan.size(), 1U);
   EXPECT_EQ(plan[0].lo, 10.0);
   EXPECT_EQ(plan[0].hi, 20.0);
@@ -150,23 +152,23 @@ TEST(TimeFromGtis, HalfOpenEdgesTouchingTheRangeAreDropped) {
 TEST(TimeFromGtis, RejectsBadGtis) {
   const std::vector<double> one = {1.0};
   const std::vector<double> two = {1.0, 2.0};
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_gtis(one, two, 0.0, 10.0); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_gtis(one, two, 0.0, 10.0); }),
             "GTIs have 1 start times but 2 stop times");
   const std::vector<double> reversed_start = {0.0, 5.0};
   const std::vector<double> reversed_stop = {1.0, 3.0};
   EXPECT_EQ(
-      usage_message([&] { BinPlan::time_from_gtis(reversed_start, reversed_stop, 0.0, 10.0); }),
+      usage_message([&] { science::time_from_gtis(reversed_start, reversed_stop, 0.0, 10.0); }),
       "GTI 1: [5, 3) has start > stop");
   const std::vector<double> overlap_start = {0.0, 3.0};
   const std::vector<double> overlap_stop = {5.0, 8.0};
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_gtis(overlap_start, overlap_stop, 0.0, 10.0); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_gtis(overlap_start, overlap_stop, 0.0, 10.0); }),
             "GTI 1: GTIs overlap or are out of order (starts at 3 before the previous stop 5)");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_gtis(one, one, 0.0, 10.0); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_gtis(one, one, 0.0, 10.0); }),
             "no good time interval overlaps [tmin, tmax) = [0, 10) (1 GTIs)");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_gtis(one, one, 5.0, 1.0); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_gtis(one, one, 5.0, 1.0); }),
             "tmin (5) must be less than tmax (1)");
   const std::vector<double> nan_start = {kNaN};
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_gtis(nan_start, one, 0.0, 10.0); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_gtis(nan_start, one, 0.0, 10.0); }),
             "GTI 0 start must be a finite number, got nan");
 }
 
@@ -174,56 +176,56 @@ TEST(TimeFromGtis, RejectsBadGtis) {
 
 TEST(EnergyLog, LogSpacedWithExactEnds) {
   for (std::int64_t n : {1, 5, 20, 37}) {
-    const BinPlan plan = BinPlan::energy_log(0.1, 100.0, n);
+    const BinPlan plan = science::energy_log(0.1, 100.0, n);
     ASSERT_EQ(plan.size(), static_cast<std::size_t>(n));
-    EXPECT_EQ(plan.kind(), BinKind::energy);
-    EXPECT_EQ(plan.unit(), "TeV");
+    EXPECT_EQ(plan.axis().name, "energy");
+    EXPECT_EQ(plan.axis().unit, "TeV");
     EXPECT_EQ(plan.bins().front().lo, 0.1);
     EXPECT_EQ(plan.bins().back().hi, 100.0);
     expect_contiguous(plan);
     const double ratio = std::pow(1000.0, 1.0 / static_cast<double>(n));
     for (const auto& bin : plan) EXPECT_NEAR(bin.hi / bin.lo, ratio, 1e-12 * ratio);
   }
-  const BinPlan decades = BinPlan::energy_log(0.1, 100.0, 3);
+  const BinPlan decades = science::energy_log(0.1, 100.0, 3);
   EXPECT_NEAR(decades[1].lo, 1.0, 1e-15);
   EXPECT_NEAR(decades[2].lo, 10.0, 1e-14);
 }
 
 TEST(EnergyLog, RejectsBadArguments) {
-  EXPECT_EQ(usage_message([] { BinPlan::energy_log(0.0, 100.0, 5); }),
+  EXPECT_EQ(usage_message([] { science::energy_log(0.0, 100.0, 5); }),
             "emin must be above 0 TeV, got 0");
-  EXPECT_EQ(usage_message([] { BinPlan::energy_log(-1.0, 100.0, 5); }),
+  EXPECT_EQ(usage_message([] { science::energy_log(-1.0, 100.0, 5); }),
             "emin must be above 0 TeV, got -1");
-  EXPECT_EQ(usage_message([] { BinPlan::energy_log(10.0, 1.0, 5); }),
+  EXPECT_EQ(usage_message([] { science::energy_log(10.0, 1.0, 5); }),
             "emin (10) must be less than emax (1)");
-  EXPECT_EQ(usage_message([] { BinPlan::energy_log(0.1, kInf, 5); }),
+  EXPECT_EQ(usage_message([] { science::energy_log(0.1, kInf, 5); }),
             "emax must be a finite number, got inf");
-  EXPECT_EQ(usage_message([] { BinPlan::energy_log(0.1, 100.0, -3); }),
+  EXPECT_EQ(usage_message([] { science::energy_log(0.1, 100.0, -3); }),
             "enumbins must be at least 1, got -3");
 }
 
 // ---- phase bins and trials ----
 
 TEST(Phase, EqualBinsCoveringTheUnitInterval) {
-  const BinPlan plan = BinPlan::phase(4);
+  const BinPlan plan = science::phase_bins(4);
   ASSERT_EQ(plan.size(), 4U);
-  EXPECT_EQ(plan.kind(), BinKind::phase);
-  EXPECT_EQ(plan.kind_name(), "phase");
-  EXPECT_EQ(plan.unit(), "");
+  EXPECT_EQ(plan.axis().name, "phase");
+  EXPECT_EQ(plan.axis().name, "phase");
+  EXPECT_EQ(plan.axis().unit, "");
   EXPECT_EQ(plan[0].lo, 0.0);
   EXPECT_EQ(plan[1].lo, 0.25);
   EXPECT_EQ(plan[3].hi, 1.0);
   expect_contiguous(plan);
-  EXPECT_EQ(BinPlan::phase(7).bins().back().hi, 1.0);
-  EXPECT_EQ(usage_message([] { BinPlan::phase(0); }), "phbins must be at least 1, got 0");
+  EXPECT_EQ(science::phase_bins(7).bins().back().hi, 1.0);
+  EXPECT_EQ(usage_message([] { science::phase_bins(0); }), "phbins must be at least 1, got 0");
 }
 
 TEST(Trials, OneBinPerTrialNumber) {
   const BinPlan plan = BinPlan::trials(5);
   ASSERT_EQ(plan.size(), 5U);
-  EXPECT_EQ(plan.kind(), BinKind::trial);
-  EXPECT_EQ(plan.kind_name(), "trial");
-  EXPECT_EQ(plan.unit(), "");
+  EXPECT_EQ(plan.axis().name, "trial");
+  EXPECT_EQ(plan.axis().name, "trial");
+  EXPECT_EQ(plan.axis().unit, "");
   for (std::size_t k = 0; k < plan.size(); ++k) {
     EXPECT_EQ(plan[k].index, static_cast<std::int64_t>(k));
     EXPECT_EQ(plan[k].lo, static_cast<double>(k));
@@ -237,34 +239,34 @@ TEST(Trials, OneBinPerTrialNumber) {
 TEST(FromEdges, KeepsOrderAndAssignsIndices) {
   const std::vector<double> lo = {1.0, 2.0, 5.0};
   const std::vector<double> hi = {2.0, 4.0, 6.0};
-  const BinPlan plan = BinPlan::from_edges(BinKind::energy, lo, hi);
+  const BinPlan plan = BinPlan::from_edges(science::energy_axis(), lo, hi);
   ASSERT_EQ(plan.size(), 3U);
-  EXPECT_EQ(plan.kind(), BinKind::energy);
+  EXPECT_EQ(plan.axis().name, "energy");
   EXPECT_EQ(plan[2].index, 2);
   EXPECT_EQ(plan[2].lo, 5.0);
   EXPECT_FALSE(plan.empty());
-  EXPECT_TRUE(BinPlan::from_edges(BinKind::time, {}, {}).empty());
+  EXPECT_TRUE(BinPlan::from_edges(science::time_axis(), {}, {}).empty());
 }
 
 TEST(FromEdges, RejectsBadLists) {
   const std::vector<double> two = {1.0, 2.0};
   const std::vector<double> one = {3.0};
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::time, two, one); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(science::time_axis(), two, one); }),
             "bin edges: 2 lower edges but 1 upper edges");
   const std::vector<double> lo = {0.0, 1.0};
   const std::vector<double> hi = {2.0, 3.0};
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::time, lo, hi); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(science::time_axis(), lo, hi); }),
             "bin 1: bins overlap or are out of order (starts at 1 before the previous stop 2)");
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::time, hi, lo); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(science::time_axis(), hi, lo); }),
             "bin 0: bin [2, 0) has start >= stop");
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::energy, lo, hi); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(science::energy_axis(), lo, hi); }),
             "bin 0: energy bin [0, 2) must start above 0 TeV");
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::phase, lo, hi); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(science::phase_axis(), lo, hi); }),
             "bin 0: phase bin [0, 2) is not within [0, 1]");
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::trial, lo, hi); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(binflow::Axis::trials(), lo, hi); }),
             "bin 0: trial [0, 2] must have lo = hi, increasing");
   const std::vector<double> nan = {kNaN};
-  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(BinKind::time, nan, one); }),
+  EXPECT_EQ(usage_message([&] { BinPlan::from_edges(science::time_axis(), nan, one); }),
             "bin 0 start must be a finite number, got nan");
 }
 
@@ -279,9 +281,9 @@ TEST_F(BinFile, ReadsCommentsBlankLinesTabsAndCrlf) {
       "   \n"
       "+25 3e1\n"
       "# trailing comment");
-  const BinPlan plan = BinPlan::time_from_file(path);
+  const BinPlan plan = science::time_from_file(path);
   ASSERT_EQ(plan.size(), 3U);
-  EXPECT_EQ(plan.kind(), BinKind::time);
+  EXPECT_EQ(plan.axis().name, "time");
   EXPECT_EQ(plan[0].lo, 0.0);
   EXPECT_EQ(plan[0].hi, 10.0);
   EXPECT_EQ(plan[1].lo, 10.0);
@@ -292,63 +294,63 @@ TEST_F(BinFile, ReadsCommentsBlankLinesTabsAndCrlf) {
 }
 
 TEST_F(BinFile, EnergyAndPhaseFiles) {
-  const BinPlan energy = BinPlan::energy_from_file(write("0.1 1\n1 10\n", "ebins.txt"));
-  EXPECT_EQ(energy.kind(), BinKind::energy);
+  const BinPlan energy = science::energy_from_file(write("0.1 1\n1 10\n", "ebins.txt"));
+  EXPECT_EQ(energy.axis().name, "energy");
   ASSERT_EQ(energy.size(), 2U);
   EXPECT_EQ(energy[1].hi, 10.0);
-  const BinPlan phase = BinPlan::phase_from_file(write("0 0.3\n0.5 1\n", "phbins.txt"));
-  EXPECT_EQ(phase.kind(), BinKind::phase);
+  const BinPlan phase = science::phase_from_file(write("0 0.3\n0.5 1\n", "phbins.txt"));
+  EXPECT_EQ(phase.axis().name, "phase");
   ASSERT_EQ(phase.size(), 2U);
   EXPECT_EQ(phase[1].lo, 0.5);
 }
 
 TEST_F(BinFile, NamesFileAndLineForContentErrors) {
   const std::string bad = write("# header\n0 1\n\n# more\n1 2\n2 3\nabc\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(bad); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(bad); }),
             bad + ":7: expected two numbers 'start stop', got 'abc'");
   const std::string one = write("1\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(one); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(one); }),
             one + ":1: expected two numbers 'start stop', got '1'");
   const std::string three = write("1 2 3\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(three); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(three); }),
             three + ":1: expected two numbers 'start stop', got '1 2 3'");
   const std::string trailing = write("1 2x\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(trailing); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(trailing); }),
             trailing + ":1: expected two numbers 'start stop', got '1 2x'");
   const std::string nan = write("nan 2\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(nan); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(nan); }),
             nan + ":1: expected two numbers 'start stop', got 'nan 2'");
   const std::string reversed = write("0 1\n1 2\n2 3\n3 4\n4 5\n\n\n#\n5 3\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(reversed); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(reversed); }),
             reversed + ":9: bin [5, 3) has start >= stop");
   const std::string overlap = write("0 1\n1 2\n2 3\n3 4\n4 5\n\n\n#\n3 6\n");
   EXPECT_EQ(
-      usage_message([&] { BinPlan::time_from_file(overlap); }),
+      usage_message([&] { science::time_from_file(overlap); }),
       overlap + ":9: bins overlap or are out of order (starts at 3 before the previous stop 5)");
   const std::string energy = write("0 1\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::energy_from_file(energy); }),
+  EXPECT_EQ(usage_message([&] { science::energy_from_file(energy); }),
             energy + ":1: energy bin [0, 1) must start above 0 TeV");
   const std::string energy_text = write("x\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::energy_from_file(energy_text); }),
+  EXPECT_EQ(usage_message([&] { science::energy_from_file(energy_text); }),
             energy_text + ":1: expected two numbers 'emin emax', got 'x'");
   const std::string phase = write("0.5 1.5\n");
-  EXPECT_EQ(usage_message([&] { BinPlan::phase_from_file(phase); }),
+  EXPECT_EQ(usage_message([&] { science::phase_from_file(phase); }),
             phase + ":1: phase bin [0.5, 1.5) is not within [0, 1]");
 }
 
 TEST_F(BinFile, MissingEmptyAndDirectory) {
   const std::string missing = (dir_ / "nope.txt").string();
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(missing); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(missing); }),
             missing + ": cannot open (No such file or directory)");
   const std::string empty = write("");
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(empty); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(empty); }),
             empty +
                 ": no bins (the file is empty or holds only comments); expected lines "
                 "'start stop'");
   const std::string comments = write("# nothing here\n\n");
-  EXPECT_NE(usage_message([&] { BinPlan::phase_from_file(comments); }).find(": no bins"),
+  EXPECT_NE(usage_message([&] { science::phase_from_file(comments); }).find(": no bins"),
             std::string::npos);
-  EXPECT_EQ(usage_message([&] { BinPlan::time_from_file(dir_.string()); }),
+  EXPECT_EQ(usage_message([&] { science::time_from_file(dir_.string()); }),
             dir_.string() + ": cannot open (Is a directory)");
 }
 

@@ -27,10 +27,10 @@ struct ToolOutput;
 /// request or result member breaks the callers at compile time.
 template <class T>
 concept TypedTool = std::derived_from<T, Tool> &&
-                    requires(T& tool, typename T::Request request, const ToolOutput& out) {
-                      tool.apply(std::move(request));
-                      { tool.result_of(out) } -> std::same_as<typename T::Result>;
-                    };
+    requires(T& tool, typename T::Request request, const ToolOutput& out) {
+  tool.apply(std::move(request));
+  { tool.result_of(out) } -> std::same_as<typename T::Result>;
+};
 
 /// How a nested tool runs inside the calling bin.
 struct NestedRun {

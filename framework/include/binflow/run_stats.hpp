@@ -32,9 +32,9 @@ struct RankStats {
 
 /// The statistics of one map, or of a run made of several. Filled on rank 0.
 struct RunStats {
-  std::vector<BinStats> bins;   ///< in bin order
-  std::vector<RankStats> ranks; ///< one per rank of the run
-  double wall = 0.0;            ///< s
+  std::vector<BinStats> bins;    ///< in bin order
+  std::vector<RankStats> ranks;  ///< one per rank of the run
+  double wall = 0.0;             ///< s
 
   /// sum(busy) / (ranks * wall): 1 is perfect, 0 without ranks or wall.
   [[nodiscard]] double efficiency() const;

@@ -31,7 +31,7 @@ MPI_Datatype mpi_datatype() {
 }
 template <class T>
 concept Reducible = std::is_same_v<T, double> || std::is_same_v<T, int> ||
-                    std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::uint64_t>;
+    std::is_same_v<T, std::int64_t> || std::is_same_v<T, std::uint64_t>;
 }  // namespace detail
 
 /// Move-only owner (or borrower) of an MPI communicator.
