@@ -253,6 +253,27 @@ struct EventColumns {
   return {lr, sp};
 }
 
+// At fixed N0 with the index free (the limit's profile in gamma), with w = s p / m, x = q / m:
+// sums of u w, u^2 w, u^2 w^2, u w x and x^2 (the gamma and beta derivatives of lnL).
+[[gnu::noinline]] std::array<double, 5> index_at_fixed_n0_block(const EventColumns& c, double s,
+                                                                double mu, std::size_t begin,
+                                                                std::size_t end) {
+  std::array<double, 5> r{};
+  for (std::size_t i = begin; i < end; ++i) {
+    const double sp = s * c.p[i];
+    const double m = sp + mu * c.q[i];
+    const double w = sp / m;
+    const double x = c.q[i] / m;
+    const double u = c.u[i];
+    r[0] += u * w;
+    r[1] += u * u * w;
+    r[2] += u * u * w * w;
+    r[3] += u * w * x;
+    r[4] += x * x;
+  }
+  return r;
+}
+
 [[gnu::noinline]] std::array<double, 1> log_block(const double* p, const double* q, double s,
                                                   double mu, std::size_t begin, std::size_t end) {
   double sum = 0.0;
@@ -506,6 +527,21 @@ public:
     });
   }
 
+  // d/dgamma and d2/dgamma2 of the profile over mu of lnL at fixed source counts per unit
+  // exposure: s = T N0 A(gamma) follows gamma (ds/dgamma = -s ubar, d ubar/dgamma = -var),
+  // mu at its optimum for this gamma (the envelope theorem gives the first derivative; the
+  // second subtracts the gamma-mu coupling).
+  [[nodiscard]] Slope index_slope_at_fixed_n0(double s, double mu) const {
+    const auto r = blocks_.sum<5>(
+        [&](std::size_t b, std::size_t e) { return index_at_fixed_n0_block(c_, s, mu, b, e); });
+    const double d1 = s * source_.ubar - r[0];
+    const double h_gg = r[1] - r[2] - s * (source_.ubar * source_.ubar + source_.var);
+    const double h_gm = r[3];
+    const double h_mm = -r[4];
+    // mu on its bound 0 (no background left) does not follow gamma: no coupling then.
+    return {d1, mu > 0.0 && h_mm < 0.0 ? h_gg - h_gm * h_gm / h_mm : h_gg};
+  }
+
   // with_lnl = false leaves lnl at 0 (the fit has it already).
   [[nodiscard]] LikelihoodDerivatives derivatives(double n0, double beta, bool with_lnl) const;
 
@@ -747,6 +783,81 @@ double limit_counts(const Bin& bin, double f_hat, double delta, const LimitStart
   return nan;
 }
 
+// The profile of lnL at fixed N0 over gamma (and mu) for a free index, as ctools' ctulimit and
+// Gammapy's reoptimize do: each gamma sets the source counts s = T N0 A(gamma), mu is
+// solved at that s, and gamma maximises the result within [gamma_min, gamma_max].
+struct IndexProfile {
+  double lnl = nan;
+  double gamma = nan;
+  double s = nan;
+  double mu = nan;
+  bool converged = false;
+};
+
+IndexProfile profile_over_index(Bin& bin, const FitTables& t, double n0, double gamma0,
+                                double mu0) {
+  const FitSettings& set = t.settings;
+  double mu = mu0;
+  bool inner_failed = false;
+  const auto slope = [&](double gamma) {
+    bin.set_gamma(gamma);
+    const double s = bin.livetime() * n0 * bin.source().a;
+    const Argmax m = bin.solve_background(s, mu);
+    if (!m.converged) {
+      inner_failed = true;
+      return Slope{0.0, 0.0, true};
+    }
+    mu = m.x;
+    return bin.index_slope_at_fixed_n0(s, mu);
+  };
+  const Argmax g = maximise_1d(slope, set.gamma_min, set.gamma_max, gamma0,
+                               {newton_tolerance, 1.0, bracket_tolerance});
+  IndexProfile out;
+  if (!g.converged || inner_failed) return out;
+  // The returned index is the last Newton step, not yet evaluated.
+  bin.set_gamma(g.x);
+  out.gamma = g.x;
+  out.s = bin.livetime() * n0 * bin.source().a;
+  const Argmax m = bin.solve_background(out.s, mu);
+  if (!m.converged) return out;
+  out.mu = m.x;
+  out.lnl = bin.sum_log(out.s, out.mu) - out.s - out.mu;
+  out.converged = true;
+  return out;
+}
+
+// N0 > n0_start where lnL_best - lnL_profile(N0) = delta / 2 with the index profiled too.
+// n0_start is the limit with the index held at its best value, which lies at or below the
+// root (profiling over one more parameter can only raise the profile). Newton in N0 with
+// d lnL_profile / d N0 = (sum p / m - 1) T A(gamma) (envelope theorem), bracketed.
+double limit_free_index(Bin& bin, const FitTables& t, double lnl_best, double gamma_hat,
+                        double mu_hat, double n0_start) {
+  const double target = 0.5 * t.ul_delta;
+  double lo = 0.0;
+  double hi = inf;
+  double n0 = n0_start;
+  double gamma = gamma_hat;
+  double mu = mu_hat;
+  for (int it = 0; it < max_iterations; ++it) {
+    const IndexProfile p = profile_over_index(bin, t, n0, gamma, mu);
+    if (!p.converged) return nan;
+    gamma = p.gamma;
+    mu = p.mu;
+    const double excess = lnl_best - p.lnl - target;
+    const double sum_p_over_m = bin.limit_terms(p.s, p.mu, p.s, p.mu)[1];
+    const double slope = (1.0 - sum_p_over_m) * bin.livetime() * bin.source().a;
+    (excess > 0.0 ? hi : lo) = n0;
+    double next = slope > 0.0 ? n0 - excess / slope : nan;
+    if (!(next > lo && next < hi)) next = std::isfinite(hi) ? 0.5 * (lo + hi) : 2.0 * n0;
+    const double step = std::abs(next - n0);
+    if ((slope > 0.0 && step <= newton_tolerance * n0) || hi - lo <= bracket_tolerance * n0) {
+      return next;
+    }
+    n0 = next;
+  }
+  return nan;
+}
+
 FitResult empty_result(const FitTables& t, const RoiEvents& events, std::string message) {
   const FitSettings& s = t.settings;
   FitResult r;
@@ -801,7 +912,7 @@ FitResult best_fit(const Bin& bin, const FitTables& t, const Optimum& o) {
   return r;
 }
 
-void add_errors_ts_limit(const Bin& bin, const FitTables& t, double f, FitResult& r) {
+void add_errors_ts_limit(Bin& bin, const FitTables& t, double f, FitResult& r) {
   const FitSettings& s = t.settings;
   const LikelihoodDerivatives d = bin.derivatives(r.n0, r.beta, false);
   set_errors(d, t, r);
@@ -811,7 +922,19 @@ void add_errors_ts_limit(const Bin& bin, const FitTables& t, double f, FitResult
   const double counts = limit_counts(bin, f, t.ul_delta, limit_start(d, bin, t, s_hat, t.ul_delta));
   r.n0_ul = counts / (r.livetime * bin.source().a);
   r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
-  if (std::isnan(counts)) r.message = "the upper limit did not converge";
+  if (std::isnan(counts)) {
+    r.message = "the upper limit did not converge";
+    return;
+  }
+  if (!s.free_index) return;
+  // The index is a nuisance parameter of the limit like beta (SCIENCE.md section 3): from the
+  // limit at the best index, the profile refits it at every N0. The flux limit is that of the
+  // best-fit spectrum scaled to N0_ul (as Gammapy's flux_ul: norm_ul times the best model).
+  const double mu_hat = (1.0 - f) * bin.count();
+  r.n0_ul = limit_free_index(bin, t, r.lnl, r.gamma, mu_hat, r.n0_ul);
+  bin.set_gamma(r.gamma);
+  r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
+  if (std::isnan(r.n0_ul)) r.message = "the upper limit did not converge";
 }
 
 void require(bool ok, std::string_view parameter, double value, std::string_view rule) {
