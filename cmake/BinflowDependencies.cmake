@@ -9,6 +9,8 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc)
+# GADF DL3 input and FITS results (the science library only).
+pkg_check_modules(CFITSIO REQUIRED IMPORTED_TARGET cfitsio)
 
 # The parallel HDF5 build is needed for MPI-IO writes of event files; the serial
 # libhdf5-dev would compile but fail at run time, so refuse it here.

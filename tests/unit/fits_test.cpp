@@ -1,0 +1,143 @@
+// The cfitsio wrapper: a table written and read back bit for bit (numbers, text, logicals,
+// array cells with TDIM, units, keywords), and the one-line messages that name the file,
+// the HDU and the column or keyword for what the user got wrong.
+#include "science/fits.hpp"
+
+#include <unistd.h>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "binflow/error.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+using binflow::fits::File;
+
+std::string usage_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const binflow::UsageError& e) {
+    return e.what();
+  }
+  return "(no UsageError)";
+}
+
+class FitsFile : public testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("binflow_fits_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
+
+  // EVENTS with TIME (s), ENERGY (TeV), a 2x3 array column, text and logicals.
+  std::string write_sample() const {
+    const std::string p = path("sample.fits");
+    File f = File::create(p);
+    f.create_table("EVENTS",
+                   {{"TIME", "D", "s"},
+                    {"ENERGY", "E", "TeV"},
+                    {"EVENT_ID", "K", ""},
+                    {"NAME", "8A", ""},
+                    {"IS_UL", "L", ""}},
+                   3);
+    f.write_column("TIME", std::vector<double>{0.1, 1e9 + 0.25, -3.5});
+    f.write_column("ENERGY", std::vector<double>{0.5, 1.0, 100.0});
+    f.write_column("EVENT_ID", std::vector<std::int64_t>{1, 2, std::int64_t{1} << 40});
+    f.write_column("NAME", std::vector<std::string>{"a", "crab", ""});
+    f.write_logicals("IS_UL", {true, false, true});
+    f.write_key("MJDREFI", std::int64_t{51910});
+    f.write_key("MJDREFF", 7.428703703703703e-4, "fraction of the day");
+    f.write_key("TIMESYS", std::string("TT"));
+    f.write_key("CREATOR", std::string(100, 'x'));
+    f.create_table("IRF", {{"EFFAREA", "6D", "m2"}}, 1);
+    f.write_column("EFFAREA", std::vector<double>{1, 2, 3, 4, 5, 6});
+    f.close();
+    return p;
+  }
+
+  fs::path dir_;
+};
+
+TEST_F(FitsFile, TableRoundTrip) {
+  const std::string p = write_sample();
+  EXPECT_TRUE(binflow::fits::has_fits_signature(p));
+  File f = File::open(p);
+  EXPECT_TRUE(f.has_hdu("EVENTS"));
+  EXPECT_TRUE(f.has_hdu("events"));  // EXTNAME is case-insensitive
+  EXPECT_FALSE(f.has_hdu("GTI"));
+  f.move_to("EVENTS");
+  EXPECT_EQ(f.hdu(), "EVENTS");
+  EXPECT_EQ(f.rows(), 3);
+  EXPECT_EQ(f.read_doubles("TIME"), (std::vector<double>{0.1, 1e9 + 0.25, -3.5}));
+  EXPECT_EQ(f.read_doubles("TIME", 1, 2), (std::vector<double>{1e9 + 0.25, -3.5}));
+  EXPECT_EQ(f.read_doubles("energy"), (std::vector<double>{0.5, 1.0, 100.0}));  // from float
+  EXPECT_EQ(f.read_int64s("EVENT_ID"), (std::vector<std::int64_t>{1, 2, std::int64_t{1} << 40}));
+  EXPECT_EQ(f.read_strings("NAME"), (std::vector<std::string>{"a", "crab", ""}));
+  EXPECT_EQ(f.column_unit("TIME"), "s");
+  EXPECT_EQ(f.column_unit("EVENT_ID"), "");
+  EXPECT_EQ(f.key_int("MJDREFI"), 51910);
+  EXPECT_EQ(f.key_double("MJDREFF"), 7.428703703703703e-4);
+  EXPECT_EQ(f.key_string("TIMESYS"), "TT");
+  EXPECT_EQ(f.key_string("CREATOR"), std::string(100, 'x'));
+  EXPECT_FALSE(f.key_double("LIVETIME").has_value());
+  f.move_to("IRF");
+  EXPECT_EQ(f.cell_size("EFFAREA"), 6);
+  EXPECT_EQ(f.read_doubles("EFFAREA"), (std::vector<double>{1, 2, 3, 4, 5, 6}));
+}
+
+TEST_F(FitsFile, MessagesNameFileHduAndItem) {
+  const std::string p = write_sample();
+  File f = File::open(p);
+  EXPECT_EQ(usage_message([&] { f.move_to("GTI"); }), p + ": no HDU GTI");
+  f.move_to("EVENTS");
+  EXPECT_EQ(usage_message([&] { (void)f.read_doubles("RA"); }), p + "[EVENTS]: no column RA");
+  EXPECT_EQ(usage_message([&] { (void)f.require_double("LIVETIME"); }),
+            p + "[EVENTS]: header keyword LIVETIME is missing");
+  EXPECT_EQ(usage_message([&] { (void)f.read_doubles("TIME", 2, 5); }),
+            p + "[EVENTS] TIME: rows [2, 7) are outside the 3 rows");
+  EXPECT_EQ(usage_message([&] { (void)f.read_strings("TIME"); }),
+            p + "[EVENTS] TIME: is not a text column");
+  // A keyword of the wrong type: cfitsio's own reason, after the file, HDU and keyword.
+  const std::string wrong = usage_message([&] { (void)f.key_double("TIMESYS"); });
+  EXPECT_EQ(wrong.rfind(p + "[EVENTS] TIMESYS: fits_read_key failed: ", 0), 0U) << wrong;
+}
+
+TEST_F(FitsFile, RefusesWhatIsNotFits) {
+  const std::string missing = path("missing.fits");
+  EXPECT_EQ(usage_message([&] { (void)File::open(missing); }),
+            missing + ": cannot open: No such file or directory");
+  const std::string text = path("list.txt");
+  std::ofstream(text) << "obs1.fits\n";
+  EXPECT_FALSE(binflow::fits::has_fits_signature(text));
+  EXPECT_EQ(usage_message([&] { (void)File::open(text); }), text + ": not a FITS file");
+  // A truncated FITS file: the signature is there, the header is not.
+  const std::string cut = path("cut.fits");
+  std::ofstream(cut) << "SIMPLE  =                    T";
+  const std::string message = usage_message([&] { (void)File::open(cut); });
+  EXPECT_EQ(message.rfind(cut + ": fits_open_file failed: ", 0), 0U) << message;
+}
+
+TEST_F(FitsFile, CreateRefusesAnExistingFile) {
+  const std::string p = write_sample();
+  EXPECT_THROW((void)File::create(p), binflow::IoError);
+  // ... and left it as it was.
+  File f = File::open(p);
+  f.move_to("EVENTS");
+  EXPECT_EQ(f.rows(), 3);
+}
+
+}  // namespace
