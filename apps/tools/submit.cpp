@@ -629,12 +629,12 @@ std::string job_script(const JobRequest& job) {
 }
 
 void SubmitTool::declare(ParameterSet& params) {
-  params.add_choice("scheduler", scheduler_, {"slurm", "pbs", "torque", "lsf", "local"},
+  params.add_choice("scheduler", job_.scheduler, {"slurm", "pbs", "torque", "lsf", "local"},
                     "batch system: Slurm (sbatch), PBS Pro or Torque (qsub), LSF (bsub), or "
                     "local (mpirun on this machine, dry_run only: jobscripts/local/run.sh)");
-  params.add("nodes", nodes_, "nodes", Range<int>{1, 1000000});
-  params.add("ranks_per_node", ranks_per_node_, "MPI ranks on each node", Range<int>{1, 4096});
-  params.add("threads_per_rank", threads_per_rank_, "OpenMP threads (cores) of each rank",
+  params.add("nodes", job_.nodes, "nodes", Range<int>{1, 1000000});
+  params.add("ranks_per_node", job_.ranks_per_node, "MPI ranks on each node", Range<int>{1, 4096});
+  params.add("threads_per_rank", job_.threads_per_rank, "OpenMP threads (cores) of each rank",
              Range<int>{1, 4096});
   params.add("cores_per_node", cores_per_node_,
              "physical cores of one node, to check ranks_per_node x threads_per_rank against; "
@@ -643,8 +643,8 @@ void SubmitTool::declare(ParameterSet& params) {
   params.add("time", time_, "wall-time limit: HH:MM:SS, D-HH:MM:SS or minutes");
   params.add("mem_per_cpu", mem_per_cpu_,
              "memory per core (e.g. 2G, 4000M); empty = the scheduler's default");
-  params.add("partition", partition_, "Slurm partition, PBS or LSF queue; empty = default");
-  params.add("account", account_, "account (Slurm, PBS) or project (LSF) to charge");
+  params.add("partition", job_.partition, "Slurm partition, PBS or LSF queue; empty = default");
+  params.add("account", job_.account, "account (Slurm, PBS) or project (LSF) to charge");
   params.add("job_name", job_name_, "job name; empty = binflow-TOOL");
   params.add("signal_lead", signal_lead_,
              "seconds between the checkpoint signal and the wall-time limit; 0 = a tenth of "
@@ -658,14 +658,14 @@ void SubmitTool::declare(ParameterSet& params) {
   params.add("script", script_,
              "where to write the job script; empty = JOB_NAME.sbatch|pbs|lsf here");
   params.add("dry_run", dry_run_, "print the job script instead of writing and submitting it");
-  params.add("array", array_, "Slurm job array indices (e.g. 0-3); empty = one job");
-  params.add("comment", comment_, "more lines for the script's opening comment");
-  params.add("portable", portable_,
+  params.add("array", job_.array, "Slurm job array indices (e.g. 0-3); empty = one job");
+  params.add("comment", job_.comment, "more lines for the script's opening comment");
+  params.add("portable", job_.portable,
              "a script for any directory and binflow (as in jobscripts/): it runs where it is "
              "submitted, runs $BINFLOW (default binflow), reads NAME=VALUE words before TOOL as "
              "settings its environment may override, and expands words with a $ (e.g. "
              "'$NAME', '${NAME%.h5}.log')");
-  params.add("setup", setup_, "shell lines the job runs before it builds its command line");
+  params.add("setup", job_.setup, "shell lines the job runs before it builds its command line");
   params.add_trailing("TOOL ARGS", command_,
                       "the binflow command line the job runs, e.g. -- lightcurve --inobs obs.h5 "
                       "--outfile lc.h5");
@@ -679,7 +679,7 @@ void SubmitTool::validate() {
   job_command_ = command_;
   std::vector<std::pair<std::string, std::string>> defaults;
   std::vector<std::string> checked = command_;
-  if (portable_) {
+  if (job_.portable) {
     static const std::regex setting(R"(([A-Z_][A-Z0-9_]*)=(.*))");
     static const std::regex array_expansion(R"(\$\{\w+\[@\]\})");
     std::smatch m;
@@ -709,7 +709,7 @@ void SubmitTool::validate() {
   }
   outfile_ = tool->standard().outfile;
   resumable_ = tool->uses_bins() && !outfile_.empty();
-  if (portable_) {  // the outfile as the job names it: the word that expanded to it
+  if (job_.portable) {  // the outfile as the job names it: the word that expanded to it
     for (const std::string& w : job_command_) {
       if (w.find('$') != std::string::npos && expand_defaults(w, defaults) == outfile_) {
         outfile_ = w;
@@ -731,34 +731,34 @@ void SubmitTool::validate() {
     throw UsageError(fmt::format("signal_lead: {} s is not shorter than the time limit {} ({} s)",
                                  lead_seconds_, time_, time_seconds_));
   }
-  if (launcher_ == "srun" && scheduler_ != "slurm") {
-    throw UsageError(fmt::format("launcher: srun needs scheduler=slurm, not {}", scheduler_));
+  if (launcher_ == "srun" && job_.scheduler != "slurm") {
+    throw UsageError(fmt::format("launcher: srun needs scheduler=slurm, not {}", job_.scheduler));
   }
-  if (!array_.empty() && scheduler_ != "slurm") {
-    throw UsageError(fmt::format("array: job arrays need scheduler=slurm, not {}", scheduler_));
+  if (!job_.array.empty() && job_.scheduler != "slurm") {
+    throw UsageError(fmt::format("array: job arrays need scheduler=slurm, not {}", job_.scheduler));
   }
-  if (scheduler_ == "local" && !dry_run_) {
+  if (job_.scheduler == "local" && !dry_run_) {
     throw UsageError(
         "scheduler: local has no queue to submit to; dry_run=yes prints the script "
         "(jobscripts/local/run.sh runs it)");
   }
-  if (scheduler_ == "local" && nodes_ != 1) {
-    throw UsageError(fmt::format("nodes: scheduler=local runs on this machine, not {}", nodes_));
+  if (job_.scheduler == "local" && job_.nodes != 1) {
+    throw UsageError(fmt::format("nodes: scheduler=local runs on this machine, not {}", job_.nodes));
   }
-  if (cores_per_node_ > 0 && ranks_per_node_ * threads_per_rank_ > cores_per_node_) {
+  if (cores_per_node_ > 0 && job_.ranks_per_node * job_.threads_per_rank > cores_per_node_) {
     throw UsageError(fmt::format(
         "ranks_per_node x threads_per_rank = {} x {} = {} cores, more than the {} of a node "
         "(cores_per_node)",
-        ranks_per_node_, threads_per_rank_, ranks_per_node_ * threads_per_rank_, cores_per_node_));
+        job_.ranks_per_node, job_.threads_per_rank, job_.ranks_per_node * job_.threads_per_rank, cores_per_node_));
   }
 }
 
 std::pair<int, std::string> SubmitTool::node_cores(int local_cores) const {
   if (cores_per_node_ > 0) return {cores_per_node_, "cores_per_node"};
-  if (scheduler_ == "slurm" && on_path("sinfo")) {
+  if (job_.scheduler == "slurm" && on_path("sinfo")) {
     // %z is sockets:cores:threads; the smallest node of the partition bounds the job.
     std::vector<std::string> argv = {"sinfo", "-h", "-o", "%z"};
-    if (!partition_.empty()) argv.insert(argv.end(), {"-p", partition_});
+    if (!job_.partition.empty()) argv.insert(argv.end(), {"-p", job_.partition});
     const Captured c = run_command(argv);
     static const std::regex sct(R"((\d+):(\d+):(\d+)\+?)");
     int least = 0;
@@ -772,11 +772,11 @@ std::pair<int, std::string> SubmitTool::node_cores(int local_cores) const {
       least = least == 0 ? cores : std::min(least, cores);
     }
     if (least > 0) {
-      return {least, partition_.empty() ? "Slurm's nodes (sinfo)"
-                                        : fmt::format("partition {} (sinfo)", partition_)};
+      return {least, job_.partition.empty() ? "Slurm's nodes (sinfo)"
+                                        : fmt::format("partition {} (sinfo)", job_.partition)};
     }
   }
-  if (scheduler_ == "local") return {local_cores, "this machine"};
+  if (job_.scheduler == "local") return {local_cores, "this machine"};
   return {local_cores, "this machine; give cores_per_node for the cluster's nodes"};
 }
 
@@ -785,39 +785,30 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
   const int local_cores = placement.nodes.empty() ? 1 : placement.nodes.front().cores_available;
   ctx.runtime().comm.agree_on_root([&] {
     const auto [cores, source] = node_cores(local_cores);
-    if (ranks_per_node_ * threads_per_rank_ > cores) {
+    if (job_.ranks_per_node * job_.threads_per_rank > cores) {
       throw UsageError(fmt::format(
           "ranks_per_node x threads_per_rank = {} x {} = {} cores, more than the {} of a node ({})",
-          ranks_per_node_, threads_per_rank_, ranks_per_node_ * threads_per_rank_, cores, source));
+          job_.ranks_per_node, job_.threads_per_rank, job_.ranks_per_node * job_.threads_per_rank, cores, source));
     }
-    JobRequest job;
-    job.scheduler = scheduler_;
-    job.nodes = nodes_;
-    job.ranks_per_node = ranks_per_node_;
-    job.threads_per_rank = threads_per_rank_;
+    // The parameters bound to job_ are its fields already; the rest is resolved here.
+    JobRequest job = job_;
     job.cores_per_node = cores;
     job.time_seconds = time_seconds_;
     job.mem_per_cpu_mib = mem_mib_;
-    job.partition = partition_;
-    job.account = account_;
     job.job_name = job_name_.empty() ? "binflow-" + job_command_.front() : job_name_;
     job.signal_lead = lead_seconds_;
-    job.launcher = launcher_ == "auto" ? (scheduler_ == "slurm" ? "srun" : "mpirun") : launcher_;
+    job.launcher = launcher_ == "auto" ? (job_.scheduler == "slurm" ? "srun" : "mpirun") : launcher_;
     job.workdir = fs::current_path().string();
     std::error_code ec;
     const fs::path self = fs::read_symlink("/proc/self/exe", ec);
     job.binflow = ec ? std::string("binflow") : self.string();
     job.script_path =
-        fs::absolute(script_.empty() ? job.job_name + extension(scheduler_) : script_).string();
-    job.profile = profile_.empty() || portable_ ? profile_ : fs::absolute(profile_).string();
+        fs::absolute(script_.empty() ? job.job_name + extension(job_.scheduler) : script_).string();
+    job.profile = profile_.empty() || job_.portable ? profile_ : fs::absolute(profile_).string();
     job.outfile = outfile_;
     job.resumable = resumable_;
     job.command = job_command_;
-    job.array = array_;
-    job.comment = comment_;
-    job.portable = portable_;
     job.settings = settings_;
-    job.setup = setup_;
     const std::string text = job_script(job);
     if (dry_run_) {
       std::fputs(text.c_str(), stdout);
@@ -833,7 +824,7 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
     fs::permissions(job.script_path, fs::perms::owner_exec | fs::perms::group_exec,
                     fs::perm_options::add, ec);
     const std::string program =
-        scheduler_ == "slurm" ? "sbatch" : (pbs_like(scheduler_) ? "qsub" : "bsub");
+        job_.scheduler == "slurm" ? "sbatch" : (pbs_like(job_.scheduler) ? "qsub" : "bsub");
     if (!on_path(program)) {
       throw UsageError(
           fmt::format("scheduler: {} is not on the PATH (the script is in {}; "
@@ -841,14 +832,14 @@ ToolOutput SubmitTool::execute(RunContext& ctx) {
                       program, job.script_path));
     }
     Captured answer;
-    if (scheduler_ == "slurm") answer = run_command({"sbatch", "--parsable", job.script_path});
-    if (pbs_like(scheduler_)) answer = run_command({"qsub", job.script_path});
-    if (scheduler_ == "lsf") answer = run_command({"bsub"}, job.script_path);  // bsub < script
+    if (job_.scheduler == "slurm") answer = run_command({"sbatch", "--parsable", job.script_path});
+    if (pbs_like(job_.scheduler)) answer = run_command({"qsub", job.script_path});
+    if (job_.scheduler == "lsf") answer = run_command({"bsub"}, job.script_path);  // bsub < script
     if (answer.status != 0) {
       throw IoError(fmt::format("{} {} failed (exit status {}): {}", program, job.script_path,
                                 answer.status, trim(answer.output)));
     }
-    const std::string id = job_id_from(scheduler_, answer.output);
+    const std::string id = job_id_from(job_.scheduler, answer.output);
     if (standard().chatter >= 2) {
       std::fputs(fmt::format("wrote {}\nsubmitted with {}; the job runs in {}; job id:\n",
                              job.script_path, program, job.workdir)

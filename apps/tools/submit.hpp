@@ -93,25 +93,19 @@ private:
   [[nodiscard]] std::pair<int, std::string> node_cores(int local_cores) const;
 
   const ToolRegistry& registry_;
-  std::string scheduler_ = "slurm";
-  int nodes_ = 1;
-  int ranks_per_node_ = 1;
-  int threads_per_rank_ = 1;
+  /// The job as the parameters give it: scheduler, nodes, ranks_per_node, threads_per_rank,
+  /// partition, account, array, comment, portable and setup are bound to its fields (their
+  /// defaults are JobRequest's); execute() fills in what is resolved at submission.
+  JobRequest job_;
   int cores_per_node_ = 0;
   std::string time_ = "01:00:00";
   std::string mem_per_cpu_;
-  std::string partition_;
-  std::string account_;
   std::string job_name_;
   std::int64_t signal_lead_ = 0;
   std::string launcher_ = "auto";
   std::string profile_;
   std::string script_;
   bool dry_run_ = false;
-  std::string array_;
-  std::string comment_;
-  bool portable_ = false;
-  std::string setup_;
   std::vector<std::string> command_;
   // Resolved by validate().
   std::int64_t time_seconds_ = 0;
