@@ -9,6 +9,7 @@
 
 #include "binflow/error.hpp"
 #include "science/gti.hpp"
+#include "science/time_spec.hpp"
 
 namespace binflow::apps {
 
@@ -38,8 +39,11 @@ void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
   if ((parts & input) != 0U)
     params.add("inobs", inobs, "input event file (HDF5, SCIENCE.md format)");
   if ((parts & time) != 0U) {
-    params.add("tmin", tmin, "start of the selection, MET s (default: first GTI start)");
-    params.add("tmax", tmax, "end of the selection, MET s (default: last GTI stop)");
+    params.add("tmin", tmin,
+               "start of the selection: MET s, 'MJD 51544.5' or an ISO 8601 date in the data's "
+               "time system (default: first GTI start)");
+    params.add("tmax", tmax,
+               "end of the selection, in the same forms as tmin (default: last GTI stop)");
   }
   if ((parts & energy) != 0U) {
     params.add("emin", emin, "lower energy of the analysis, TeV", Range<double>{1e-6, 1e6});
@@ -69,7 +73,9 @@ void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
 void AnalysisParameters::validate(bool inobs_required) const {
   if (inobs_required && inobs.empty()) throw UsageError("inobs: an input event file is required");
   if (emin >= emax) throw UsageError(fmt::format("emin: {} is not below emax {}", emin, emax));
-  if (std::isfinite(tmin) && std::isfinite(tmax) && tmin >= tmax) {
+  const science::TimeSpec lo = science::TimeSpec::parse(tmin, "tmin");
+  const science::TimeSpec hi = science::TimeSpec::parse(tmax, "tmax");
+  if (lo.given() && hi.given() && lo.comparable_with(hi) && lo.value() >= hi.value()) {
     throw UsageError(fmt::format("tmin: {} is not before tmax {}", tmin, tmax));
   }
   if (std::isnan(ra) != std::isnan(dec)) throw UsageError("ra, dec: give both or neither");
@@ -79,8 +85,11 @@ std::pair<double, double> AnalysisParameters::time_range(const science::Observat
                                                          const std::string& source) const {
   const science::Gti& gti = observation.gti;
   if (gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", source));
-  const double t0 = std::isfinite(tmin) ? tmin : gti.start.front();
-  const double t1 = std::isfinite(tmax) ? tmax : gti.stop.back();
+  const science::TimeSpec lo = science::TimeSpec::parse(tmin, "tmin");
+  const science::TimeSpec hi = science::TimeSpec::parse(tmax, "tmax");
+  const double mjdref = observation.info.mjdref;
+  const double t0 = lo.given() ? lo.seconds(mjdref) : gti.start.front();
+  const double t1 = hi.given() ? hi.seconds(mjdref) : gti.stop.back();
   if (t0 >= t1) throw UsageError(fmt::format("tmin: {} is not before tmax {}", t0, t1));
   return {t0, t1};
 }

@@ -25,7 +25,7 @@ struct AnalysisParameters {
   /// Groups of parameters, combined with |.
   enum Part : unsigned {
     input = 1U,   ///< inobs
-    time = 2U,    ///< tmin tmax (NaN: from the GTIs)
+    time = 2U,    ///< tmin tmax (empty: from the GTIs; seconds, MJD or ISO dates)
     energy = 4U,  ///< emin emax
     region = 8U,  ///< ra dec (NaN: the pointing) theta_max
     index = 16U,  ///< gamma_ref
@@ -37,8 +37,8 @@ struct AnalysisParameters {
   static constexpr unsigned all = input | time | energy | region | index | free | quantities;
 
   std::string inobs;
-  double tmin = std::numeric_limits<double>::quiet_NaN();
-  double tmax = std::numeric_limits<double>::quiet_NaN();
+  std::string tmin;  ///< science::TimeSpec text: MET s, "MJD x" or an ISO 8601 date
+  std::string tmax;
   double emin = science::defaults::emin;
   double emax = science::defaults::emax;
   double ra = std::numeric_limits<double>::quiet_NaN();
@@ -55,8 +55,9 @@ struct AnalysisParameters {
   /// UsageError naming the parameter: inobs missing (when `inobs_required`), emin >= emax,
   /// tmin >= tmax, only one of ra and dec.
   void validate(bool inobs_required) const;
-  /// [tmin, tmax) with the GTI defaults; UsageError naming `source` when there are no GTIs
-  /// or the range is empty.
+  /// [tmin, tmax) in seconds on the observation's axis (dates resolved with its mjdref), with
+  /// the GTI defaults; UsageError naming `source` when there are no GTIs or the range is
+  /// empty.
   [[nodiscard]] std::pair<double, double> time_range(const science::Observation& observation,
                                                      const std::string& source) const;
   /// The fit settings for `observation` (ra and dec default to its pointing).

@@ -49,6 +49,17 @@ for ranks in (1, 2, 3, 4):
             same, why = identical(read_group(out), ref)
             ctx.check(same, f"{name}: /results bit-identical to the reference", why)
 
+# Time parameters as seconds, MJD and ISO 8601 dates (mjdref 51544.5 = 2000-01-01T12:00:00):
+# the same selection, bit for bit.
+seconds = read_group(lightcurve("t_seconds", None, ["--tmin", "1800", "--tmax", "5400"]))
+mjd = read_group(lightcurve("t_mjd", None, ["--tmin", "MJD 51544.520833333333", "--tmax", "MJD 51544.5625"]))
+iso = read_group(lightcurve("t_iso", None, ["tmin=2000-01-01T12:30:00", "tmax=2000-01-01T13:30:00"]))
+ctx.check(np.allclose(mjd["time_start"], seconds["time_start"], rtol=0, atol=1e-5)
+          and np.allclose(iso["time_start"], seconds["time_start"], rtol=0, atol=1e-5),
+          "tmin/tmax as MJD and as ISO dates select the same bins as seconds (to 10 us)")
+ctx.check(np.allclose(iso["N0"], seconds["N0"], rtol=1e-9) and np.array_equal(iso["n_events"], seconds["n_events"]),
+          "the same events and fits for an ISO-dated selection")
+
 # Free index and the other binnings run too.
 out = lightcurve("free", None, ["--free_index"])
 res = read_group(out)
