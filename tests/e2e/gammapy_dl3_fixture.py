@@ -46,6 +46,8 @@ What is simulated (SCIENCE.md defaults where it has them):
   otherwise; pixels 0.01 deg), reconstructed energies 0.1-100 TeV in 20 bins per decade (the
   sampler places events uniformly in pixel and log-energy within a bin, so the bins are fine).
   Each run draws from its own random stream (seed, run index): deterministic for a seed.
+  Events are sorted by TIME; besides TIME, RA, DEC, ENERGY they carry MC_ID (0 background,
+  1 `crab`, 2 `crab_flare`), ENERGY_TRUE, RA_TRUE, DEC_TRUE, DETX, DETY and EVENT_ID.
 """
 import argparse
 import gzip
