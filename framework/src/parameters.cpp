@@ -4,6 +4,9 @@
 #include <cctype>
 #include <charconv>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <optional>
 #include <set>
 
 #include <CLI/CLI.hpp>
@@ -68,6 +71,8 @@ struct ParameterSet::Impl {
     app.set_help_flag();
     app.allow_windows_style_options(false);
     config = app.set_config("--config", "", "TOML file of key = value parameters");
+    // A key that names no parameter is the same error in a config file as on the command line.
+    app.allow_config_extras(CLI::config_extras_mode::error);
   }
 
   Param& add(const std::string& name, std::string type, std::string help) {
@@ -111,6 +116,15 @@ struct ParameterSet::Impl {
         out.push_back("");
         continue;
       }
+      // `--flag yes` (the `--name value` form) for a boolean: `--flag=yes` to CLI11.
+      if (!out.empty() && is_bool_word(word) && out.back().rfind("--", 0) == 0 &&
+          out.back().find('=') == std::string::npos && !value_expected) {
+        const Param* flag = find(out.back().substr(2));
+        if (flag != nullptr && flag->is_flag) {
+          out.back() += "=" + word;
+          continue;
+        }
+      }
       out.push_back(word);
       value_expected = false;
       if (word.rfind("--", 0) == 0 && word.find('=') == std::string::npos) {
@@ -119,6 +133,12 @@ struct ParameterSet::Impl {
       }
     }
     return out;
+  }
+
+  static bool is_bool_word(std::string_view word) {
+    const std::string w = lower(word);
+    return w == "yes" || w == "no" || w == "true" || w == "false" || w == "on" || w == "off" ||
+           w == "1" || w == "0";
   }
 
   CLI::App app;
@@ -283,6 +303,62 @@ void ParameterSet::restore_defaults() {
   if (impl_->trailing != nullptr) impl_->trailing->clear();
 }
 
+namespace {
+
+// The config file as strictly as the command line: every line that is not blank or a
+// comment is `name = value` with a non-empty value (a TOML string, number, boolean or bare
+// word); CLI11's reader would skip or guess at anything else.
+void check_config_file(const std::string& path,
+                       const std::function<bool(std::string_view)>& is_parameter) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) {
+    throw UsageError(fmt::format("config: '{}' is not a readable file", path));
+  }
+  std::ifstream in(path);
+  if (!in) throw UsageError(fmt::format("config: cannot open '{}'", path));
+  std::string line;
+  for (std::size_t number = 1; std::getline(in, line); ++number) {
+    std::string_view text(line);
+    // '#' starts a comment anywhere on the line, as in CLI11's reader.
+    text = text.substr(0, text.find('#'));
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.back())) != 0) {
+      text.remove_suffix(1);
+    }
+    while (!text.empty() && std::isspace(static_cast<unsigned char>(text.front())) != 0) {
+      text.remove_prefix(1);
+    }
+    if (text.empty()) continue;
+    const auto eq = text.find('=');
+    std::string_view key = text.substr(0, eq);
+    while (!key.empty() && std::isspace(static_cast<unsigned char>(key.back())) != 0) {
+      key.remove_suffix(1);
+    }
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view{} : text.substr(eq + 1);
+    while (!value.empty() && std::isspace(static_cast<unsigned char>(value.front())) != 0) {
+      value.remove_prefix(1);
+    }
+    if (eq == std::string_view::npos || !is_identifier(key)) {
+      throw UsageError(fmt::format("{}:{}: expected 'name = value', got '{}'", path, number, text));
+    }
+    if (value.empty()) throw UsageError(fmt::format("{}:{}: {} has no value", path, number, key));
+    if (!is_parameter(key)) {
+      throw UsageError(fmt::format("{}:{}: unknown parameter '{}'", path, number, key));
+    }
+  }
+}
+
+// The config file named by normalised words ("--config" PATH or "--config=PATH").
+std::optional<std::string> config_path(const std::vector<std::string>& words) {
+  for (std::size_t i = 0; i < words.size(); ++i) {
+    if (words[i] == "--config" && i + 1 < words.size()) return words[i + 1];
+    if (words[i].rfind("--config=", 0) == 0) return words[i].substr(9);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
 void ParameterSet::parse(const std::vector<std::string>& args) {
   restore_defaults();
   auto own_end = args.end();
@@ -291,6 +367,10 @@ void ParameterSet::parse(const std::vector<std::string>& args) {
     impl_->trailing->assign(own_end == args.end() ? args.end() : own_end + 1, args.end());
   }
   std::vector<std::string> words = impl_->normalise({args.begin(), own_end});
+  if (const std::optional<std::string> config = config_path(words)) {
+    check_config_file(*config,
+                      [this](std::string_view key) { return impl_->find(key) != nullptr; });
+  }
   std::reverse(words.begin(), words.end());  // CLI11 takes the vector back to front
   try {
     impl_->app.parse(words);

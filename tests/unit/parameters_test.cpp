@@ -153,9 +153,20 @@ TEST(Parameters, BooleanForms) {
     bool verbose;
   };
   const std::vector<Case> cases = {
-      {{"--verbose"}, true},      {{"--verbose=no"}, false}, {{"verbose=yes"}, true},
-      {{"verbose=off"}, false},   {{"verbose=on"}, true},    {{"--verbose=true"}, true},
-      {{"verbose=false"}, false}, {{"verbose=1"}, true},     {{"verbose=0"}, false},
+      {{"--verbose"}, true},
+      {{"--verbose=no"}, false},
+      {{"verbose=yes"}, true},
+      {{"verbose=off"}, false},
+      {{"verbose=on"}, true},
+      {{"--verbose=true"}, true},
+      {{"verbose=false"}, false},
+      {{"verbose=1"}, true},
+      {{"verbose=0"}, false},
+      // The README's `--name value` form works for booleans too.
+      {{"--verbose", "yes"}, true},
+      {{"--verbose", "no"}, false},
+      {{"--verbose", "Off"}, false},
+      {{"--verbose", "1", "nbins=3"}, true},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(fmt::format("{}", fmt::join(c.args, " ")));
@@ -409,6 +420,35 @@ TEST_F(ParametersConfig, ConfigValuesAreCheckedLikeCommandLineValues) {
   EXPECT_NE(message.find("nbins"), std::string::npos) << message;
 }
 
+// The config file is read as strictly as the command line: an unknown key, a line that is
+// not `name = value`, or an empty value is one line naming the file and the line.
+TEST_F(ParametersConfig, ConfigIsAsStrictAsTheCommandLine) {
+  struct Case {
+    std::string text;
+    std::string message;
+  };
+  const std::vector<Case> cases = {
+      {"nbins = 3\nnbinz = 4\n", ":2: unknown parameter 'nbinz'"},
+      {"nbins = 3\n[[[\n", ":2: expected 'name = value', got '[[['"},
+      {"# fine\nnbins\n", ":2: expected 'name = value', got 'nbins'"},
+      {"nbins = \n", ":1: nbins has no value"},
+  };
+  for (const Case& c : cases) {
+    std::ofstream(config_) << c.text;
+    const std::string message = usage_message([&] {
+      Tool t;
+      t.parse({"--config", config_});
+    });
+    EXPECT_EQ(message, config_ + c.message) << c.text;
+  }
+  // A comment after a value is fine ('#' starts a comment anywhere, as in CLI11's reader).
+  std::ofstream(config_) << "nbins = 3  # three\ntitle = \"a b\"\n";
+  Tool t;
+  t.parse({"--config", config_});
+  EXPECT_EQ(t.nbins, 3);
+  EXPECT_EQ(t.title, "a b");
+}
+
 TEST_F(ParametersConfig, MissingConfigFileIsAUsageErrorNamingIt) {
   const std::string missing = (dir_ / "nosuch.toml").string();
   const std::string message = usage_message([&] {
@@ -426,8 +466,7 @@ TEST(Parameters, HelpDescribesEveryParameter) {
   // Name and type, then the default with any range or choices, then the help text.
   const std::vector<std::vector<std::string>> expected = {
       {"--title TEXT", "default untitled", "title of the plot"},
-      {"--emin FLOAT", "default 0.1;", "range [0.01", "100]",
-       "lower energy bound in TeV"},
+      {"--emin FLOAT", "default 0.1;", "range [0.01", "100]", "lower energy bound in TeV"},
       {"--nbins INT", "default 10", ">= 1", "number of bins"},
       {"--offset INT", "default -5", "<= 1000", "time offset in s"},
       {"--seed UINT", "default 42", "random seed"},
