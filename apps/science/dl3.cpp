@@ -263,7 +263,7 @@ void scan_file(const std::string& path, ObservationSource& source, bool want_eve
             fmt::format("{}: two EVENTS HDUs, [{}] and [{}]", path, source.events->hdu, extname));
       }
       source.events = HduLocation{path, extname};
-      if (const auto id = file.key_int("OBS_ID")) source.obs_id = *id;
+      if (std::optional<std::int64_t> id = file.key_int("OBS_ID"); id) source.obs_id = id;
       continue;
     }
     if (want_events && (class1 == "GTI" || upper(extname) == "GTI")) {
@@ -490,6 +490,7 @@ public:
 
   Observation read(const ObservationSource& source, std::optional<TimeReference>& reference,
                    std::string& reference_where) {
+    if (!source.events) throw InternalError(fmt::format("{}: no EVENTS HDU", source.origin));
     Observation obs;
     obs.events = *source.events;
     fits::File file = fits::File::open(obs.events.file);
@@ -516,12 +517,12 @@ public:
       reference_where = where;
     } else if (*frame->timesys != reference->timesys) {
       throw UsageError(fmt::format(
-          "{}: TIMESYS '{}' differs from '{}' of the first observation ({}); all observations must "
+          "{}: '{}' differs from '{}' of the first observation ({}); all observations must "
           "share one TIMESYS",
           key("TIMESYS"), *frame->timesys, reference->timesys, reference_where));
     } else if (timeref != reference->timeref) {
       throw UsageError(fmt::format(
-          "{}: TIMEREF '{}' differs from '{}' of the first observation ({}); times of different "
+          "{}: '{}' differs from '{}' of the first observation ({}); times of different "
           "references cannot share one axis",
           key("TIMEREF"), timeref, reference->timeref, reference_where));
     }
@@ -713,6 +714,7 @@ DataSet DataSet::open(const std::string& inobs, const std::vector<std::int64_t>&
     set.observations_.push_back(std::move(obs));
   }
   if (set.observations_.empty()) throw UsageError(fmt::format("{}: no observation", inobs));
+  if (!reference) throw InternalError(fmt::format("{}: no time reference", inobs));
   set.time_ = *reference;
   if (with_edisp > 0) {
     set.notes_.push_back(

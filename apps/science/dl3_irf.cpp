@@ -177,6 +177,7 @@ IrfTable read_table(fits::File& file, const std::vector<AxisSpec>& axis_specs, c
   std::sort(order.begin(), order.end(),
             [&](std::size_t a, std::size_t b) { return positions[a] < positions[b]; });
   std::vector<std::int64_t> expected;
+  expected.reserve(order.size());
   for (const std::size_t a : order)
     expected.push_back(static_cast<std::int64_t>(table.axes[a].size()));
   const std::vector<std::int64_t> dims = file.cell_dims(column);
@@ -186,6 +187,7 @@ IrfTable read_table(fits::File& file, const std::vector<AxisSpec>& axis_specs, c
   };
   if (without_ones(dims) != without_ones(expected)) {
     std::vector<std::string> names;
+    names.reserve(order.size());
     for (const std::size_t a : order) {
       names.push_back(fmt::format("{} ({})", table.axes[a].name, table.axes[a].size()));
     }
