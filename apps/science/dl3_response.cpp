@@ -173,11 +173,17 @@ double ObservationResponse::aeff(double energy) const { return aeff_(energy); }
 double ObservationResponse::bkg_rate(double energy) const { return bkg_(energy); }
 
 ObservationResponse::GaussTerms ObservationResponse::gauss_terms(double energy) const {
-  // Gammapy's MultiGauss2D with norms 2 SCALE AMPL_k SIGMA_k^2 (AMPL_1 = 1), normalised.
+  // Gammapy's MultiGauss2D with norms 2 SCALE AMPL_k SIGMA_k^2 (AMPL_1 = 1), normalised. The
+  // six parameters share the HDU's energy axis: one bracket for all.
+  const IrfAxis& axis = gauss_.sigma_1.axis;
+  const Bracket b = bracket(axis.nodes, axis.scaled(axis.clamp(energy)));
+  const auto at = [&](const Curve& c) {
+    return std::max(0.0, blend(c.values, 1, 0, b, axis.size()));
+  };
   GaussTerms terms;
-  const double scale = gauss_.scale(energy);
-  terms.sigma = {gauss_.sigma_1(energy), gauss_.sigma_2(energy), gauss_.sigma_3(energy)};
-  const std::array<double, 3> ampl = {1.0, gauss_.ampl_2(energy), gauss_.ampl_3(energy)};
+  const double scale = at(gauss_.scale);
+  terms.sigma = {at(gauss_.sigma_1), at(gauss_.sigma_2), at(gauss_.sigma_3)};
+  const std::array<double, 3> ampl = {1.0, at(gauss_.ampl_2), at(gauss_.ampl_3)};
   double total = 0.0;
   for (std::size_t k = 0; k < 3; ++k) {
     terms.weight[k] = 2.0 * scale * ampl[k] * terms.sigma[k] * terms.sigma[k];
@@ -210,9 +216,16 @@ double ObservationResponse::psf_density(double energy, double theta) const {
     return density;
   }
   if (!table_.rad.contains(theta)) return 0.0;
-  const std::vector<double> profile = radial_profile(energy);
-  const Bracket b = bracket(table_.rad.nodes, theta);
-  return std::max(0.0, blend(profile, 1, 0, b, profile.size()));
+  // Bilinear in (ln E, theta): the two RAD nodes around theta, each at the energy.
+  const IrfAxis& e = table_.energy;
+  const Bracket be = bracket(e.nodes, e.scaled(e.clamp(energy)));
+  const std::size_t ne = e.size();
+  const std::size_t nr = table_.rad.size();
+  if (nr < 2) return std::max(0.0, blend(table_.values, 1, 0, be, ne));
+  const Bracket br = bracket(table_.rad.nodes, theta);
+  const double lo = blend(table_.values, 1, br.lo * ne, be, ne);
+  const double hi = blend(table_.values, 1, (br.lo + 1) * ne, be, ne);
+  return std::max(0.0, (1.0 - br.w) * lo + br.w * hi);
 }
 
 double ObservationResponse::psf_containment(double energy, double theta_max) const {
