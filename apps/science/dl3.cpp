@@ -170,6 +170,14 @@ double TimeReference::seconds(double mjd) const {
   return ((mjd - static_cast<double>(mjdref_int)) - mjdref_frac) * 86400.0;
 }
 
+std::vector<std::size_t> DataSet::overlapping(double t0, double t1) const {
+  std::vector<std::size_t> out;
+  for (std::size_t i = 0; i < observations_.size(); ++i) {
+    if (observations_[i].tstart() < t1 && t0 < observations_[i].tstop()) out.push_back(i);
+  }
+  return out;
+}
+
 std::int64_t DataSet::n_events() const {
   std::int64_t n = 0;
   for (const Observation& o : observations_) n += o.n_events;

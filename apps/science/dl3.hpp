@@ -103,6 +103,9 @@ public:
   /// Facts a tool should log once (e.g. an energy dispersion that is not applied, a
   /// FOVALIGN assumed), one line each.
   [[nodiscard]] const std::vector<std::string>& notes() const { return notes_; }
+  /// Indices of the observations whose GTI span [tstart, tstop) overlaps [t0, t1), in the
+  /// data set's order: the ones a time bin reads.
+  [[nodiscard]] std::vector<std::size_t> overlapping(double t0, double t1) const;
   /// Total number of event rows of all observations.
   [[nodiscard]] std::int64_t n_events() const;
 

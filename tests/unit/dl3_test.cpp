@@ -537,6 +537,11 @@ TEST_F(Dl3, ListTimeAxisAndSharedResponse) {
   EXPECT_NEAR(events.time[0], 10.0 + b.time_shift, 1e-6);
   EXPECT_DOUBLE_EQ(events.ra[0], 180.0 / pi);
   EXPECT_EQ(set.n_events(), 10);
+  // Observation a spans [0, 1800) s, b the same a day and a quarter later.
+  EXPECT_EQ(set.overlapping(-10.0, 0.0), (std::vector<std::size_t>{}));
+  EXPECT_EQ(set.overlapping(1799.0, 2000.0), (std::vector<std::size_t>{0}));
+  EXPECT_EQ(set.overlapping(0.0, b.time_shift + 1.0), (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(set.overlapping(b.time_shift + 1800.0, 1e9), (std::vector<std::size_t>{}));
   // A time range on the axis.
   const binflow::science::Events some =
       reader.read_time_range(b.time_shift + 15.0, b.time_shift + 40.0);
