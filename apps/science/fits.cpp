@@ -141,6 +141,24 @@ bool File::has_hdu(const std::string& name) {
   return found;
 }
 
+int File::hdu_count() {
+  int count = 0;
+  int status = 0;
+  fits_get_num_hdus(as_fits(handle_), &count, &status);
+  check(status, "fits_get_num_hdus", path_, Blame::user);
+  return count;
+}
+
+void File::move_to(int index) {
+  if (index < 0 || index >= hdu_count()) {
+    throw UsageError(fmt::format("{}: no HDU number {}", path_, index));
+  }
+  int status = 0;
+  fits_movabs_hdu(as_fits(handle_), index + 1, nullptr, &status);
+  check(status, "fits_movabs_hdu", fmt::format("{}[{}]", path_, index), Blame::user);
+  refresh_hdu_name();
+}
+
 void File::move_to(const std::string& name) {
   int status = 0;
   fits_movnam_hdu(as_fits(handle_), ANY_HDU, const_cast<char*>(name.c_str()), 0, &status);
@@ -387,6 +405,14 @@ void File::write_column(const std::string& name, const std::vector<std::string>&
   fits_write_col(as_fits(handle_), TSTRING, number, 1, 1, static_cast<LONGLONG>(cells.size()),
                  static_cast<void*>(cells.data()), &status);
   check(status, "fits_write_col", where(name), Blame::system);
+}
+
+void File::write_tdim(const std::string& name, const std::vector<std::int64_t>& dims) {
+  const int number = column_number(name);
+  std::vector<long> axes(dims.begin(), dims.end());
+  int status = 0;
+  fits_write_tdim(as_fits(handle_), number, static_cast<int>(axes.size()), axes.data(), &status);
+  check(status, "fits_write_tdim", where(name), Blame::system);
 }
 
 void File::write_logicals(const std::string& name, const std::vector<bool>& values) {

@@ -50,6 +50,10 @@ public:
   [[nodiscard]] bool has_hdu(const std::string& name);
   /// Makes the extension `name` current; UsageError "file: no HDU NAME" otherwise.
   void move_to(const std::string& name);
+  /// Number of HDUs, the primary one included.
+  [[nodiscard]] int hdu_count();
+  /// Makes HDU `index` current (0 is the primary HDU); UsageError if there is none.
+  void move_to(int index);
   /// EXTNAME of the current HDU ("PRIMARY" for the primary one).
   [[nodiscard]] const std::string& hdu() const { return hdu_; }
 
@@ -69,6 +73,8 @@ public:
   // --- binary tables (current HDU) -----------------------------------------------------
   [[nodiscard]] std::int64_t rows();
   [[nodiscard]] bool has_column(const std::string& name);
+  /// Position of column `name` in the table, from 1 (its n in TTYPEn); UsageError if absent.
+  [[nodiscard]] int column_position(const std::string& name) { return column_number(name); }
   /// TUNITn of column `name` ("" when absent); UsageError if the column is missing.
   [[nodiscard]] std::string column_unit(const std::string& name);
   /// Elements per cell (1 for scalar columns; the product of TDIMn for array cells).
@@ -91,6 +97,8 @@ public:
   void write_column(const std::string& name, const std::vector<double>& values);
   void write_column(const std::string& name, const std::vector<std::int64_t>& values);
   void write_column(const std::string& name, const std::vector<std::string>& values);
+  /// Writes TDIMn of an array column (fastest axis first), e.g. {8, 4} for "(8,4)".
+  void write_tdim(const std::string& name, const std::vector<std::int64_t>& dims);
   /// A logical column (TFORM "L").
   void write_logicals(const std::string& name, const std::vector<bool>& values);
 

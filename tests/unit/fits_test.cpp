@@ -131,6 +131,30 @@ TEST_F(FitsFile, RefusesWhatIsNotFits) {
   EXPECT_EQ(message.rfind(cut + ": fits_open_file failed: ", 0), 0U) << message;
 }
 
+TEST_F(FitsFile, HdusByIndexColumnPositionsAndTdim) {
+  const std::string p = path("cube.fits");
+  {
+    File f = File::create(p);
+    f.create_table("A", {{"X", "D", ""}}, 1);
+    f.create_table("CUBE", {{"ENERG_LO", "3D", "TeV"}, {"DATA", "12D", "m2"}}, 1);
+    f.write_column("DATA", std::vector<double>(12, 1.0));
+    f.write_tdim("DATA", {3, 4});
+    f.close();
+  }
+  File f = File::open(p);
+  EXPECT_EQ(f.hdu_count(), 3);
+  f.move_to(2);
+  EXPECT_EQ(f.hdu(), "CUBE");
+  EXPECT_EQ(f.cell_dims("DATA"), (std::vector<std::int64_t>{3, 4}));
+  EXPECT_EQ(f.cell_size("DATA"), 12);
+  EXPECT_EQ(f.column_position("ENERG_LO"), 1);
+  EXPECT_EQ(f.column_position("data"), 2);
+  EXPECT_EQ(usage_message([&] { (void)f.column_position("Y"); }), p + "[CUBE]: no column Y");
+  f.move_to(0);
+  EXPECT_EQ(f.hdu(), "PRIMARY");
+  EXPECT_EQ(usage_message([&] { f.move_to(3); }), p + ": no HDU number 3");
+}
+
 TEST_F(FitsFile, CreateRefusesAnExistingFile) {
   const std::string p = write_sample();
   EXPECT_THROW((void)File::create(p), binflow::IoError);

@@ -1,0 +1,896 @@
+// The DL3 reader (science/dl3.hpp, dl3_irf.hpp, dl3_response.hpp, units.hpp) on small GADF
+// files written here with the fits wrapper, so that every defect can be planted: the input
+// kinds, units, the data set from a file, a list and an index, one-line messages for every
+// class of bad input, events of a time interval against the brute-force selection, the rows
+// the binary search reads, and the response's interpolation and PSF containment against
+// closed forms and numerical integrals. The comparison with Gammapy is
+// tests/e2e/test_dl3_irf.py.
+#include "science/dl3.hpp"
+
+#include <unistd.h>
+
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <limits>
+#include <numbers>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+#include "binflow/error.hpp"
+#include "binflow/h5.hpp"
+#include "science/dl3_irf.hpp"
+#include "science/dl3_response.hpp"
+#include "science/fits.hpp"
+#include "science/units.hpp"
+
+namespace {
+
+namespace fs = std::filesystem;
+namespace dl3 = binflow::science::dl3;
+namespace units = binflow::science::units;
+using binflow::UsageError;
+using binflow::fits::File;
+
+constexpr double pi = std::numbers::pi;
+constexpr double sr_to_deg2 = (180.0 / pi) * (180.0 / pi);
+
+std::string usage_message(const std::function<void()>& fn) {
+  try {
+    fn();
+  } catch (const UsageError& e) {
+    return e.what();
+  }
+  return "(no UsageError)";
+}
+
+// ---- writing GADF files ----
+
+struct Axis {
+  std::string prefix;
+  std::vector<double> edges;
+  std::string unit;
+};
+
+struct DataColumn {
+  std::string name;
+  std::vector<double> values;  // first axis fastest
+  std::string unit;
+};
+
+std::vector<double> geometric_edges(double lo, double hi, int n) {
+  std::vector<double> e;
+  for (int i = 0; i <= n; ++i) e.push_back(lo * std::pow(hi / lo, static_cast<double>(i) / n));
+  return e;
+}
+
+std::vector<double> linear_edges(double lo, double hi, int n) {
+  std::vector<double> e;
+  for (int i = 0; i <= n; ++i) e.push_back(lo + (hi - lo) * i / n);
+  return e;
+}
+
+// One GADF response HDU: one row, <AXIS>_LO/_HI cells and data cells over the axes.
+void write_irf(File& f, const std::string& extname, const std::string& class2,
+               const std::string& class4, const std::vector<Axis>& axes,
+               const std::vector<DataColumn>& data,
+               const std::optional<std::vector<std::int64_t>>& tdim = std::nullopt) {
+  std::vector<binflow::fits::ColumnSpec> specs;
+  std::int64_t cells = 1;
+  std::vector<std::int64_t> dims;
+  for (const Axis& a : axes) {
+    const auto n = static_cast<std::int64_t>(a.edges.size()) - 1;
+    specs.push_back({a.prefix + "_LO", std::to_string(n) + "D", a.unit});
+    specs.push_back({a.prefix + "_HI", std::to_string(n) + "D", a.unit});
+    cells *= n;
+    dims.push_back(n);
+  }
+  for (const DataColumn& d : data) specs.push_back({d.name, std::to_string(cells) + "D", d.unit});
+  f.create_table(extname, specs, 1);
+  for (const Axis& a : axes) {
+    f.write_column(a.prefix + "_LO", std::vector<double>(a.edges.begin(), a.edges.end() - 1));
+    f.write_column(a.prefix + "_HI", std::vector<double>(a.edges.begin() + 1, a.edges.end()));
+  }
+  for (const DataColumn& d : data) {
+    f.write_column(d.name, d.values);
+    f.write_tdim(d.name, tdim.value_or(dims));
+  }
+  f.write_key("HDUCLASS", std::string("GADF"));
+  f.write_key("HDUCLAS1", std::string("RESPONSE"));
+  f.write_key("HDUCLAS2", class2);
+  f.write_key("HDUCLAS3", std::string("FULL-ENCLOSURE"));
+  f.write_key("HDUCLAS4", class4);
+}
+
+// What goes into a test observation; every field can be spoilt.
+struct Spec {
+  std::optional<std::int64_t> obs_id = 1;
+  std::int64_t mjdrefi = 51910;
+  double mjdreff = 7.428703703703703e-4;
+  std::string timesys = "TT";
+  std::optional<std::string> timeref;
+  std::optional<double> ra_pnt = 83.6331;
+  double dec_pnt = 22.5145;
+  double ontime = 1800.0;
+  std::optional<double> livetime = 1710.0;
+  std::optional<double> deadc;
+  std::vector<double> time = {10, 20, 30, 40, 50};
+  std::vector<double> energy = {0.1, 0.5, 1.0, 2.0, 10.0};
+  std::vector<double> ra = {83.6, 83.7, 83.5, 83.6, 83.65};
+  std::vector<double> dec = {22.0, 22.1, 21.9, 22.0, 22.05};
+  std::string time_unit = "s";
+  std::string energy_unit = "TeV";
+  std::string angle_unit = "deg";
+  std::vector<double> gti_start = {0.0, 1000.0};
+  std::vector<double> gti_stop = {900.0, 1800.0};
+  bool with_irf = true;
+  // Effective area: 3 energies x 4 offsets, values a + b ln E + c o at the centres.
+  std::vector<double> aeff_energy = geometric_edges(0.1, 100.0, 3);
+  std::string aeff_energy_unit = "TeV";
+  std::string aeff_unit = "m2";
+  double aeff_scale = 1.0;  // of the m2 values
+  std::optional<std::vector<std::int64_t>> aeff_tdim;
+  bool psf_table = false;
+  std::string bkg_class = "BKG_2D";  // BKG_2D, BKG_3D or "" (none)
+  std::optional<std::string> fovalign;
+  std::string bkg_unit = "s-1 MeV-1 sr-1";
+  bool edisp = false;
+};
+
+// aeff at the centres: (1e5 + 2e4 ln E - 1e4 o) m2.
+double aeff_model(double log_e, double o) { return 1e5 + 2e4 * log_e - 1e4 * o; }
+// ln BKG (per MeV s sr) at the centres: linear in ln E and the offset (2d) or DETX, DETY (3d).
+double log_bkg_model(double log_e, double x, double y) {
+  return std::log(1e-6) - 2.5 * log_e - 0.2 * x + 0.1 * y;
+}
+
+void write_observation(const std::string& path, const Spec& s) {
+  File f = File::create(path);
+  const auto n = static_cast<std::int64_t>(s.time.size());
+  f.create_table("EVENTS",
+                 {{"EVENT_ID", "K", ""},
+                  {"TIME", "D", s.time_unit},
+                  {"RA", "D", s.angle_unit},
+                  {"DEC", "D", s.angle_unit},
+                  {"ENERGY", "E", s.energy_unit}},
+                 n);
+  std::vector<std::int64_t> ids(static_cast<std::size_t>(n));
+  for (std::size_t i = 0; i < ids.size(); ++i) ids[i] = static_cast<std::int64_t>(i);
+  f.write_column("EVENT_ID", ids);
+  f.write_column("TIME", s.time);
+  f.write_column("RA", s.ra);
+  f.write_column("DEC", s.dec);
+  f.write_column("ENERGY", s.energy);
+  f.write_key("HDUCLASS", std::string("GADF"));
+  f.write_key("HDUCLAS1", std::string("EVENTS"));
+  if (s.obs_id) f.write_key("OBS_ID", *s.obs_id);
+  f.write_key("OBJECT", std::string("Crab"));
+  f.write_key("MJDREFI", s.mjdrefi);
+  f.write_key("MJDREFF", s.mjdreff);
+  if (!s.timesys.empty()) f.write_key("TIMESYS", s.timesys);
+  if (s.timeref) f.write_key("TIMEREF", *s.timeref);
+  f.write_key("TIMEUNIT", std::string("s"));
+  if (s.ra_pnt) f.write_key("RA_PNT", *s.ra_pnt);
+  f.write_key("DEC_PNT", s.dec_pnt);
+  f.write_key("ONTIME", s.ontime);
+  if (s.livetime) f.write_key("LIVETIME", *s.livetime);
+  if (s.deadc) f.write_key("DEADC", *s.deadc);
+  f.create_table("GTI", {{"START", "D", "s"}, {"STOP", "D", "s"}},
+                 static_cast<std::int64_t>(s.gti_start.size()));
+  f.write_column("START", s.gti_start);
+  f.write_column("STOP", s.gti_stop);
+  f.write_key("MJDREFI", s.mjdrefi);
+  f.write_key("MJDREFF", s.mjdreff);
+  if (!s.with_irf) return;
+
+  // Effective area over ENERG x THETA, linear in (ln E, offset) at the bin centres.
+  const std::vector<double> offsets = linear_edges(0.0, 4.0, 4);
+  std::vector<double> aeff;
+  for (int j = 0; j < 4; ++j) {
+    for (int i = 0; i < 3; ++i) {
+      const double log_e = 0.5 * (std::log(s.aeff_energy[i]) + std::log(s.aeff_energy[i + 1]));
+      aeff.push_back(aeff_model(log_e, 0.5 + j) * s.aeff_scale);
+    }
+  }
+  write_irf(f, "EFFECTIVE AREA", "EFF_AREA", "AEFF_2D",
+            {{"ENERG", s.aeff_energy, s.aeff_energy_unit}, {"THETA", offsets, "deg"}},
+            {{"EFFAREA", aeff, s.aeff_unit}}, s.aeff_tdim);
+
+  // PSF: one Gaussian of 0.1 deg plus two wider ones, constant; or a table of its profile.
+  const std::vector<double> psf_energy = geometric_edges(0.05, 200.0, 4);
+  const std::vector<double> psf_offset = linear_edges(0.0, 4.0, 2);
+  const std::size_t cells = 8;
+  if (!s.psf_table) {
+    write_irf(f, "PSF_2D_GAUSS", "RPSF", "PSF_3GAUSS",
+              {{"ENERG", psf_energy, "TeV"}, {"THETA", psf_offset, "deg"}},
+              {{"SIGMA_1", std::vector<double>(cells, 0.1), "deg"},
+               {"SIGMA_2", std::vector<double>(cells, 0.2), "deg"},
+               {"SIGMA_3", std::vector<double>(cells, 0.0), "deg"},  // read as 1: amplitude 0
+               {"SCALE", std::vector<double>(cells, 1234.5), "sr-1"},
+               {"AMPL_2", std::vector<double>(cells, 0.25), ""},
+               {"AMPL_3", std::vector<double>(cells, 0.0), ""}});
+  } else {
+    // A Gaussian profile of sigma 0.1 deg, per sr, at the centres of 0.005 deg RAD bins.
+    const std::vector<double> rad = linear_edges(0.0, 0.6, 120);
+    std::vector<double> rpsf;
+    for (std::size_t r = 0; r + 1 < rad.size(); ++r) {
+      const double c = 0.5 * (rad[r] + rad[r + 1]);
+      const double density = std::exp(-0.5 * c * c / 0.01) / (2 * pi * 0.01) * sr_to_deg2;
+      for (std::size_t k = 0; k < cells; ++k) rpsf.push_back(density);
+    }
+    write_irf(f, "PSF_2D_TABLE", "RPSF", "PSF_TABLE",
+              {{"ENERG", psf_energy, "TeV"}, {"THETA", psf_offset, "deg"}, {"RAD", rad, "deg"}},
+              {{"RPSF", rpsf, "sr-1"}});
+  }
+
+  const std::vector<double> bkg_energy = geometric_edges(0.1, 100.0, 6);
+  if (s.bkg_class == "BKG_2D") {
+    std::vector<double> bkg;
+    for (int j = 0; j < 4; ++j) {
+      for (int i = 0; i < 6; ++i) {
+        const double log_e = 0.5 * (std::log(bkg_energy[i]) + std::log(bkg_energy[i + 1]));
+        bkg.push_back(std::exp(log_bkg_model(log_e, 0.5 + j, 0.0)));
+      }
+    }
+    write_irf(f, "BACKGROUND", "BKG", "BKG_2D",
+              {{"ENERG", bkg_energy, "TeV"}, {"THETA", offsets, "deg"}},
+              {{"BKG", bkg, s.bkg_unit}});
+  } else if (s.bkg_class == "BKG_3D") {
+    const std::vector<double> det = linear_edges(-3.0, 3.0, 6);
+    std::vector<double> bkg;
+    for (int y = 0; y < 6; ++y) {
+      for (int x = 0; x < 6; ++x) {
+        for (int i = 0; i < 6; ++i) {
+          const double log_e = 0.5 * (std::log(bkg_energy[i]) + std::log(bkg_energy[i + 1]));
+          bkg.push_back(std::exp(log_bkg_model(log_e, -2.5 + x, -2.5 + y)));
+        }
+      }
+    }
+    write_irf(f, "BACKGROUND", "BKG", "BKG_3D",
+              {{"ENERG", bkg_energy, "TeV"}, {"DETX", det, "deg"}, {"DETY", det, "deg"}},
+              {{"BKG", bkg, s.bkg_unit}});
+    if (s.fovalign) f.write_key("FOVALIGN", *s.fovalign);
+  }
+  if (s.edisp) {
+    write_irf(f, "ENERGY DISPERSION", "EDISP", "EDISP_2D",
+              {{"ENERG", bkg_energy, "TeV"},
+               {"MIGRA", linear_edges(0.2, 5, 4), ""},
+               {"THETA", offsets, "deg"}},
+              {{"MATRIX", std::vector<double>(std::size_t{96}, 0.1), ""}});
+  }
+  f.close();
+}
+
+class Dl3 : public testing::Test {
+protected:
+  void SetUp() override {
+    dir_ = fs::temp_directory_path() / ("binflow_dl3_test_" + std::to_string(::getpid()));
+    fs::create_directories(dir_);
+  }
+  void TearDown() override {
+    std::error_code ec;
+    fs::remove_all(dir_, ec);
+  }
+  [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
+  std::string write(const std::string& name, const Spec& spec) const {
+    const std::string p = path(name);
+    write_observation(p, spec);
+    return p;
+  }
+  // hdu-index and obs-index in `dir` for observations of files named by obs_id.
+  void write_index(const std::string& dir, const std::vector<std::int64_t>& ids,
+                   const std::vector<std::string>& files, bool with_bkg = true) const {
+    std::vector<std::int64_t> obs;
+    std::vector<std::string> type, hdu_class, file_dir, file_name, hdu_name;
+    for (std::size_t k = 0; k < ids.size(); ++k) {
+      const std::vector<std::array<std::string, 3>> rows = {{"events", "events", "EVENTS"},
+                                                            {"gti", "gti", "GTI"},
+                                                            {"aeff", "aeff_2d", "EFFECTIVE AREA"},
+                                                            {"psf", "psf_3gauss", "PSF_2D_GAUSS"},
+                                                            {"bkg", "bkg_2d", "BACKGROUND"}};
+      for (const auto& row : rows) {
+        if (!with_bkg && row[0] == "bkg") continue;
+        obs.push_back(ids[k]);
+        type.push_back(row[0]);
+        hdu_class.push_back(row[1]);
+        file_dir.push_back("data");
+        file_name.push_back(files[k]);
+        hdu_name.push_back(row[2]);
+      }
+    }
+    File index = File::create(dir + "/hdu-index.fits.gz");  // cfitsio compresses on close
+    index.create_table("HDU_INDEX",
+                       {{"OBS_ID", "K", ""},
+                        {"HDU_TYPE", "8A", ""},
+                        {"HDU_CLASS", "12A", ""},
+                        {"FILE_DIR", "16A", ""},
+                        {"FILE_NAME", "32A", ""},
+                        {"HDU_NAME", "24A", ""}},
+                       static_cast<std::int64_t>(obs.size()));
+    index.write_column("OBS_ID", obs);
+    index.write_column("HDU_TYPE", type);
+    index.write_column("HDU_CLASS", hdu_class);
+    index.write_column("FILE_DIR", file_dir);
+    index.write_column("FILE_NAME", file_name);
+    index.write_column("HDU_NAME", hdu_name);
+    index.close();
+    File obs_index = File::create(dir + "/obs-index.fits");
+    obs_index.create_table("OBS_INDEX", {{"OBS_ID", "K", ""}},
+                           static_cast<std::int64_t>(ids.size()));
+    obs_index.write_column("OBS_ID", ids);
+    obs_index.close();
+  }
+
+  fs::path dir_;
+};
+
+// ---- units ----
+
+TEST(Dl3Units, ConvertsTheSpellingsOfGadfFiles) {
+  using units::Quantity;
+  const auto f = [](const char* text, Quantity q) { return units::factor(text, q).value_or(-1); };
+  EXPECT_DOUBLE_EQ(f("TeV", Quantity::energy), 1.0);
+  EXPECT_DOUBLE_EQ(f("GeV", Quantity::energy), 1e-3);
+  EXPECT_DOUBLE_EQ(f(" MeV ", Quantity::energy), 1e-6);
+  EXPECT_DOUBLE_EQ(f("keV", Quantity::energy), 1e-9);
+  EXPECT_NEAR(f("erg", Quantity::energy), 0.6241509074, 1e-9);
+  EXPECT_DOUBLE_EQ(f("deg", Quantity::angle), 1.0);
+  EXPECT_DOUBLE_EQ(f("rad", Quantity::angle), 180.0 / pi);
+  EXPECT_DOUBLE_EQ(f("s", Quantity::time), 1.0);
+  EXPECT_DOUBLE_EQ(f("d", Quantity::time), 86400.0);
+  for (const char* area : {"m2", "m**2", "m^2", "m**(2)"}) {
+    EXPECT_DOUBLE_EQ(f(area, Quantity::area), 1e4) << area;
+  }
+  EXPECT_DOUBLE_EQ(f("cm2", Quantity::area), 1.0);
+  EXPECT_DOUBLE_EQ(f("cm**2", Quantity::area), 1.0);
+  for (const char* density : {"sr-1", "1/sr", "1 / sr", "sr**-1", "sr^-1"}) {
+    EXPECT_DOUBLE_EQ(f(density, Quantity::per_solid_angle), 1.0 / sr_to_deg2) << density;
+  }
+  EXPECT_DOUBLE_EQ(f("deg-2", Quantity::per_solid_angle), 1.0);
+  EXPECT_DOUBLE_EQ(f("1 / deg2", Quantity::per_solid_angle), 1.0);
+  const double per_mev = 1e6 / sr_to_deg2;
+  for (const char* rate :
+       {"MeV-1 s-1 sr-1", "s-1 MeV-1 sr-1", "1 / (MeV s sr)", "1/(s*MeV*sr)", "s^-1 MeV^-1 sr^-1",
+        "s**-1 MeV**-1 sr**-1", "1/s/MeV/sr", "ct / (s MeV sr)", "MeV-1.s-1.sr-1"}) {
+    EXPECT_NEAR(f(rate, Quantity::background_rate), per_mev, 1e-12 * per_mev) << rate;
+  }
+  EXPECT_DOUBLE_EQ(f("s-1 TeV-1 deg-2", Quantity::background_rate), 1.0);
+  EXPECT_DOUBLE_EQ(f("", Quantity::dimensionless), 1.0);
+  // Unknown, of another dimension, or case-mangled.
+  for (const auto& [text, quantity] :
+       std::vector<std::pair<const char*, Quantity>>{{"furlong", Quantity::energy},
+                                                     {"meV", Quantity::energy},
+                                                     {"TEV", Quantity::energy},
+                                                     {"TeV2", Quantity::energy},
+                                                     {"MeV s", Quantity::background_rate},
+                                                     {"m2 (", Quantity::area},
+                                                     {"s-", Quantity::time},
+                                                     {"", Quantity::energy}}) {
+    EXPECT_FALSE(units::factor(text, quantity).has_value()) << text;
+  }
+}
+
+TEST(Dl3Units, MessagesNameWhereAndWhatWasExpected) {
+  using units::Quantity;
+  EXPECT_EQ(usage_message([] {
+              (void)units::require_factor("", Quantity::area, "a.fits[EFFECTIVE AREA] EFFAREA");
+            }),
+            "a.fits[EFFECTIVE AREA] EFFAREA: has no unit (TUNITn), expected an area (m2, cm2)");
+  EXPECT_EQ(usage_message([] {
+              (void)units::require_factor("furlong", Quantity::energy, "a.fits[EVENTS] ENERGY");
+            }),
+            "a.fits[EVENTS] ENERGY: unit 'furlong' is not an energy (TeV, GeV, MeV, ...)");
+}
+
+// ---- input kinds ----
+
+TEST_F(Dl3, InputKindFromContent) {
+  // An HDF5 file (the event file of SCIENCE.md section 1), whatever its name.
+  { binflow::h5::Location h5 = binflow::h5::create_file(path("events.fits")); }
+  EXPECT_EQ(dl3::input_kind(path("events.fits")), dl3::InputKind::event_file);
+  // A DL3 file, also named .h5; a gzip file counts as (compressed) FITS.
+  const std::string obs = write("obs.h5", Spec{});
+  EXPECT_EQ(dl3::input_kind(obs), dl3::InputKind::dl3_file);
+  std::ofstream(path("obs.fits.gz"), std::ios::binary) << "\x1f\x8b\x08 compressed bytes";
+  EXPECT_EQ(dl3::input_kind(path("obs.fits.gz")), dl3::InputKind::dl3_file);
+  // A text list.
+  std::ofstream(path("runs.txt")) << "# runs\n\nobs.h5\n";
+  EXPECT_EQ(dl3::input_kind(path("runs.txt")), dl3::InputKind::dl3_list);
+  // An index directory: both files, .fits or .fits.gz.
+  fs::create_directories(path("index/data"));
+  write_index(path("index"), {1}, {"obs.fits"});
+  EXPECT_EQ(dl3::input_kind(path("index")), dl3::InputKind::dl3_index);
+
+  // Anything else: one line naming the path and why.
+  fs::create_directories(path("half"));
+  std::ofstream(path("half/hdu-index.fits")) << "x";
+  EXPECT_EQ(usage_message([&] { (void)dl3::input_kind(path("half")); }),
+            path("half") +
+                ": is a directory without obs-index.fits[.gz] (a DL3 index directory "
+                "holds hdu-index.fits[.gz] and obs-index.fits[.gz])");
+  fs::create_directories(path("empty_dir"));
+  EXPECT_NE(usage_message([&] { (void)dl3::input_kind(path("empty_dir")); }).find("either index"),
+            std::string::npos);
+  EXPECT_EQ(usage_message([&] { (void)dl3::input_kind(path("missing")); }),
+            path("missing") + ": no such file or directory");
+  { const std::ofstream empty(path("empty")); }
+  EXPECT_EQ(usage_message([&] { (void)dl3::input_kind(path("empty")); }),
+            path("empty") + ": is empty");
+  std::ofstream(path("blob"), std::ios::binary) << std::string("ab\0cd", 5);
+  EXPECT_EQ(usage_message([&] { (void)dl3::input_kind(path("blob")); }),
+            path("blob") +
+                ": is neither an HDF5 event file, a FITS file, nor a text list of DL3 "
+                "files (binary content)");
+  std::ofstream(path("comments.txt")) << "# nothing\n   \n";
+  EXPECT_EQ(usage_message([&] { (void)dl3::input_kind(path("comments.txt")); }),
+            path("comments.txt") +
+                ": is a text file without an entry (a list of DL3 files has "
+                "one path per line)");
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("events.fits")); }),
+            path("events.fits") + ": is an HDF5 event file, not DL3 input");
+}
+
+// ---- the data set ----
+
+TEST_F(Dl3, OneFileReadAndConverted) {
+  Spec spec;
+  spec.aeff_energy = {100.0, 1000.0, 10000.0, 100000.0};  // GeV
+  spec.aeff_energy_unit = "GeV";
+  spec.aeff_unit = "cm2";
+  spec.aeff_scale = 1e4;  // the same area in cm2
+  spec.edisp = true;
+  spec.energy_unit = "GeV";
+  spec.energy = {100, 500, 1000, 2000, 10000};
+  const std::string p = write("obs.fits", spec);
+  const dl3::DataSet set = dl3::DataSet::open(p);
+  ASSERT_EQ(set.size(), 1U);
+  EXPECT_EQ(set.kind(), dl3::InputKind::dl3_file);
+  const dl3::Observation& obs = set.observations()[0];
+  EXPECT_EQ(obs.obs_id, 1);
+  EXPECT_EQ(obs.object, "Crab");
+  EXPECT_EQ(obs.ra_pnt, 83.6331);
+  EXPECT_EQ(obs.ontime, 1800.0);
+  EXPECT_EQ(obs.livetime, 1710.0);
+  EXPECT_NEAR(obs.deadtime_fraction(), 0.05, 1e-15);
+  EXPECT_EQ(obs.time_shift, 0.0);
+  EXPECT_EQ(obs.gti.start, (std::vector<double>{0.0, 1000.0}));
+  EXPECT_EQ(obs.n_events, 5);
+  EXPECT_EQ(obs.events.text(), p + "[EVENTS]");
+  EXPECT_EQ(obs.psf_class, dl3::IrfClass::psf_3gauss);
+  EXPECT_EQ(obs.bkg_class, dl3::IrfClass::bkg_2d);
+  ASSERT_TRUE(obs.edisp.has_value());
+  EXPECT_EQ(obs.edisp.value_or(dl3::HduLocation{}).hdu, "ENERGY DISPERSION");
+  ASSERT_EQ(set.notes().size(), 1U);
+  EXPECT_NE(set.notes()[0].find("not applied"), std::string::npos) << set.notes()[0];
+  const dl3::TimeReference& time = set.time_reference();
+  EXPECT_EQ(time.mjdref_int, 51910);
+  EXPECT_EQ(time.timesys, "TT");
+  EXPECT_EQ(time.timeref, "LOCAL");
+  EXPECT_NEAR(time.mjd(86400.0), 51911.0 + 7.428703703703703e-4, 1e-12);
+  EXPECT_NEAR(time.seconds(time.mjd(1234.5)), 1234.5, 1e-6);
+
+  // Axes in TeV and deg, area in cm2, background in s^-1 TeV^-1 deg^-2.
+  const dl3::IrfTable& aeff = obs.irf.aeff->table;
+  ASSERT_EQ(aeff.axes.size(), 2U);
+  EXPECT_EQ(aeff.axes[0].name, "ENERG");
+  EXPECT_DOUBLE_EQ(aeff.axes[0].edges.front(), 0.1);
+  EXPECT_DOUBLE_EQ(aeff.axes[0].edges.back(), 100.0);
+  EXPECT_NEAR(aeff.axes[0].nodes[0], 0.5 * std::log(0.1 * 1.0), 1e-12);
+  EXPECT_EQ(aeff.axes[1].nodes, (std::vector<double>{0.5, 1.5, 2.5, 3.5}));
+  // (the file's model is linear in ln(E / GeV) here)
+  EXPECT_NEAR(aeff.values[0], aeff_model(0.5 * (std::log(100.0) + std::log(1000.0)), 0.5) * 1e4,
+              1e-6);
+  const dl3::IrfTable& bkg = obs.irf.bkg->table;
+  EXPECT_NEAR(bkg.values[0],
+              std::exp(log_bkg_model(bkg.axes[0].nodes[0], 0.5, 0.0)) * 1e6 / sr_to_deg2, 1e-15);
+
+  dl3::EventReader reader(obs);
+  const binflow::science::Events events = reader.read_all();
+  EXPECT_EQ(events.time, spec.time);
+  const std::vector<double> tev = {0.1, 0.5, 1.0, 2.0, 10.0};
+  ASSERT_EQ(events.energy.size(), tev.size());
+  for (std::size_t i = 0; i < tev.size(); ++i) EXPECT_DOUBLE_EQ(events.energy[i], tev[i]);
+  EXPECT_EQ(events.dec, spec.dec);
+}
+
+TEST_F(Dl3, ListTimeAxisAndSharedResponse) {
+  write("a.fits", Spec{});
+  Spec second;
+  second.obs_id = 7;
+  second.mjdrefi = 51911;
+  second.mjdreff = 0.25;
+  second.livetime.reset();
+  second.deadc = 0.9;
+  second.with_irf = false;  // its response comes from a file of its own
+  second.angle_unit = "rad";
+  second.ra = {1.0, 1.0, 1.0, 1.0, 1.0};
+  second.dec = {0.5, 0.5, 0.5, 0.5, 0.5};
+  write("b.fits", second);
+  Spec response;
+  response.psf_table = true;
+  response.bkg_class = "BKG_3D";
+  response.fovalign = "RADEC";
+  write("irf.fits", response);
+  fs::create_directories(path("sub"));
+  std::ofstream(path("sub/runs.txt"))
+      << "# relative to this list\n../a.fits\n\n  ../b.fits ../irf.fits   # a separate response\n";
+  const dl3::DataSet set = dl3::DataSet::open(path("sub/runs.txt"));
+  EXPECT_EQ(set.kind(), dl3::InputKind::dl3_list);
+  ASSERT_EQ(set.size(), 2U);
+  const dl3::Observation& b = set.observations()[1];
+  EXPECT_EQ(b.obs_id, 7);
+  EXPECT_EQ(b.events.file, path("b.fits"));
+  EXPECT_DOUBLE_EQ(b.livetime, 1800.0 * 0.9);
+  // One day plus 0.25 d minus the first MJDREFF.
+  EXPECT_NEAR(b.time_shift, (1.0 + 0.25 - 7.428703703703703e-4) * 86400.0, 1e-6);
+  EXPECT_NEAR(b.gti.start[1], 1000.0 + b.time_shift, 1e-6);
+  EXPECT_EQ(b.psf_class, dl3::IrfClass::psf_table);
+  EXPECT_EQ(b.bkg_class, dl3::IrfClass::bkg_3d);
+  dl3::EventReader reader(b);
+  const binflow::science::Events events = reader.read_all();
+  EXPECT_NEAR(events.time[0], 10.0 + b.time_shift, 1e-6);
+  EXPECT_DOUBLE_EQ(events.ra[0], 180.0 / pi);
+  EXPECT_EQ(set.n_events(), 10);
+  // Observation a spans [0, 1800) s, b the same a day and a quarter later.
+  EXPECT_EQ(set.overlapping(-10.0, 0.0), (std::vector<std::size_t>{}));
+  EXPECT_EQ(set.overlapping(1799.0, 2000.0), (std::vector<std::size_t>{0}));
+  EXPECT_EQ(set.overlapping(0.0, b.time_shift + 1.0), (std::vector<std::size_t>{0, 1}));
+  EXPECT_EQ(set.overlapping(b.time_shift + 1800.0, 1e9), (std::vector<std::size_t>{}));
+  // A time range on the axis.
+  const binflow::science::Events some =
+      reader.read_time_range(b.time_shift + 15.0, b.time_shift + 40.0);
+  EXPECT_EQ(some.size(), 2U);  // 20 and 30: the interval is half-open
+
+  // Selection by OBS_ID, in the order given; an id that is not there.
+  const dl3::DataSet only = dl3::DataSet::open(path("sub/runs.txt"), {7});
+  ASSERT_EQ(only.size(), 1U);
+  EXPECT_EQ(only.time_reference().mjdref_int, 51911);  // its own axis
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("sub/runs.txt"), {3}); }),
+            path("sub/runs.txt") + ": no observation with OBS_ID 3");
+
+  // Two observations naming one response HDU share it.
+  std::ofstream(path("twice.txt")) << "b.fits irf.fits\nc.fits irf.fits\n";
+  second.obs_id = 8;
+  write("c.fits", second);
+  const dl3::DataSet shared = dl3::DataSet::open(path("twice.txt"));
+  EXPECT_EQ(shared.observations()[0].irf.psf, shared.observations()[1].irf.psf);
+}
+
+TEST_F(Dl3, IndexDirectory) {
+  fs::create_directories(path("store/data"));
+  Spec spec;
+  for (const std::int64_t id : {11, 12, 13}) {
+    spec.obs_id = id;
+    write_observation(path("store/data/run" + std::to_string(id) + ".fits"), spec);
+  }
+  write_index(path("store"), {11, 12, 13}, {"run11.fits", "run12.fits", "run13.fits"});
+  const dl3::DataSet all = dl3::DataSet::open(path("store"));
+  EXPECT_EQ(all.kind(), dl3::InputKind::dl3_index);
+  ASSERT_EQ(all.size(), 3U);
+  EXPECT_EQ(all.observations()[2].events.file, path("store/data/run13.fits"));
+  const dl3::DataSet some = dl3::DataSet::open(path("store"), {13, 11});
+  ASSERT_EQ(some.size(), 2U);
+  EXPECT_EQ(some.observations()[0].obs_id, 13);
+  EXPECT_EQ(some.observations()[1].obs_id, 11);
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("store"), {99}); }),
+            path("store/obs-index.fits") + ": OBS_ID 99 is not in the index");
+
+  fs::create_directories(path("nobkg/data"));
+  write_observation(path("nobkg/data/run.fits"), spec);
+  write_index(path("nobkg"), {13}, {"run.fits"}, false);
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("nobkg")); }),
+            path("nobkg/hdu-index.fits.gz") +
+                "[HDU_INDEX] (OBS_ID 13): no background (bkg_2d or bkg_3d) HDU for this "
+                "observation: binflow's likelihood needs a background model (an ON/OFF analysis "
+                "is out of scope)");
+}
+
+// ---- bad input: one line naming file[HDU] and the column or keyword ----
+
+TEST_F(Dl3, EveryBadInputIsOneLineNamingFileHduAndItem) {
+  struct Case {
+    std::string what;
+    std::function<void(Spec&)> spoil;
+    std::string expected;  // after "<path>"
+  };
+  const std::vector<Case> cases = {
+      {"effective area without unit", [](Spec& s) { s.aeff_unit = ""; },
+       "[EFFECTIVE AREA] EFFAREA: has no unit (TUNITn), expected an area (m2, cm2)"},
+      {"unknown energy unit", [](Spec& s) { s.energy_unit = "furlong"; },
+       "[EVENTS] ENERGY: unit 'furlong' is not an energy (TeV, GeV, MeV, ...)"},
+      {"time column without unit", [](Spec& s) { s.time_unit = ""; },
+       "[EVENTS] TIME: has no unit (TUNITn), expected a time (s)"},
+      {"background in the wrong unit", [](Spec& s) { s.bkg_unit = "s-1 MeV-1"; },
+       "[BACKGROUND] BKG: unit 's-1 MeV-1' is not a background rate (s-1 MeV-1 sr-1, s-1 TeV-1 "
+       "deg-2, ...)"},
+      {"no pointing", [](Spec& s) { s.ra_pnt.reset(); },
+       "[EVENTS]: header keyword RA_PNT is missing"},
+      {"declination of the pointing", [](Spec& s) { s.dec_pnt = 95.0; },
+       "[EVENTS] DEC_PNT: is 95, expected a declination in [-90, 90] deg"},
+      {"no TIMESYS", [](Spec& s) { s.timesys = ""; },
+       "[EVENTS]: header keyword TIMESYS is missing"},
+      {"livetime above ontime", [](Spec& s) { s.livetime = 2000.0; },
+       "[EVENTS] LIVETIME: is 2000 s, expected a positive time up to ONTIME (1800 s)"},
+      {"no livetime", [](Spec& s) { s.livetime.reset(); },
+       "[EVENTS]: header keywords LIVETIME and DEADC are both missing"},
+      {"overlapping GTIs",
+       [](Spec& s) {
+         s.gti_start = {0.0, 800.0};
+       },
+       "[GTI]: GTIs overlap or are out of order (GTI 1 starts at 800 before GTI 0 stops at "
+       "900)"},
+      {"ALTAZ background",
+       [](Spec& s) {
+         s.bkg_class = "BKG_3D";
+         s.fovalign = "ALTAZ";
+       },
+       "[BACKGROUND]: FOVALIGN is 'ALTAZ': a background in field-of-view coordinates aligned "
+       "with ALTAZ needs the pointing's alt-az track, which binflow does not use; only RADEC is "
+       "supported"},
+      {"no background", [](Spec& s) { s.bkg_class = ""; },
+       ": no background (bkg_2d or bkg_3d) HDU for this observation: binflow's likelihood needs "
+       "a background model (an ON/OFF analysis is out of scope)"},
+      {"transposed data cell",
+       [](Spec& s) {
+         s.aeff_tdim = std::vector<std::int64_t>{4, 3};
+       },
+       "[EFFECTIVE AREA] EFFAREA: TDIM (4,3) does not match the axes ENERG (3), THETA (4) (in "
+       "the order of their columns, the first fastest)"},
+      {"NaN effective area",
+       [](Spec& s) { s.aeff_scale = std::numeric_limits<double>::quiet_NaN(); },
+       "[EFFECTIVE AREA] EFFAREA: value nan at ENERG bin 0, THETA bin 0 is not finite and >= 0"},
+      {"non-positive energy edge",
+       [](Spec& s) {
+         s.aeff_energy = {0.0, 1.0, 10.0, 100.0};
+       },
+       "[EFFECTIVE AREA] ENERG_LO: value 0 of bin 0 is not finite and > 0"},
+  };
+  int n = 0;
+  for (const Case& c : cases) {
+    Spec spec;
+    c.spoil(spec);
+    const std::string p = write("bad" + std::to_string(n++) + ".fits", spec);
+    const std::string message = usage_message([&] { (void)dl3::DataSet::open(p); });
+    EXPECT_EQ(message, p + c.expected) << c.what;
+    EXPECT_EQ(message.find('\n'), std::string::npos) << c.what;
+  }
+
+  Spec negative;
+  negative.aeff_scale = -1.0;
+  const std::string p = write("negative.fits", negative);
+  const std::string m = usage_message([&] { (void)dl3::DataSet::open(p); });
+  EXPECT_EQ(m.rfind(p + "[EFFECTIVE AREA] EFFAREA: value -", 0), 0U) << m;
+  EXPECT_NE(m.find(" at ENERG bin 0, THETA bin 0 is not finite and >= 0"), std::string::npos) << m;
+
+  // Two observations on different time systems.
+  Spec tt;
+  const std::string a = write("tt.fits", tt);
+  Spec utc;
+  utc.obs_id = 2;
+  utc.timesys = "UTC";
+  const std::string b = write("utc.fits", utc);
+  std::ofstream(path("mixed.txt")) << "tt.fits\nutc.fits\n";
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("mixed.txt")); }),
+            b + "[EVENTS] TIMESYS: 'UTC' differs from 'TT' of the first observation (" + a +
+                "[EVENTS]); all observations must share one TIMESYS");
+  std::ofstream(path("twice.txt")) << "tt.fits\ntt.fits\n";
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("twice.txt")); }),
+            a + "[EVENTS]: OBS_ID 1 appears twice in " + path("twice.txt"));
+  std::ofstream(path("missing.txt")) << "tt.fits\n\nnone.fits\n";
+  EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("missing.txt")); }),
+            path("missing.txt") + ":3: " + path("none.fits") + ": no such file");
+}
+
+TEST_F(Dl3, BadEventRowsAreFoundWhenRead) {
+  const auto message = [&](const std::function<void(Spec&)>& spoil) {
+    Spec spec;
+    spoil(spec);
+    const std::string p = write("rows.fits", spec);
+    const dl3::DataSet set = dl3::DataSet::open(p);  // the header is fine
+    dl3::EventReader reader(set.observations()[0]);
+    std::string m = usage_message([&] { (void)reader.read_all(); });
+    fs::remove(p);
+    const std::string prefix = p + "[EVENTS] ";
+    EXPECT_EQ(m.rfind(prefix, 0), 0U) << m;
+    return m.substr(std::min(m.size(), prefix.size()));
+  };
+  EXPECT_EQ(message([](Spec& s) { s.time[3] = 5.0; }), "TIME: not sorted (row 3 < row 2)");
+  EXPECT_EQ(message([](Spec& s) { s.time[4] = std::numeric_limits<double>::quiet_NaN(); }),
+            "TIME: is NaN at row 4");
+  EXPECT_EQ(message([](Spec& s) { s.energy[2] = 0.0; }),
+            "ENERGY: is 0 at row 2, expected a positive energy");
+  EXPECT_EQ(message([](Spec& s) { s.dec[1] = -91.0; }),
+            "DEC: is -91 at row 1, expected a declination in [-90, 90] deg");
+  EXPECT_EQ(message([](Spec& s) { s.ra[0] = std::numeric_limits<double>::infinity(); }),
+            "RA: is +inf at row 0");
+}
+
+// ---- events of a time interval ----
+
+TEST_F(Dl3, TimeRangeEqualsTheBruteForceSelection) {
+  std::mt19937_64 rng(42);
+  std::uniform_real_distribution<double> uniform(0.0, 1800.0);
+  Spec spec;
+  const std::size_t n = 30000;
+  spec.time.resize(n);
+  for (double& t : spec.time) t = std::round(uniform(rng) * 10.0) / 10.0;  // many equal times
+  std::sort(spec.time.begin(), spec.time.end());
+  spec.energy.assign(n, 1.0);
+  spec.ra.resize(n);
+  spec.dec.assign(n, 22.0);
+  for (std::size_t i = 0; i < n; ++i) spec.ra[i] = 80.0 + static_cast<double>(i) * 1e-4;
+  const std::string p = write("many.fits", spec);
+  const dl3::DataSet set = dl3::DataSet::open(p);
+  dl3::EventReader reader(set.observations()[0]);
+  const binflow::science::Events all = reader.read_all();
+  ASSERT_EQ(all.size(), n);
+  std::vector<std::pair<double, double>> ranges = {{-100.0, 0.0},
+                                                   {-100.0, 1e6},
+                                                   {0.0, 1800.0},
+                                                   {spec.time[100], spec.time[100]},
+                                                   {spec.time[100], spec.time[101]},
+                                                   {1799.9, 5000.0},
+                                                   {600.0, 600.1}};
+  for (int k = 0; k < 200; ++k) {
+    const double a = uniform(rng);
+    const double b = uniform(rng);
+    ranges.emplace_back(std::min(a, b), std::max(a, b));
+  }
+  for (const auto& [t0, t1] : ranges) {
+    const binflow::science::Events got = reader.read_time_range(t0, t1);
+    std::vector<double> time;
+    std::vector<double> ra;
+    for (std::size_t i = 0; i < n; ++i) {
+      if (all.time[i] >= t0 && all.time[i] < t1) {
+        time.push_back(all.time[i]);
+        ra.push_back(all.ra[i]);
+      }
+    }
+    EXPECT_EQ(got.time, time) << "[" << t0 << ", " << t1 << ")";
+    EXPECT_EQ(got.ra, ra) << "[" << t0 << ", " << t1 << ")";
+  }
+}
+
+TEST_F(Dl3, BinarySearchReadsOnlyTheNeededRows) {
+  Spec spec;
+  const std::size_t n = 300000;
+  spec.time.resize(n);
+  for (std::size_t i = 0; i < n; ++i) spec.time[i] = static_cast<double>(i) * 0.006;
+  spec.energy.assign(n, 1.0);
+  spec.ra.assign(n, 83.6);
+  spec.dec.assign(n, 22.0);
+  const std::string p = write("large.fits", spec);
+  const dl3::DataSet set = dl3::DataSet::open(p);
+  dl3::EventReader reader(set.observations()[0]);
+  EXPECT_EQ(reader.time_rows_read(), 0);
+  const binflow::science::Events range = reader.read_time_range(900.0, 906.0);  // 1000 rows
+  ASSERT_EQ(range.size(), 1000U);
+  EXPECT_DOUBLE_EQ(range.time.front(), 900.0);
+  EXPECT_EQ(reader.rows_read(), 1000);
+  // Two searches: each at most log2(300000 / 1024) + 1 = 10 probes and a window of 1024 rows.
+  EXPECT_LE(reader.time_rows_read(), 1000 + 2 * (1024 + 10));
+}
+
+// ---- the response ----
+
+TEST_F(Dl3, EffectiveAreaAndBackgroundInterpolation) {
+  Spec spec;
+  write("obs.fits", spec);
+  const dl3::DataSet set = dl3::DataSet::open(path("obs.fits"));
+  const dl3::Observation& obs = set.observations()[0];
+  // A source 1.2 deg north of the pointing.
+  const dl3::ObservationResponse r(obs, obs.ra_pnt, obs.dec_pnt + 1.2);
+  EXPECT_NEAR(r.offset(), 1.2, 1e-12);
+  EXPECT_NEAR(r.fov_lon(), 0.0, 1e-12);
+  EXPECT_NEAR(r.fov_lat(), 1.2, 1e-12);
+  EXPECT_TRUE(r.in_field_of_view());
+  // aeff is linear in (ln E, offset) at the centres: bilinear interpolation (and the
+  // extrapolation between the outer centres and the edges) reproduce it exactly.
+  for (const double e : {0.1, 0.2, 1.0, 3.0, 31.6, 99.0, 100.0}) {
+    EXPECT_NEAR(r.aeff(e), aeff_model(std::log(e), 1.2) * 1e4, 1e-6) << e;
+  }
+  EXPECT_EQ(r.aeff(0.0999), 0.0);  // outside the bin edges
+  EXPECT_EQ(r.aeff(100.01), 0.0);
+  // ln BKG is linear in (ln E, offset): a power law.
+  for (const double e : {0.1, 0.5, 1.0, 7.0, 100.0}) {
+    const double expected = std::exp(log_bkg_model(std::log(e), 1.2, 0.0)) * 1e6 / sr_to_deg2;
+    EXPECT_NEAR(r.bkg_rate(e), expected, 1e-12 * expected) << e;
+    EXPECT_DOUBLE_EQ(r.bkg_rate_per_livetime(e), r.bkg_rate(e) / 0.95);
+  }
+  EXPECT_EQ(r.bkg_rate(120.0), 0.0);
+  const dl3::ResponseTable table = r.tabulate({0.3, 3.0}, 0.2);
+  EXPECT_EQ(table.aeff[1], r.aeff(3.0));
+  EXPECT_EQ(table.psf_containment[0], r.psf_containment(0.3, 0.2));
+  EXPECT_EQ(table.bkg_rate[1], r.bkg_rate_per_livetime(3.0));
+
+  // Beyond the offset axis (4 deg): no effective area, no background.
+  const dl3::ObservationResponse far(obs, obs.ra_pnt, obs.dec_pnt + 4.5);
+  EXPECT_FALSE(far.in_field_of_view());
+  EXPECT_EQ(far.aeff(1.0), 0.0);
+  EXPECT_EQ(far.bkg_rate(1.0), 0.0);
+  EXPECT_GT(far.psf_density(1.0, 0.05), 0.0);  // the PSF is held at the last offset
+
+  // bkg_3d at the source's field-of-view coordinates: 1 deg east of a pointing on the
+  // equator is lon 1, lat 0.
+  Spec three;
+  three.bkg_class = "BKG_3D";
+  three.dec_pnt = 0.0;
+  three.ra_pnt = 10.0;
+  write("three.fits", three);
+  const dl3::DataSet set3 = dl3::DataSet::open(path("three.fits"));
+  ASSERT_EQ(set3.notes().size(), 1U);  // FOVALIGN absent: RADEC assumed
+  EXPECT_NE(set3.notes()[0].find("taken as RADEC"), std::string::npos);
+  const dl3::ObservationResponse east(set3.observations()[0], 11.0, 0.5);
+  EXPECT_NEAR(east.fov_lat(), 0.5, 1e-3);
+  EXPECT_GT(east.fov_lon(), 0.99);
+  for (const double e : {0.2, 2.0, 20.0}) {
+    const double expected =
+        std::exp(log_bkg_model(std::log(e), east.fov_lon(), east.fov_lat())) * 1e6 / sr_to_deg2;
+    EXPECT_NEAR(east.bkg_rate(e), expected, 1e-12 * expected) << e;
+  }
+}
+
+// 2 pi Int_0^theta_max density(t) t dt by composite Simpson.
+double integrate_psf(const dl3::ObservationResponse& r, double energy, double theta_max, int n) {
+  const double h = theta_max / n;
+  double sum = 0.0;
+  for (int k = 0; k <= n; ++k) {
+    const double t = h * k;
+    const double w = (k == 0 || k == n) ? 1.0 : (k % 2 == 1 ? 4.0 : 2.0);
+    sum += w * r.psf_density(energy, t) * t;
+  }
+  return 2.0 * pi * sum * h / 3.0;
+}
+
+TEST_F(Dl3, ThreeGaussianPsf) {
+  write("obs.fits", Spec{});
+  const dl3::DataSet set = dl3::DataSet::open(path("obs.fits"));
+  const dl3::ObservationResponse r(set.observations()[0], 83.6331, 22.0145);
+  // Two components, sigma 0.1 and 0.2, amplitudes 1 and 0.25: weights 1 : 0.25 * 4.
+  const auto expected = [](double t) {
+    const double g1 = std::exp(-0.5 * t * t / 0.01) / (2 * pi * 0.01);
+    const double g2 = std::exp(-0.5 * t * t / 0.04) / (2 * pi * 0.04);
+    return 0.5 * g1 + 0.5 * g2;
+  };
+  for (const double t : {0.0, 0.05, 0.2, 0.5}) {
+    EXPECT_NEAR(r.psf_density(1.0, t), expected(t), 1e-12 * expected(0.0)) << t;
+  }
+  for (const double theta_max : {0.05, 0.2, 0.6}) {
+    EXPECT_NEAR(r.psf_containment(1.0, theta_max), integrate_psf(r, 1.0, theta_max, 2000), 1e-10);
+  }
+  EXPECT_NEAR(r.psf_containment(1.0, 5.0), 1.0, 1e-12);
+  EXPECT_EQ(r.psf_containment(1.0, 0.0), 0.0);
+  // Outside the energy edges the parameters are held at the edge.
+  EXPECT_DOUBLE_EQ(r.psf_density(1000.0, 0.1), r.psf_density(200.0, 0.1));
+}
+
+TEST_F(Dl3, TablePsfContainmentIsTheIntegralOfItsProfile) {
+  Spec spec;
+  spec.psf_table = true;
+  write("obs.fits", spec);
+  const dl3::DataSet set = dl3::DataSet::open(path("obs.fits"));
+  const dl3::ObservationResponse r(set.observations()[0], 83.6331, 22.0145);
+  // The table samples a Gaussian of 0.1 deg (given per sr) at the RAD centres.
+  for (const double t : {0.0025, 0.0525, 0.2025}) {
+    const double g = std::exp(-0.5 * t * t / 0.01) / (2 * pi * 0.01);
+    EXPECT_NEAR(r.psf_density(1.0, t), g, 1e-10 * g) << t;
+  }
+  EXPECT_EQ(r.psf_density(1.0, 0.61), 0.0);  // beyond the last RAD edge
+  for (const double theta_max : {0.013, 0.1, 0.2, 0.45}) {
+    // Simpson over a piecewise linear profile: 1e-9 with 12000 intervals.
+    EXPECT_NEAR(r.psf_containment(1.0, theta_max), integrate_psf(r, 1.0, theta_max, 12000), 1e-8)
+        << theta_max;
+    // The profile is linear between samples 0.05 sigma apart: (h / sigma)^2 / 12 = 2e-4.
+    const double gauss = -std::expm1(-0.5 * theta_max * theta_max / 0.01);
+    EXPECT_NEAR(r.psf_containment(1.0, theta_max), gauss, 4e-4) << theta_max;
+  }
+  EXPECT_NEAR(r.psf_containment(1.0, 0.6), r.psf_containment(1.0, 2.0), 1e-15);
+}
+
+}  // namespace
