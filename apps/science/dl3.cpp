@@ -18,6 +18,7 @@
 
 #include "binflow/error.hpp"
 #include "science/gti.hpp"
+#include "science/sorted_column.hpp"
 #include "science/units.hpp"
 
 namespace binflow::science::dl3 {
@@ -51,12 +52,6 @@ std::string trim(std::string_view text) {
   const std::size_t first = text.find_first_not_of(" \t\r\n");
   if (first == std::string_view::npos) return {};
   return std::string(text.substr(first, text.find_last_not_of(" \t\r\n") - first + 1));
-}
-
-std::string describe(double value) {
-  if (std::isnan(value)) return "NaN";
-  if (std::isinf(value)) return value > 0 ? "+inf" : "-inf";
-  return fmt::format("{}", value);
 }
 
 // The index file `stem`.fits or `stem`.fits.gz in `dir`, or "" if neither exists.
@@ -540,29 +535,29 @@ public:
     obs.dec_pnt = file.require_double("DEC_PNT");
     if (!std::isfinite(obs.ra_pnt)) {
       throw UsageError(fmt::format("{}: is {}, expected a finite angle (deg)", key("RA_PNT"),
-                                   describe(obs.ra_pnt)));
+                                   describe_value(obs.ra_pnt)));
     }
     if (!std::isfinite(obs.dec_pnt) || std::abs(obs.dec_pnt) > 90.0) {
       throw UsageError(fmt::format("{}: is {}, expected a declination in [-90, 90] deg",
-                                   key("DEC_PNT"), describe(obs.dec_pnt)));
+                                   key("DEC_PNT"), describe_value(obs.dec_pnt)));
     }
     obs.ontime = file.require_double("ONTIME") * frame->unit;
     if (!std::isfinite(obs.ontime) || obs.ontime <= 0.0) {
-      throw UsageError(
-          fmt::format("{}: is {}, expected a positive time", key("ONTIME"), describe(obs.ontime)));
+      throw UsageError(fmt::format("{}: is {}, expected a positive time", key("ONTIME"),
+                                   describe_value(obs.ontime)));
     }
     if (const auto livetime = file.key_double("LIVETIME")) {
       obs.livetime = *livetime * frame->unit;
       if (!std::isfinite(obs.livetime) || obs.livetime <= 0.0 ||
           obs.livetime > obs.ontime * (1.0 + 1e-9)) {
         throw UsageError(fmt::format("{}: is {} s, expected a positive time up to ONTIME ({} s)",
-                                     key("LIVETIME"), describe(obs.livetime), obs.ontime));
+                                     key("LIVETIME"), describe_value(obs.livetime), obs.ontime));
       }
       obs.livetime = std::min(obs.livetime, obs.ontime);
     } else if (const auto deadc = file.key_double("DEADC")) {
       if (!std::isfinite(*deadc) || *deadc <= 0.0 || *deadc > 1.0) {
         throw UsageError(fmt::format("{}: is {}, expected a livetime fraction in (0, 1]",
-                                     key("DEADC"), describe(*deadc)));
+                                     key("DEADC"), describe_value(*deadc)));
       }
       obs.livetime = obs.ontime * *deadc;
     } else {
@@ -756,28 +751,9 @@ std::vector<double> EventReader::read_time(std::int64_t first, std::int64_t coun
 }
 
 std::int64_t EventReader::lower_bound(double t, std::int64_t lo, std::int64_t hi) {
-  const auto not_finite = [&](double value, std::int64_t row) {
-    return UsageError(fmt::format("{} TIME: is {} at row {}", where_, describe(value), row));
-  };
-  while (hi - lo > search_window) {
-    const std::int64_t mid = lo + (hi - lo) / 2;
-    const double value = read_time(mid, 1).front();
-    if (!std::isfinite(value)) throw not_finite(value, mid);
-    if (value < t) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  const std::vector<double> window = read_time(lo, hi - lo);
-  for (std::size_t i = 0; i < window.size(); ++i) {
-    const auto row = lo + static_cast<std::int64_t>(i);
-    if (!std::isfinite(window[i])) throw not_finite(window[i], row);
-    if (i > 0 && window[i] < window[i - 1]) {
-      throw UsageError(fmt::format("{} TIME: not sorted (row {} < row {})", where_, row, row - 1));
-    }
-  }
-  return lo + (std::lower_bound(window.begin(), window.end(), t) - window.begin());
+  return lower_bound_sorted(
+      [this](std::int64_t first, std::int64_t count) { return read_time(first, count); }, t, lo, hi,
+      search_window, where_ + " TIME:");
 }
 
 Events EventReader::read_time_range(double t0, double t1) {
@@ -803,14 +779,15 @@ Events EventReader::read_rows(std::int64_t first, std::int64_t count) {
   events.dec = column("DEC", dec_factor_);
   rows_read_ += count;
   const auto bad = [&](std::string_view name, std::size_t i, double value, std::string_view what) {
-    return UsageError(fmt::format("{} {}: is {} at row {}{}", where_, name, describe(value),
+    return UsageError(fmt::format("{} {}: is {} at row {}{}", where_, name, describe_value(value),
                                   first + static_cast<std::int64_t>(i), what));
   };
   for (std::size_t i = 0; i < events.size(); ++i) {
     if (!std::isfinite(events.time[i])) throw bad("TIME", i, events.time[i], "");
     if (i > 0 && events.time[i] < events.time[i - 1]) {
       const auto row = first + static_cast<std::int64_t>(i);
-      throw UsageError(fmt::format("{} TIME: not sorted (row {} < row {})", where_, row, row - 1));
+      throw UsageError(
+          fmt::format("{} TIME: is not sorted (row {} < row {})", where_, row, row - 1));
     }
     if (!std::isfinite(events.energy[i]) || events.energy[i] <= 0.0) {
       throw bad("ENERGY", i, events.energy[i], ", expected a positive energy");

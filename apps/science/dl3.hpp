@@ -130,7 +130,7 @@ public:
   /// on the axis, energies in TeV, directions in deg. A binary search on TIME probes single
   /// rows until the bracket is small, then the four columns of the range are read. The rows
   /// read are checked (TIME finite and sorted, ENERGY finite and > 0, RA finite, DEC finite and
-  /// within [-90, 90]): UsageError "file[EVENTS] TIME: not sorted (row 1042 < row 1041)".
+  /// within [-90, 90]): UsageError "file[EVENTS] TIME: is not sorted (row 1042 < row 1041)".
   [[nodiscard]] Events read_time_range(double t0, double t1);
   /// All events of the observation.
   [[nodiscard]] Events read_all();

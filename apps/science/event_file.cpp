@@ -17,6 +17,7 @@
 #include "binflow/tool.hpp"
 #include "science/gti.hpp"
 #include "science/response.hpp"
+#include "science/sorted_column.hpp"
 
 namespace binflow::science {
 
@@ -35,11 +36,6 @@ constexpr std::int64_t search_window = 4096;
 // Rows per collective write round: 4 chunks (2 MiB per column) keep the number of rounds,
 // and so of collective calls, small without holding much memory.
 constexpr std::int64_t round_rows = 4 * event_chunk_rows;
-
-std::string describe(double value) {
-  if (std::isnan(value)) return "NaN";
-  return value > 0 ? "+inf" : "-inf";
-}
 
 // Opens the file, telling "not HDF5" (the user's mistake) from an unreadable one.
 h5::Location open_event_file(const std::string& path) {
@@ -216,32 +212,9 @@ std::vector<double> EventFileReader::read_time(std::int64_t offset, std::int64_t
 }
 
 std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_t hi) const {
-  while (hi - lo > search_window) {
-    const std::int64_t mid = lo + (hi - lo) / 2;
-    const double value = read_time(mid, 1).front();
-    if (!std::isfinite(value)) {
-      throw UsageError(
-          fmt::format("{}: /events/time is {} at row {}", path_, describe(value), mid));
-    }
-    if (value < t) {
-      lo = mid + 1;
-    } else {
-      hi = mid;
-    }
-  }
-  const std::vector<double> window = read_time(lo, hi - lo);
-  for (std::size_t i = 0; i < window.size(); ++i) {
-    const auto row = lo + static_cast<std::int64_t>(i);
-    if (!std::isfinite(window[i])) {
-      throw UsageError(
-          fmt::format("{}: /events/time is {} at row {}", path_, describe(window[i]), row));
-    }
-    if (i > 0 && window[i] < window[i - 1]) {
-      throw UsageError(
-          fmt::format("{}: /events/time is not sorted (row {} < row {})", path_, row, row - 1));
-    }
-  }
-  return lo + (std::lower_bound(window.begin(), window.end(), t) - window.begin());
+  return lower_bound_sorted(
+      [this](std::int64_t first, std::int64_t count) { return read_time(first, count); }, t, lo, hi,
+      search_window, path_ + ": /events/time");
 }
 
 Events EventFileReader::read_time_range(double t0, double t1) const {
@@ -259,7 +232,8 @@ Events EventFileReader::read_time_range(double t0, double t1) const {
     for (std::size_t i = 0; i < column.size(); ++i) {
       if (!std::isfinite(column[i])) {
         throw UsageError(fmt::format("{}: /events/{} is {} at row {}", path_, name,
-                                     describe(column[i]), first + static_cast<std::int64_t>(i)));
+                                     describe_value(column[i]),
+                                     first + static_cast<std::int64_t>(i)));
       }
     }
   };

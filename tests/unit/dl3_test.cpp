@@ -700,7 +700,7 @@ TEST_F(Dl3, BadEventRowsAreFoundWhenRead) {
     EXPECT_EQ(m.rfind(prefix, 0), 0U) << m;
     return m.substr(std::min(m.size(), prefix.size()));
   };
-  EXPECT_EQ(message([](Spec& s) { s.time[3] = 5.0; }), "TIME: not sorted (row 3 < row 2)");
+  EXPECT_EQ(message([](Spec& s) { s.time[3] = 5.0; }), "TIME: is not sorted (row 3 < row 2)");
   EXPECT_EQ(message([](Spec& s) { s.time[4] = std::numeric_limits<double>::quiet_NaN(); }),
             "TIME: is NaN at row 4");
   EXPECT_EQ(message([](Spec& s) { s.energy[2] = 0.0; }),

@@ -1,0 +1,57 @@
+#pragma once
+// The search both event readers (HDF5 and DL3) do on their time-sorted column: the first row
+// at or after a time, probing single rows of the file until a small window is left, which is
+// read at once and checked, so a bin reads O(log n) single values plus one window, not the
+// column.
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "binflow/error.hpp"
+
+namespace binflow::science {
+
+/// "NaN", "+inf", "-inf", or the number: how messages show a bad value.
+[[nodiscard]] inline std::string describe_value(double value) {
+  if (std::isnan(value)) return "NaN";
+  if (std::isinf(value)) return value > 0 ? "+inf" : "-inf";
+  return fmt::format("{}", value);
+}
+
+/// The first row in [lo, hi) whose value is >= t in a column sorted ascending, read by
+/// `read(first, count) -> std::vector<double>`. Rows are probed one at a time until at most
+/// `window` are left; those are read together and checked. `column` names the column in
+/// messages ("obs.h5: /events/time", "run.fits[EVENTS] TIME:"): UsageError
+/// "<column> is NaN at row 5" or "<column> is not sorted (row 8 < row 7)".
+template <class Read>
+std::int64_t lower_bound_sorted(const Read& read, double t, std::int64_t lo, std::int64_t hi,
+                                std::int64_t window, const std::string& column) {
+  const auto not_finite = [&](double value, std::int64_t row) {
+    return UsageError(fmt::format("{} is {} at row {}", column, describe_value(value), row));
+  };
+  while (hi - lo > window) {
+    const std::int64_t mid = lo + (hi - lo) / 2;
+    const double value = read(mid, 1).front();
+    if (!std::isfinite(value)) throw not_finite(value, mid);
+    if (value < t) {
+      lo = mid + 1;
+    } else {
+      hi = mid;
+    }
+  }
+  const std::vector<double> values = read(lo, hi - lo);
+  for (std::size_t i = 0; i < values.size(); ++i) {
+    const auto row = lo + static_cast<std::int64_t>(i);
+    if (!std::isfinite(values[i])) throw not_finite(values[i], row);
+    if (i > 0 && values[i] < values[i - 1]) {
+      throw UsageError(fmt::format("{} is not sorted (row {} < row {})", column, row, row - 1));
+    }
+  }
+  return lo + (std::lower_bound(values.begin(), values.end(), t) - values.begin());
+}
+
+}  // namespace binflow::science
