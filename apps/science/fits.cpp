@@ -480,6 +480,22 @@ std::vector<std::string> File::read_strings(const std::string& name) {
   return out;
 }
 
+std::vector<bool> File::read_logicals(const std::string& name) {
+  const int number = column_number(name);
+  std::vector<char> cells(static_cast<std::size_t>(rows() * cell_size(name)));
+  if (cells.empty()) return {};
+  int status = 0;
+  int any_null = 0;
+  char undefined = 0;
+  fits_read_col(as_fits(handle_), TLOGICAL, number, 1, 1, static_cast<LONGLONG>(cells.size()),
+                &undefined, cells.data(), &any_null, &status);
+  check(status, "fits_read_col", where(name), Blame::user);
+  std::vector<bool> out;
+  out.reserve(cells.size());
+  for (const char c : cells) out.push_back(c != 0);
+  return out;
+}
+
 void File::create_table(const std::string& extname, const std::vector<ColumnSpec>& columns,
                         std::int64_t rows) {
   std::vector<char*> names;

@@ -95,6 +95,8 @@ public:
   [[nodiscard]] std::vector<double> read_doubles(const std::string& name);
   [[nodiscard]] std::vector<std::int64_t> read_int64s(const std::string& name);
   [[nodiscard]] std::vector<std::string> read_strings(const std::string& name);
+  /// A logical column (TFORM "L"; array cells concatenated); an undefined value reads false.
+  [[nodiscard]] std::vector<bool> read_logicals(const std::string& name);
 
   /// Appends a binary-table extension `extname` with `rows` rows and makes it current
   /// (TDIMn and TTYPEn comments as the specs say).

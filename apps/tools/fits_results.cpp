@@ -94,7 +94,8 @@ void FitsTable::push(Entry entry) {
   entries_.push_back(std::move(entry));
 }
 
-FitsTable& FitsTable::copy(std::string_view name, std::string as, std::vector<std::int64_t> dims) {
+FitsTable& FitsTable::copy(std::string_view name, const std::string& as,
+                           std::vector<std::int64_t> dims) {
   const std::size_t c = table_.schema().index_of(name);
   const Column& column = table_.schema().columns()[c];
   std::string format = "D";
@@ -107,15 +108,15 @@ FitsTable& FitsTable::copy(std::string_view name, std::string as, std::vector<st
     format = fmt::format("{}A", width);
   }
   Entry entry;
-  entry.spec = fits::ColumnSpec{as.empty() ? column.name : std::move(as), format,
-                                fits_unit(column.unit), std::move(dims), column.description};
+  entry.spec = fits::ColumnSpec{as.empty() ? column.name : as, format, fits_unit(column.unit),
+                                std::move(dims), column.description};
   entry.source = c;
   copied_[c] = true;
   push(std::move(entry));
   return *this;
 }
 
-FitsTable& FitsTable::add(std::string name, std::vector<double> values, std::string unit,
+FitsTable& FitsTable::add(std::string name, std::vector<double> values, const std::string& unit,
                           std::string description, std::vector<std::int64_t> dims) {
   Entry entry;
   entry.spec = fits::ColumnSpec{std::move(name), "D", fits_unit(unit), std::move(dims),

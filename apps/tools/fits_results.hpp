@@ -26,9 +26,10 @@ public:
   /// column with TDIM {1} holds one-element arrays: Gammapy's flux-point readers want the
   /// quantities of a light curve so (one energy bin per row) and counts and npred with a
   /// further axis (datasets).
-  FitsTable& copy(std::string_view name, std::string as = {}, std::vector<std::int64_t> dims = {});
+  FitsTable& copy(std::string_view name, const std::string& as = {},
+                  std::vector<std::int64_t> dims = {});
   /// A column computed from the table (one value per row).
-  FitsTable& add(std::string name, std::vector<double> values, std::string unit,
+  FitsTable& add(std::string name, std::vector<double> values, const std::string& unit,
                  std::string description, std::vector<std::int64_t> dims = {});
   FitsTable& add_logical(std::string name, std::vector<bool> values, std::string description,
                          std::vector<std::int64_t> dims = {});

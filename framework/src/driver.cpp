@@ -53,8 +53,12 @@ bool ends_with_ignoring_case(std::string_view text, std::string_view tail) {
                     });
 }
 
-// The standard parameter `format`: FITS when asked for, or by the outfile's name under auto.
-bool wants_fits(const StandardParameters& s) {
+// The standard parameter `format` of the tools whose results the driver writes (those that
+// map bins; simulate writes its own HDF5 file): FITS when asked for, or by the outfile's name
+// under auto.
+bool wants_fits(const Tool& tool) {
+  const StandardParameters& s = tool.standard();
+  if (!tool.uses_bins()) return false;
   if (s.format == "fits") return true;
   if (s.format != "auto" || s.outfile.empty()) return false;
   return ends_with_ignoring_case(s.outfile, ".fits") ||
@@ -71,7 +75,7 @@ OutputPlan check_output(const Tool& tool) {
     if (s.format == "fits") throw UsageError("format: fits needs an outfile");
     return OutputPlan::write;
   }
-  if (wants_fits(s) && !tool.writes_fits()) {
+  if (wants_fits(tool) && !tool.writes_fits()) {
     if (s.format == "fits") {
       throw UsageError(
           fmt::format("format: {} has no FITS output (format=hdf5 writes HDF5)", tool.name()));
@@ -340,7 +344,7 @@ int Driver::run() {
                                    ctx.budget().threads(),
                                    s.schedule,
                                    tool_->parameter_values()};
-    write_output(*tool_, wants_fits(s), out, provenance);
+    write_output(*tool_, wants_fits(*tool_), out, provenance);
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);
   }

@@ -95,6 +95,7 @@ TEST_F(FitsFile, TableRoundTrip) {
   EXPECT_EQ(f.read_doubles("energy"), (std::vector<double>{0.5, 1.0, 100.0}));  // from float
   EXPECT_EQ(f.read_int64s("EVENT_ID"), (std::vector<std::int64_t>{1, 2, std::int64_t{1} << 40}));
   EXPECT_EQ(f.read_strings("NAME"), (std::vector<std::string>{"a", "crab", ""}));
+  EXPECT_EQ(f.read_logicals("IS_UL"), (std::vector<bool>{true, false, true}));
   EXPECT_EQ(f.column_unit("TIME"), "s");
   EXPECT_EQ(f.column_unit("EVENT_ID"), "");
   EXPECT_EQ(f.key_int("MJDREFI"), 51910);
