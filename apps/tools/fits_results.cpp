@@ -148,6 +148,7 @@ void FitsTable::write(fits::File& file, const std::string& extname) const {
   specs.reserve(entries_.size());
   for (const Entry& e : entries_) specs.push_back(e.spec);
   file.create_table(extname, specs, static_cast<std::int64_t>(table_.size()));
+  if (table_.size() == 0) return;
   for (const Entry& e : entries_) {
     const std::string& name = e.spec.name;
     if (!e.source) {

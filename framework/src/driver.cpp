@@ -169,8 +169,8 @@ void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvena
 }
 
 // The final output appears under its name only when complete: written to a temporary name
-// in the same directory, then renamed. A FITS name ending in .gz keeps that ending, for
-// cfitsio compresses what it writes to such a name.
+// in the same directory, then renamed. A FITS name ending in .gz keeps that ending: the
+// tool's FITS writer compresses what it writes to such a name.
 void write_output(const Tool& tool, bool fits, const ToolOutput& out, const RunProvenance& p) {
   const std::string& outfile = tool.standard().outfile;
   std::string temporary = fmt::format("{}.tmp.{}", outfile, getpid());
