@@ -11,6 +11,8 @@ find_package(PkgConfig REQUIRED)
 pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc)
 # GADF DL3 input and FITS results (the science library only).
 pkg_check_modules(CFITSIO REQUIRED IMPORTED_TARGET cfitsio)
+# gzip for *.fits.gz results (cfitsio compresses only through its extended file-name syntax).
+find_package(ZLIB REQUIRED)
 
 # The parallel HDF5 build is needed for MPI-IO writes of event files; the serial
 # libhdf5-dev would compile but fail at run time, so refuse it here.

@@ -6,9 +6,10 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
-  libeigen3-dev libcfitsio-dev libspdlog-dev libfmt-dev libgtest-dev libcli11-dev libhwloc-dev
+  libeigen3-dev libcfitsio-dev zlib1g-dev libspdlog-dev libfmt-dev libgtest-dev libcli11-dev
+  libhwloc-dev
   python3 python3-h5py python3-numpy procps util-linux
-  python3-gammapy  # the DL3 fixture and reference of tests/e2e/test_gammapy_fixture.py (Gammapy 1.0)
+  python3-gammapy  # Gammapy 1.0: the DL3 fixture and reference, and it reads the FITS results
   clang-tidy-19 libomp-19-dev  # the lint (scripts/tidy.sh); libomp-19-dev is clang's omp.h
   slurm-wlm munge  # a single-node Slurm for tests/e2e/test_slurm.py (scripts/slurm-local.sh)
 )

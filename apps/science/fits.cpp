@@ -1,7 +1,9 @@
 #include "science/fits.hpp"
 
 #include <fitsio.h>
+#include <zlib.h>
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
@@ -43,6 +45,110 @@ void check(int status, std::string_view call, const std::string& where, Blame bl
   throw IoError(message);
 }
 
+// Header text must be printable ASCII (FITS 4.0, section 4.2.1).
+std::string printable(std::string_view text) {
+  std::string out(text);
+  for (char& c : out) {
+    if (c < ' ' || c > '~') c = '?';
+  }
+  return out;
+}
+
+std::string upper(std::string_view name) {
+  std::string out(name);
+  for (char& c : out) {
+    if (c >= 'a' && c <= 'z') c = static_cast<char>(c - 'a' + 'A');
+  }
+  return out;
+}
+
+// A keyword cfitsio writes as a standard 8-character one; anything else is HIERARCH.
+bool is_standard_keyword(std::string_view name) {
+  if (name.empty() || name.size() > 8) return false;
+  return std::all_of(name.begin(), name.end(), [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '_' || c == '-';
+  });
+}
+
+constexpr std::size_t card_length = 80;
+
+// `value` cut into pieces whose quoted form (a ' written twice) fits `first` characters, then
+// `rest` characters each: a doubled quote is never split between two cards.
+std::vector<std::string> quoted_pieces(std::string_view value, std::size_t first,
+                                       std::size_t rest) {
+  std::vector<std::string> pieces(1);
+  std::size_t room = first;
+  for (const char c : value) {
+    const std::size_t need = c == '\'' ? 2 : 1;
+    if (pieces.back().size() + need > room) {
+      pieces.emplace_back();
+      room = rest;
+    }
+    pieces.back() += c == '\'' ? "''" : std::string(1, c);
+  }
+  return pieces;
+}
+
+// A HIERARCH card is "HIERARCH NAME = 'text'"; the long-string convention continues it as
+// "text&'" followed by "CONTINUE  'text&'" cards, the last without '&'.
+std::vector<std::string> hierarch_string_cards(const std::string& name, const std::string& value,
+                                               const std::string& comment) {
+  const std::string head = fmt::format("HIERARCH {} = '", name);
+  constexpr std::string_view continue_head = "CONTINUE  '";
+  // 2 characters for the closing "&'" of a continued card.
+  if (head.size() + 2 >= card_length) {
+    throw InternalError(fmt::format("FITS keyword {} is too long for a HIERARCH card", name));
+  }
+  std::string quoted;
+  for (const char c : value) quoted += c == '\'' ? "''" : std::string(1, c);
+  std::vector<std::string> cards;
+  if (head.size() + quoted.size() + 1 <= card_length) {
+    cards.push_back(head + quoted + "'");
+  } else {
+    const std::vector<std::string> pieces =
+        quoted_pieces(value, card_length - head.size() - 2, card_length - continue_head.size() - 2);
+    for (std::size_t i = 0; i < pieces.size(); ++i) {
+      const bool last = i + 1 == pieces.size();
+      cards.push_back(fmt::format("{}{}{}'", i == 0 ? head : std::string(continue_head), pieces[i],
+                                  last ? "" : "&"));
+    }
+  }
+  if (!comment.empty() && cards.back().size() + 3 < card_length) {
+    cards.back() += " / " + comment;
+  }
+  for (std::string& card : cards) card.resize(std::min(card.size(), card_length));
+  return cards;
+}
+
+bool ends_with(std::string_view text, std::string_view tail) {
+  return text.size() >= tail.size() && text.substr(text.size() - tail.size()) == tail;
+}
+
+// Compresses `path` with gzip where it is (through `path.part`, renamed over it).
+void gzip_in_place(const std::string& path) {
+  const std::string part = path + ".part";
+  std::ifstream in(path, std::ios::binary);
+  gzFile out = gzopen(part.c_str(), "wb");
+  if (!in || out == nullptr) {
+    if (out != nullptr) gzclose(out);
+    throw IoError(fmt::format("{}: cannot compress: {}", path, std::strerror(errno)));
+  }
+  std::vector<char> buffer(1 << 20);
+  bool ok = true;
+  while (ok && in) {
+    in.read(buffer.data(), static_cast<std::streamsize>(buffer.size()));
+    const auto n = static_cast<unsigned>(in.gcount());
+    ok = n == 0 || gzwrite(out, buffer.data(), n) == static_cast<int>(n);
+  }
+  ok = gzclose(out) == Z_OK && ok && in.eof();
+  std::error_code ec;
+  if (ok) std::filesystem::rename(part, path, ec);
+  if (!ok || ec) {
+    std::filesystem::remove(part, ec);
+    throw IoError(fmt::format("{}: gzip compression failed", path));
+  }
+}
+
 }  // namespace
 
 bool has_fits_signature(const std::string& path) {
@@ -70,18 +176,23 @@ File File::open(const std::string& path) {
 File File::create(const std::string& path) {
   fitsfile* f = nullptr;
   int status = 0;
-  fits_create_file(&f, path.c_str(), &status);
-  check(status, "fits_create_file", path, Blame::system);
+  // The name as it is: fits_create_file would read "[...]" or "(...)" in a user's path as
+  // cfitsio's extended file-name syntax.
+  fits_create_diskfile(&f, path.c_str(), &status);
+  check(status, "fits_create_diskfile", path, Blame::system);
   // An empty primary HDU: GADF tables are extensions.
   fits_create_img(f, BYTE_IMG, 0, nullptr, &status);
   check(status, "fits_create_img", path, Blame::system);
-  return File(f, path);
+  File file(f, path);
+  file.gzip_ = ends_with(path, ".gz");
+  return file;
 }
 
 File::File(File&& other) noexcept
     : handle_(std::exchange(other.handle_, nullptr)),
       path_(std::move(other.path_)),
-      hdu_(std::move(other.hdu_)) {}
+      hdu_(std::move(other.hdu_)),
+      gzip_(other.gzip_) {}
 
 File& File::operator=(File&& other) noexcept {
   if (this != &other) {
@@ -92,6 +203,7 @@ File& File::operator=(File&& other) noexcept {
     handle_ = std::exchange(other.handle_, nullptr);
     path_ = std::move(other.path_);
     hdu_ = std::move(other.hdu_);
+    gzip_ = other.gzip_;
   }
   return *this;
 }
@@ -107,6 +219,7 @@ void File::close() {
   int status = 0;
   fits_close_file(as_fits(std::exchange(handle_, nullptr)), &status);
   check(status, "fits_close_file", path_, Blame::system);
+  if (gzip_) gzip_in_place(path_);
 }
 
 std::string File::where() const { return fmt::format("{}[{}]", path_, hdu_); }
@@ -221,32 +334,56 @@ std::string File::require_string(const std::string& name) {
 }
 
 void File::write_key(const std::string& name, double value, const std::string& comment) {
+  const std::string key = upper(name);
   int status = 0;
   // 17 significant digits: the value reads back as the same double.
-  fits_update_key_dbl(as_fits(handle_), name.c_str(), value, -17, comment.c_str(), &status);
-  check(status, "fits_update_key_dbl", where(name), Blame::system);
+  fits_update_key_dbl(as_fits(handle_), key.c_str(), value, -17, printable(comment).c_str(),
+                      &status);
+  check(status, "fits_update_key_dbl", where(key), Blame::system);
 }
 
 void File::write_key(const std::string& name, std::int64_t value, const std::string& comment) {
+  const std::string key = upper(name);
   auto v = static_cast<LONGLONG>(value);
   int status = 0;
-  fits_update_key(as_fits(handle_), TLONGLONG, name.c_str(), &v, comment.c_str(), &status);
-  check(status, "fits_update_key", where(name), Blame::system);
+  fits_update_key(as_fits(handle_), TLONGLONG, key.c_str(), &v, printable(comment).c_str(),
+                  &status);
+  check(status, "fits_update_key", where(key), Blame::system);
 }
 
 void File::write_key(const std::string& name, const std::string& value,
                      const std::string& comment) {
+  const std::string key = upper(name);
+  const std::string text = printable(value);
+  const std::string note = printable(comment);
   int status = 0;
-  // Long strings continue over several cards (the HEASARC long-string convention).
-  fits_update_key_longstr(as_fits(handle_), name.c_str(), value.c_str(), comment.c_str(), &status);
-  check(status, "fits_update_key_longstr", where(name), Blame::system);
+  if (is_standard_keyword(key)) {
+    // Long strings continue over several cards (the HEASARC long-string convention).
+    fits_update_key_longstr(as_fits(handle_), key.c_str(), text.c_str(), note.c_str(), &status);
+    check(status, "fits_update_key_longstr", where(key), Blame::system);
+    return;
+  }
+  // cfitsio 4.2 drops characters when a long string follows HIERARCH: the cards are
+  // written here instead.
+  fits_delete_key(as_fits(handle_), key.c_str(), &status);
+  if (status == KEY_NO_EXIST) {
+    fits_clear_errmsg();
+    status = 0;
+  }
+  check(status, "fits_delete_key", where(key), Blame::system);
+  for (const std::string& card : hierarch_string_cards(key, text, note)) {
+    fits_write_record(as_fits(handle_), card.c_str(), &status);
+    check(status, "fits_write_record", where(key), Blame::system);
+  }
 }
 
 void File::write_key(const std::string& name, bool value, const std::string& comment) {
+  const std::string key = upper(name);
   int logical = value ? 1 : 0;
   int status = 0;
-  fits_update_key(as_fits(handle_), TLOGICAL, name.c_str(), &logical, comment.c_str(), &status);
-  check(status, "fits_update_key", where(name), Blame::system);
+  fits_update_key(as_fits(handle_), TLOGICAL, key.c_str(), &logical, printable(comment).c_str(),
+                  &status);
+  check(status, "fits_update_key", where(key), Blame::system);
 }
 
 std::int64_t File::rows() {
@@ -361,6 +498,22 @@ std::vector<std::string> File::read_strings(const std::string& name) {
   return out;
 }
 
+std::vector<bool> File::read_logicals(const std::string& name) {
+  const int number = column_number(name);
+  std::vector<char> cells(static_cast<std::size_t>(rows() * cell_size(name)));
+  if (cells.empty()) return {};
+  int status = 0;
+  int any_null = 0;
+  char undefined = 0;
+  fits_read_col(as_fits(handle_), TLOGICAL, number, 1, 1, static_cast<LONGLONG>(cells.size()),
+                &undefined, cells.data(), &any_null, &status);
+  check(status, "fits_read_col", where(name), Blame::user);
+  std::vector<bool> out;
+  out.reserve(cells.size());
+  for (const char c : cells) out.push_back(c != 0);
+  return out;
+}
+
 void File::create_table(const std::string& extname, const std::vector<ColumnSpec>& columns,
                         std::int64_t rows) {
   std::vector<char*> names;
@@ -377,6 +530,21 @@ void File::create_table(const std::string& extname, const std::vector<ColumnSpec
                   extname.c_str(), &status);
   check(status, "fits_create_tbl", fmt::format("{}[{}]", path_, extname), Blame::system);
   hdu_ = extname;
+  for (std::size_t i = 0; i < columns.size(); ++i) {
+    const ColumnSpec& c = columns[i];
+    const int number = static_cast<int>(i) + 1;
+    if (!c.dims.empty()) {
+      std::vector<long> dims(c.dims.begin(), c.dims.end());
+      fits_write_tdim(as_fits(handle_), number, static_cast<int>(dims.size()), dims.data(),
+                      &status);
+      check(status, "fits_write_tdim", where(c.name), Blame::system);
+    }
+    if (!c.comment.empty()) {
+      const std::string card = fmt::format("TTYPE{}", number);
+      fits_modify_comment(as_fits(handle_), card.c_str(), printable(c.comment).c_str(), &status);
+      check(status, "fits_modify_comment", where(card), Blame::system);
+    }
+  }
 }
 
 void File::write_column(const std::string& name, const std::vector<double>& values) {

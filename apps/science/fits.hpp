@@ -17,11 +17,15 @@ namespace binflow::fits {
 [[nodiscard]] bool has_fits_signature(const std::string& path);
 
 /// One column of a binary table to create: name, TFORM ("D", "K", "L", "16A", "20D"...),
-/// TUNIT (empty: none).
+/// TUNIT (empty: none), TDIM of an array cell (fastest axis first; empty: none, so "D" is a
+/// scalar while "D" with dims {1} is an array of one element, which Gammapy's flux-point
+/// readers tell apart), and the comment of the TTYPE card (a one-line description).
 struct ColumnSpec {
   std::string name;
   std::string format;
   std::string unit;
+  std::vector<std::int64_t> dims = {};
+  std::string comment = {};
 };
 
 /// An open FITS file and its current HDU. Not thread-safe. Errors: UsageError for what the
@@ -31,7 +35,9 @@ class File {
 public:
   /// Opens `path` read-only at its primary HDU.
   static File open(const std::string& path);
-  /// Creates `path` (which must not exist) with an empty primary HDU, for writing.
+  /// Creates `path` (which must not exist; taken literally, not as cfitsio's extended
+  /// file-name syntax) with an empty primary HDU, for writing. A name ending in .gz is
+  /// gzip-compressed by close().
   static File create(const std::string& path);
 
   File(File&& other) noexcept;
@@ -40,7 +46,7 @@ public:
   File& operator=(const File&) = delete;
   /// Closes without throwing (a failure is lost: call close() to see it).
   ~File();
-  /// Closes and flushes; IoError if cfitsio fails.
+  /// Closes and flushes (and compresses a created *.gz file); IoError if that fails.
   void close();
 
   [[nodiscard]] const std::string& path() const { return path_; }
@@ -64,6 +70,12 @@ public:
   /// As key_double, but UsageError naming file, HDU and keyword when it is missing.
   [[nodiscard]] double require_double(const std::string& name);
   [[nodiscard]] std::string require_string(const std::string& name);
+  /// Keyword names are written in upper case; a name longer than 8 characters or with
+  /// characters outside A-Z 0-9 _ - becomes a HIERARCH keyword (ESO convention, which
+  /// cfitsio and astropy read). Doubles are written with 17 significant digits (they read
+  /// back as the same double). Strings longer than one card continue over CONTINUE cards
+  /// (the HEASARC long-string convention, also after HIERARCH, where cfitsio's own writer
+  /// cuts them); bytes outside printable ASCII, which a header cannot hold, become '?'.
   void write_key(const std::string& name, double value, const std::string& comment = {});
   void write_key(const std::string& name, std::int64_t value, const std::string& comment = {});
   void write_key(const std::string& name, const std::string& value,
@@ -89,8 +101,11 @@ public:
   [[nodiscard]] std::vector<double> read_doubles(const std::string& name);
   [[nodiscard]] std::vector<std::int64_t> read_int64s(const std::string& name);
   [[nodiscard]] std::vector<std::string> read_strings(const std::string& name);
+  /// A logical column (TFORM "L"; array cells concatenated); an undefined value reads false.
+  [[nodiscard]] std::vector<bool> read_logicals(const std::string& name);
 
-  /// Appends a binary-table extension `extname` with `rows` rows and makes it current.
+  /// Appends a binary-table extension `extname` with `rows` rows and makes it current
+  /// (TDIMn and TTYPEn comments as the specs say).
   void create_table(const std::string& extname, const std::vector<ColumnSpec>& columns,
                     std::int64_t rows);
   /// Writes the column from row 0 (values.size() elements: rows x cell size).
@@ -112,6 +127,7 @@ private:
   void* handle_ = nullptr;  // fitsfile*
   std::string path_;
   std::string hdu_ = "PRIMARY";
+  bool gzip_ = false;  // created with a .gz name: compressed by close()
 };
 
 }  // namespace binflow::fits

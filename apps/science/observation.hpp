@@ -27,6 +27,9 @@ struct Gti {
 /// File-level attributes of an event file.
 struct ObservationInfo {
   double mjdref = 51544.5;
+  /// Time system of mjdref and the event times. binflow's HDF5 event files carry none: their
+  /// times are taken as TT, the GADF default.
+  std::string timesys = "TT";
   std::string object = "Crab";
   double ra_pnt = defaults::ra;    ///< deg
   double dec_pnt = defaults::dec;  ///< deg

@@ -189,12 +189,14 @@ science::FitResult fit_result_from_row(const Table& table, std::size_t row) {
   return f;
 }
 
-void log_fit_result(spdlog::logger& log, const science::FitResult& f) {
+void log_fit_result(spdlog::logger& log, const science::FitResult& f, bool index_free) {
   if (f.status == bin_status::ok) {
+    const std::string gamma_error =
+        index_free ? fmt::format("+- {:.3f}", f.gamma_err) : std::string("(fixed)");
     log.info(
-        "N0 = {:.4e} +- {:.2e}, gamma = {:.3f} +- {:.3f}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
+        "N0 = {:.4e} +- {:.2e}, gamma = {:.3f} {}, beta = {:.4f} +- {:.4f}, TS = {:.2f}, "
         "N0_ul = {:.4e}, {} iterations",
-        f.n0, f.n0_err, f.gamma, f.gamma_err, f.beta, f.beta_err, f.ts, f.n0_ul, f.iterations);
+        f.n0, f.n0_err, f.gamma, gamma_error, f.beta, f.beta_err, f.ts, f.n0_ul, f.iterations);
   } else {
     log.info("status {}{}{}", f.status, f.message.empty() ? "" : ": ", f.message);
   }

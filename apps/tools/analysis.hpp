@@ -101,8 +101,9 @@ void append_fit_result(Row& row, const science::FitResult& fit);
 /// The fit result in row `row` of `table` (status and message from the row's `status` and
 /// `message` columns).
 science::FitResult fit_result_from_row(const Table& table, std::size_t row);
-/// Writes the fit result into a bin's log block: the values, or the status and why.
-void log_fit_result(spdlog::logger& log, const science::FitResult& fit);
+/// Writes the fit result into a bin's log block: the values (the index as fixed unless
+/// `index_free`), or the status and why.
+void log_fit_result(spdlog::logger& log, const science::FitResult& fit, bool index_free);
 /// A schema made of `leading` columns followed by fit_result_columns().
 Schema schema_with_fit_result(std::initializer_list<Column> leading);
 

@@ -12,6 +12,7 @@
 #include "science/binning.hpp"
 #include "science/gti.hpp"
 #include "science/response.hpp"
+#include "tools/fits_results.hpp"
 
 namespace binflow::apps {
 
@@ -42,6 +43,29 @@ Schema FitTool::schema() {
   });
 }
 
+void FitTool::write_fits(const std::string& path, const ToolOutput& out,
+                         const RunProvenance& provenance) const {
+  write_plain_table(path, out, provenance, "FIT",
+                    FitsTimeReference{observed_.mjdref, observed_.timesys});
+}
+
+std::vector<TextColumn> FitTool::console_view() const {
+  return {{.name = "time_start"},
+          {.name = "time_stop"},
+          {.name = "emin"},
+          {.name = "emax"},
+          {.name = "n_events"},
+          {.name = "N0", .error = "N0_err"},
+          {.name = "gamma", .error = "gamma_err", .fixed = !analysis_.free_index},
+          {.name = "beta", .error = "beta_err"},
+          {.name = "flux", .error = "flux_err"},
+          {.name = "ts"},
+          {.name = "N0_ul"},
+          {.name = "flux_ul"},
+          {.name = "status"},
+          {.name = "message", .optional = true}};
+}
+
 ToolOutput FitTool::execute(RunContext& ctx) {
   // In-memory input is for this run only.
   std::optional<science::Observation> observation = std::exchange(given_observation_, {});
@@ -49,6 +73,7 @@ ToolOutput FitTool::execute(RunContext& ctx) {
   if (observation && events) {
     const science::Observation& obs = *observation;
     const science::Events& in_memory = *events;
+    observed_ = obs.info;
     return fit(ctx, obs, "events in memory", static_cast<std::int64_t>(in_memory.size()),
                [&](double t0, double t1, const science::FitSettings& settings) {
                  return science::select_roi(in_memory, obs.gti, t0, t1, obs.info.deadtime_fraction,
@@ -62,6 +87,7 @@ ToolOutput FitTool::execute(RunContext& ctx) {
                                analysis_.inobs);
   });
   const science::EventFileReader reader(analysis_.inobs);
+  observed_ = reader.observation().info;
   return fit(ctx, reader.observation(), analysis_.inobs, reader.size(),
              [&](double t0, double t1, const science::FitSettings& settings) {
                return read_roi(reader, t0, t1, settings);
@@ -91,7 +117,7 @@ ToolOutput FitTool::fit(RunContext& ctx, const science::Observation& obs, const 
         bin.set_status(f.status);
         bin.log().info("{} events in the region of interest, livetime {:.1f} s", f.n_events,
                        f.livetime);
-        log_fit_result(bin.log(), f);
+        log_fit_result(bin.log(), f, settings.free_index);
         Row row{t0, t1, settings.emin, settings.emax};
         append_fit_result(row, f);
         return row;

@@ -8,6 +8,7 @@
 #include <optional>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
@@ -46,6 +47,12 @@ public:
   void apply(Request request);
   [[nodiscard]] static Result result_of(const ToolOutput& out);
 
+  /// The one row as a FITS table, HDU FIT.
+  [[nodiscard]] bool writes_fits() const override { return true; }
+  void write_fits(const std::string& path, const ToolOutput& out,
+                  const RunProvenance& provenance) const override;
+  [[nodiscard]] std::vector<TextColumn> console_view() const override;
+
 protected:
   void declare(ParameterSet& params) override;
   void validate() override;
@@ -62,6 +69,8 @@ private:
 
   AnalysisParameters analysis_;
 
+  // What the last run read, for its FITS output (set by execute).
+  science::ObservationInfo observed_;
   // Not parameters: set by apply() for the next run only.
   std::optional<science::Observation> given_observation_;
   std::optional<science::Events> given_events_;

@@ -9,6 +9,7 @@
 #include "binflow/error.hpp"
 #include "science/binning.hpp"
 #include "science/response.hpp"
+#include "tools/fits_results.hpp"
 
 namespace binflow::apps {
 
@@ -65,11 +66,33 @@ Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader
   bin.set_status(f.status);
   bin.log().info("{} events read, {} in the region of interest, livetime {:.1f} s", events.size(),
                  f.n_events, f.livetime);
-  log_fit_result(bin.log(), f);
+  log_fit_result(bin.log(), f, settings.free_index);
   const double mjdref = obs.info.mjdref;
   Row row{b.lo, b.hi, mjdref + b.lo / seconds_per_day, mjdref + b.hi / seconds_per_day};
   append_fit_result(row, f);
   return row;
+}
+
+void LightcurveTool::write_fits(const std::string& path, const ToolOutput& out,
+                                const RunProvenance& provenance) const {
+  write_flux_curve(path, out, provenance,
+                   FluxCurveSpec{"LIGHTCURVE", "mjd_start", "mjd_stop", "time_min", "time_max",
+                                 analysis_.emin, analysis_.emax, analysis_.confidence,
+                                 FitsTimeReference{observed_.mjdref, observed_.timesys}});
+}
+
+std::vector<TextColumn> LightcurveTool::console_view() const {
+  return {{.name = "bin"},
+          {.name = "mjd_start", .distinct = true},
+          {.name = "mjd_stop", .distinct = true},
+          {.name = "n_events"},
+          {.name = "N0", .error = "N0_err"},
+          {.name = "gamma", .error = "gamma_err", .fixed = !analysis_.free_index},
+          {.name = "beta", .error = "beta_err"},
+          {.name = "ts"},
+          {.name = "N0_ul"},
+          {.name = "status"},
+          {.name = "message", .optional = true}};
 }
 
 ToolOutput LightcurveTool::execute(RunContext& ctx) {
@@ -82,6 +105,7 @@ ToolOutput LightcurveTool::execute(RunContext& ctx) {
   const science::Response& response = input.response();
   const science::FitSettings settings = analysis_.fit_settings(obs);
   const BinPlan plan = make_plan(obs);
+  observed_ = obs.info;
   ctx.log().info("{}: {} events, {} GTIs; {} time bins ({}) from {} to {} s", analysis_.inobs,
                  reader.size(), obs.gti.size(), plan.size(), tbinalg_, plan.bins().front().lo,
                  plan.bins().back().hi);

@@ -2,6 +2,7 @@
 // `binflow lightcurve`: the ctools cslightcrv of binflow. One likelihood fit per time
 // bin (SCIENCE.md sections 2-3, 5); each rank reads only the events of its own bins.
 #include <string>
+#include <vector>
 
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
@@ -17,6 +18,12 @@ public:
   LightcurveTool() : Tool(info) {}
   [[nodiscard]] static Schema schema();
 
+  /// GADF light curve (FluxPoints.read(path, format="lightcurve")), HDU LIGHTCURVE.
+  [[nodiscard]] bool writes_fits() const override { return true; }
+  void write_fits(const std::string& path, const ToolOutput& out,
+                  const RunProvenance& provenance) const override;
+  [[nodiscard]] std::vector<TextColumn> console_view() const override;
+
 protected:
   void declare(ParameterSet& params) override;
   void validate() override;
@@ -31,6 +38,8 @@ private:
   std::string tbinalg_ = "LIN";
   std::int64_t tbins_ = 20;
   std::string tbinfile_;
+  // What the last run read, for its FITS output (set by execute).
+  science::ObservationInfo observed_;
 };
 
 }  // namespace binflow::apps

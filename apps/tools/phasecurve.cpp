@@ -11,6 +11,7 @@
 #include "science/gti.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
+#include "tools/fits_results.hpp"
 
 namespace binflow::apps {
 
@@ -52,6 +53,34 @@ BinPlan PhasecurveTool::make_plan() const {
   return science::phase_bins(phbins_);
 }
 
+void PhasecurveTool::write_fits(const std::string& path, const ToolOutput& out,
+                                const RunProvenance& provenance) const {
+  write_flux_curve(path, out, provenance,
+                   FluxCurveSpec{"PHASECURVE",
+                                 "phase_min",
+                                 "phase_max",
+                                 "phase_min",
+                                 "phase_max",
+                                 analysis_.emin,
+                                 analysis_.emax,
+                                 analysis_.confidence,
+                                 {}});
+}
+
+std::vector<TextColumn> PhasecurveTool::console_view() const {
+  return {{.name = "bin"},
+          {.name = "phase_min", .distinct = true},
+          {.name = "phase_max", .distinct = true},
+          {.name = "n_events"},
+          {.name = "N0", .error = "N0_err"},
+          {.name = "gamma", .error = "gamma_err", .fixed = !analysis_.free_index},
+          {.name = "beta", .error = "beta_err"},
+          {.name = "ts"},
+          {.name = "N0_ul"},
+          {.name = "status"},
+          {.name = "message", .optional = true}};
+}
+
 ToolOutput PhasecurveTool::execute(RunContext& ctx) {
   const AnalysisInput input(ctx.runtime().comm, analysis_,
                             [&](const science::Observation&) { (void)make_plan(); });
@@ -87,7 +116,7 @@ ToolOutput PhasecurveTool::execute(RunContext& ctx) {
     bin.set_status(f.status);
     bin.log().info("{} events in the region of interest and the phase bin, livetime {:.1f} s",
                    f.n_events, f.livetime);
-    log_fit_result(bin.log(), f);
+    log_fit_result(bin.log(), f, settings.free_index);
     Row row{b.lo, b.hi};
     append_fit_result(row, f);
     return row;

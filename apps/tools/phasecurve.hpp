@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <string>
 #include <utility>
+#include <vector>
 
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
@@ -25,6 +26,13 @@ public:
   PhasecurveTool() : Tool(info) {}
   /// Columns of /results: one row per phase bin.
   [[nodiscard]] static Schema schema();
+
+  /// The light curve's GADF layout with phase_min, phase_max for the time columns (Gammapy
+  /// has no phase-curve format: astropy reads it as a table), HDU PHASECURVE.
+  [[nodiscard]] bool writes_fits() const override { return true; }
+  void write_fits(const std::string& path, const ToolOutput& out,
+                  const RunProvenance& provenance) const override;
+  [[nodiscard]] std::vector<TextColumn> console_view() const override;
 
 protected:
   void declare(ParameterSet& params) override;

@@ -13,6 +13,7 @@
 #include "science/binning.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
+#include "tools/fits_results.hpp"
 
 namespace binflow::apps {
 
@@ -81,6 +82,25 @@ Schema SpectrumTool::schema() {
       {"lnl", ColumnType::f64, "", "log-likelihood of the best fit"},
       {"iterations", ColumnType::i64, "", "fit iterations"},
   };
+}
+
+void SpectrumTool::write_fits(const std::string& path, const ToolOutput& out,
+                              const RunProvenance& provenance) const {
+  write_flux_points(path, out, provenance, analysis_.confidence);
+}
+
+std::vector<TextColumn> SpectrumTool::console_view() const {
+  return {{.name = "bin"},
+          {.name = "e_min", .distinct = true},
+          {.name = "e_max", .distinct = true},
+          {.name = "counts"},
+          {.name = "dnde", .error = "dnde_err"},
+          {.name = "ts"},
+          {.name = "dnde_ul"},
+          {.name = "gamma", .fixed = true},
+          {.name = "beta", .error = "beta_err"},
+          {.name = "status"},
+          {.name = "message", .optional = true}};
 }
 
 BinPlan SpectrumTool::make_plan() const {

@@ -6,6 +6,7 @@
 // dN/dE at the bin's log centre, its error, TS and upper limit (SCIENCE.md sections 2, 3, 5).
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
@@ -23,6 +24,12 @@ public:
   SpectrumTool() : Tool(info) {}
   /// Columns of /results: one flux point per energy bin.
   [[nodiscard]] static Schema schema();
+
+  /// GADF flux points (FluxPoints.read(path)), HDU FLUX_POINTS; the global fit in the header.
+  [[nodiscard]] bool writes_fits() const override { return true; }
+  void write_fits(const std::string& path, const ToolOutput& out,
+                  const RunProvenance& provenance) const override;
+  [[nodiscard]] std::vector<TextColumn> console_view() const override;
 
 protected:
   void declare(ParameterSet& params) override;

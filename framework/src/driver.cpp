@@ -5,12 +5,15 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <filesystem>
 #include <functional>
 #include <optional>
+#include <string_view>
+#include <variant>
 
 #include <fmt/format.h>
 
@@ -41,13 +44,46 @@ bool wants_help(const std::vector<std::string>& words) {
 
 std::string checkpoint_path(const std::string& outfile) { return outfile + ".ckpt"; }
 
+bool ends_with_ignoring_case(std::string_view text, std::string_view tail) {
+  if (text.size() < tail.size()) return false;
+  return std::equal(tail.begin(), tail.end(), text.end() - static_cast<std::ptrdiff_t>(tail.size()),
+                    [](char a, char b) {
+                      return std::tolower(static_cast<unsigned char>(a)) ==
+                             std::tolower(static_cast<unsigned char>(b));
+                    });
+}
+
+// The standard parameter `format` of the tools whose results the driver writes (those that
+// map bins; simulate writes its own HDF5 file): FITS when asked for, or by the outfile's name
+// under auto.
+bool wants_fits(const Tool& tool) {
+  const StandardParameters& s = tool.standard();
+  if (!tool.uses_bins()) return false;
+  if (s.format == "fits") return true;
+  if (s.format != "auto" || s.outfile.empty()) return false;
+  return ends_with_ignoring_case(s.outfile, ".fits") ||
+         ends_with_ignoring_case(s.outfile, ".fits.gz");
+}
+
 // Rank 0: what the output settings allow, before any work is done.
 enum class OutputPlan { write, nothing_to_do };
 
-OutputPlan check_output(const StandardParameters& s) {
+OutputPlan check_output(const Tool& tool) {
+  const StandardParameters& s = tool.standard();
   if (s.outfile.empty()) {
     if (s.resume) throw UsageError("resume: needs an outfile (the checkpoint is <outfile>.ckpt)");
+    if (s.format == "fits") throw UsageError("format: fits needs an outfile");
     return OutputPlan::write;
+  }
+  if (wants_fits(tool) && !tool.writes_fits()) {
+    if (s.format == "fits") {
+      throw UsageError(
+          fmt::format("format: {} has no FITS output (format=hdf5 writes HDF5)", tool.name()));
+    }
+    throw UsageError(fmt::format(
+        "outfile: {} names a FITS file and {} has no FITS output (another name, or format=hdf5 "
+        "to write HDF5 under this one)",
+        s.outfile, tool.name()));
   }
   const fs::path out(s.outfile);
   const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
@@ -71,16 +107,6 @@ OutputPlan check_output(const StandardParameters& s) {
   }
   return OutputPlan::write;
 }
-
-struct Provenance {
-  std::string tool;
-  std::string command_line;
-  std::string start_time;
-  int ranks = 1;
-  int threads = 1;
-  std::string schedule;
-  std::vector<std::pair<std::string, std::string>> parameters;
-};
 
 void write_run_group(const h5::Location& file, const RunStats& stats) {
   const h5::Location run = file.create_group("run");
@@ -127,28 +153,34 @@ void write_run_group(const h5::Location& file, const RunStats& stats) {
   run.write_attribute("imbalance", stats.imbalance());
 }
 
-// The final output appears under its name only when complete: written to a
-// temporary name in the same directory, then renamed.
-void write_output(const std::string& outfile, const ToolOutput& out, const Provenance& p) {
-  const std::string temporary = fmt::format("{}.tmp.{}", outfile, getpid());
-  try {
-    h5::Location file = h5::create_file(temporary);
-    {
-      const h5::Location results = file.create_group("results");
-      out.table.write(results);
-      for (const auto& [name, value] : p.parameters) results.write_attribute(name, value);
-      results.write_attribute("tool", p.tool);
-      results.write_attribute("version", version());
-      results.write_attribute("command_line", p.command_line);
-      results.write_attribute("ranks", std::int64_t{p.ranks});
-      results.write_attribute("threads_per_rank", std::int64_t{p.threads});
-      results.write_attribute("schedule_used", p.schedule);
-      results.write_attribute("start_time", p.start_time);
-      results.write_attribute("end_time", utc_now());
-      for (const auto& [name, value] : out.attributes) results.write_attribute(name, value);
-      write_run_group(file, out.stats);
+void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvenance& p) {
+  h5::Location file = h5::create_file(path);
+  {
+    const h5::Location results = file.create_group("results");
+    out.table.write(results);
+    for (const auto& [name, value] : p.parameters) results.write_attribute(name, value);
+    for (const auto& [name, value] : p.records()) {
+      std::visit([&, &key = name](const auto& v) { results.write_attribute(key, v); }, value);
     }
-    file.close();
+    for (const auto& [name, value] : out.attributes) results.write_attribute(name, value);
+    write_run_group(file, out.stats);
+  }
+  file.close();
+}
+
+// The final output appears under its name only when complete: written to a temporary name
+// in the same directory, then renamed. A FITS name ending in .gz keeps that ending: the
+// tool's FITS writer compresses what it writes to such a name.
+void write_output(const Tool& tool, bool fits, const ToolOutput& out, const RunProvenance& p) {
+  const std::string& outfile = tool.standard().outfile;
+  std::string temporary = fmt::format("{}.tmp.{}", outfile, getpid());
+  if (fits && ends_with_ignoring_case(outfile, ".gz")) temporary += ".gz";
+  try {
+    if (fits) {
+      tool.write_fits(temporary, out, p);
+    } else {
+      write_hdf5(temporary, out, p);
+    }
     fs::rename(temporary, outfile);
   } catch (...) {
     std::error_code ignored;
@@ -234,7 +266,7 @@ std::optional<int> Driver::prepare() {
   if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
-    plan = check_output(s);
+    plan = check_output(*tool_);
     if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
       checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
                                                  checkpoint_fingerprint(*tool_), s.resume);
@@ -298,14 +330,21 @@ int Driver::run() {
     return exit_status::interrupted;
   }
   if (s.chatter >= 2) {
-    std::string text = out.table.to_text();
+    std::string text = out.table.to_text(tool_->console_view());
     if (!text.empty() && text.back() == '\n') text.pop_back();
     ctx.log().info("{}", text);
   }
   if (!s.outfile.empty()) {
-    write_output(s.outfile, out,
-                 Provenance{std::string(tool_->name()), command_line_, start_time_, ranks,
-                            ctx.budget().threads(), s.schedule, tool_->parameter_values()});
+    const RunProvenance provenance{std::string(tool_->name()),
+                                   std::string(version()),
+                                   command_line_,
+                                   start_time_,
+                                   utc_now(),
+                                   ranks,
+                                   ctx.budget().threads(),
+                                   s.schedule,
+                                   tool_->parameter_values()};
+    write_output(*tool_, wants_fits(*tool_), out, provenance);
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);
   }

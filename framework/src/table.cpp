@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <functional>
 #include <limits>
 
 #include <fmt/format.h>
@@ -36,10 +37,103 @@ std::size_t cell_type_index(ColumnType type) {
   return 0;
 }
 
-std::string format_cell(const Cell& cell) {
-  if (const auto* d = std::get_if<double>(&cell)) return fmt::format("{:.6g}", *d);
-  if (const auto* i = std::get_if<std::int64_t>(&cell)) return fmt::format("{}", *i);
-  return std::get<std::string>(cell);
+// One column as the console shows it: per row the value's text and, for a value shown with
+// its error or as fixed, the text after it.
+struct TextCells {
+  std::string header;
+  std::vector<std::string> values;
+  std::vector<std::string> tails;  // empty unless the column shows errors or "fixed"
+  std::string_view separator;      // between value and tail: " +- " or " "
+};
+
+std::string number(double x, int digits) { return fmt::format("{:.{}g}", x, digits); }
+
+// With trailing zeros, so that a column of such numbers lines up ("0.930 +- 0.039", not
+// "0.93 +- 0.039"), but no bare point ("1200", not "1200."; "1e-14", not "1.e-14").
+std::string number_with_zeros(double x, int digits) {
+  if (x == 0.0) return "0";
+  std::string text = fmt::format("{:#.{}g}", x, digits);
+  const std::size_t point = text.find('.');
+  if (point != std::string::npos && (point + 1 == text.size() || text[point + 1] == 'e')) {
+    text.erase(point, 1);
+  }
+  return text;
+}
+
+// The error to two significant digits and the value to the error's second digit.
+int digits_against(double value, double error) {
+  if (!std::isfinite(value) || !std::isfinite(error) || error <= 0.0 || value == 0.0) return 6;
+  const auto magnitude = [](double x) { return static_cast<int>(std::floor(std::log10(x))); };
+  return std::clamp(magnitude(std::fabs(value)) - magnitude(error) + 2, 1, 17);
+}
+
+// The fewest digits (6 to 17) that tell adjacent rows apart wherever their values differ.
+int distinct_digits(const std::vector<double>& values) {
+  constexpr int max_digits = std::numeric_limits<double>::max_digits10;
+  for (int digits = 6; digits < max_digits; ++digits) {
+    bool apart = true;
+    for (std::size_t i = 1; i < values.size() && apart; ++i) {
+      const double a = values[i - 1];
+      const double b = values[i];
+      apart = !(std::isfinite(a) && std::isfinite(b) && a != b &&
+                number(a, digits) == number(b, digits));
+    }
+    if (apart) return digits;
+  }
+  return max_digits;
+}
+
+bool shows_something(const Cell& cell) {
+  if (const auto* d = std::get_if<double>(&cell)) return !std::isnan(*d);
+  if (const auto* s = std::get_if<std::string>(&cell)) return !s->empty();
+  return true;
+}
+
+TextCells text_cells(const Table& table, const TextColumn& view, std::size_t shown) {
+  const std::size_t c = table.schema().index_of(view.name);
+  const Column& column = table.schema().columns()[c];
+  const std::vector<Row>& rows = table.rows();
+  TextCells out{view.name, {}, {}, {}};
+  if (column.type != ColumnType::f64) {
+    if (!view.error.empty() || view.fixed || view.distinct) {
+      throw InternalError(fmt::format("console column '{}' is not a number column", view.name));
+    }
+    for (std::size_t r = 0; r < shown; ++r) {
+      const Cell& cell = rows[r][c];
+      const auto* i = std::get_if<std::int64_t>(&cell);
+      out.values.push_back(i != nullptr ? fmt::format("{}", *i) : std::get<std::string>(cell));
+    }
+    return out;
+  }
+  std::vector<double> values(shown);
+  for (std::size_t r = 0; r < shown; ++r) values[r] = std::get<double>(rows[r][c]);
+  if (view.fixed) {
+    out.separator = " ";
+    for (const double v : values) {
+      out.values.push_back(number(v, 6));
+      out.tails.emplace_back("fixed");
+    }
+  } else if (!view.error.empty()) {
+    const std::size_t e = table.schema().index_of(view.error);
+    out.separator = " +- ";
+    for (std::size_t r = 0; r < shown; ++r) {
+      const double error = std::get<double>(rows[r][e]);
+      if (std::isfinite(error) && error > 0.0) {
+        out.values.push_back(number_with_zeros(values[r], digits_against(values[r], error)));
+        out.tails.push_back(number_with_zeros(error, 2));
+      } else {
+        out.values.push_back(number(values[r], 6));
+        out.tails.push_back(number(error, 6));
+      }
+    }
+  } else {
+    // Where more digits than the usual 6 are needed, every row shows them, zeros included.
+    const int digits = view.distinct ? distinct_digits(values) : 6;
+    for (const double v : values) {
+      out.values.push_back(digits > 6 ? number_with_zeros(v, digits) : number(v, digits));
+    }
+  }
+  return out;
 }
 
 }  // namespace
@@ -137,26 +231,53 @@ void Table::write(const h5::Location& group) const {
 }
 
 std::string Table::to_text(std::size_t max_rows) const {
-  const auto& columns = schema_.columns();
+  std::vector<TextColumn> every;
+  for (const Column& c : schema_.columns()) every.push_back(TextColumn{c.name});
+  return to_text(every, max_rows);
+}
+
+std::string Table::to_text(const std::vector<TextColumn>& view, std::size_t max_rows) const {
+  if (view.empty()) return to_text(max_rows);
   const std::size_t shown = max_rows == 0 ? rows_.size() : std::min(max_rows, rows_.size());
-  std::vector<std::vector<std::string>> cells(shown + 1);
-  std::vector<std::size_t> width(columns.size(), 0);
-  for (std::size_t c = 0; c < columns.size(); ++c) {
-    cells[0].push_back(columns[c].name);
-    width[c] = columns[c].name.size();
-  }
-  for (std::size_t r = 0; r < shown; ++r) {
-    for (std::size_t c = 0; c < columns.size(); ++c) {
-      cells[r + 1].push_back(format_cell(rows_[r][c]));
-      width[c] = std::max(width[c], cells[r + 1].back().size());
+  std::vector<std::string> headers;
+  std::vector<std::vector<std::string>> cells;  // [column][row]
+  for (const TextColumn& v : view) {
+    if (v.optional) {
+      const std::size_t c = schema_.index_of(v.name);
+      const bool any =
+          std::any_of(rows_.begin(), rows_.begin() + static_cast<std::ptrdiff_t>(shown),
+                      [c](const Row& row) { return shows_something(row[c]); });
+      if (!any) continue;
     }
+    const TextCells t = text_cells(*this, v, shown);
+    std::size_t value_width = 0;
+    std::size_t tail_width = 0;
+    for (const std::string& x : t.values) value_width = std::max(value_width, x.size());
+    for (const std::string& x : t.tails) tail_width = std::max(tail_width, x.size());
+    std::vector<std::string> column;
+    for (std::size_t r = 0; r < shown; ++r) {
+      std::string cell = fmt::format("{:>{}}", t.values[r], value_width);
+      if (!t.tails.empty()) cell += fmt::format("{}{:>{}}", t.separator, t.tails[r], tail_width);
+      column.push_back(std::move(cell));
+    }
+    headers.push_back(t.header);
+    cells.push_back(std::move(column));
+  }
+  std::vector<std::size_t> width(headers.size());
+  for (std::size_t c = 0; c < headers.size(); ++c) {
+    width[c] = headers[c].size();
+    for (const std::string& cell : cells[c]) width[c] = std::max(width[c], cell.size());
   }
   std::string out;
-  for (const auto& line : cells) {
-    for (std::size_t c = 0; c < line.size(); ++c) {
-      out += fmt::format("{:>{}}", line[c], width[c]);
-      out += c + 1 < line.size() ? "  " : "\n";
+  const auto line = [&](const std::function<const std::string&(std::size_t)>& cell_of) {
+    for (std::size_t c = 0; c < headers.size(); ++c) {
+      out += fmt::format("{:>{}}", cell_of(c), width[c]);
+      out += c + 1 < headers.size() ? "  " : "\n";
     }
+  };
+  line([&](std::size_t c) -> const std::string& { return headers[c]; });
+  for (std::size_t r = 0; r < shown; ++r) {
+    line([&](std::size_t c) -> const std::string& { return cells[c][r]; });
   }
   if (shown < rows_.size()) out += fmt::format("... {} more rows\n", rows_.size() - shown);
   return out;

@@ -22,6 +22,22 @@ ToolOutput ToolOutput::from(MapResult result) {
   return out;
 }
 
+std::vector<std::pair<std::string, RunProvenance::Value>> RunProvenance::records() const {
+  return {{"tool", tool},
+          {"version", version},
+          {"command_line", command_line},
+          {"ranks", std::int64_t{ranks}},
+          {"threads_per_rank", std::int64_t{threads}},
+          {"schedule_used", schedule},
+          {"start_time", start_time},
+          {"end_time", end_time}};
+}
+
+void Tool::write_fits(const std::string& /*path*/, const ToolOutput& /*out*/,
+                      const RunProvenance& /*provenance*/) const {
+  throw InternalError(fmt::format("{} has no FITS output", name()));
+}
+
 ParameterSet& Tool::parameters() {
   if (!params_) {
     params_ = std::make_unique<ParameterSet>();
@@ -46,8 +62,16 @@ void Tool::declare_standard(ParameterSet& p) {
   if (writes_outfile() || uses_bins()) {
     p.add("logfile", s.logfile, "also write the ordered log to this file (rank 0)").launch_only();
     p.add("outfile", s.outfile,
-          uses_bins() ? "HDF5 output file (/results, /run); empty = print only" : "output file")
+          uses_bins()
+              ? "output file: HDF5 (/results, /run) or FITS (see format); empty = print only"
+              : "output file")
         .launch_only();
+    if (uses_bins()) {
+      p.add_choice("format", s.format, {"auto", "hdf5", "fits"},
+                   "format of outfile: auto (FITS if it ends in .fits or .fits.gz, else HDF5), "
+                   "hdf5, or fits (tables Gammapy reads; only tools with FITS output)")
+          .launch_only();
+    }
     p.add("clobber", s.clobber, "overwrite an existing outfile").launch_only();
     p.add("seed", s.seed, "seed of the random streams; bin k draws from stream (seed, k)");
   }

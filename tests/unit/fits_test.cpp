@@ -22,6 +22,14 @@ namespace {
 namespace fs = std::filesystem;
 using binflow::fits::File;
 
+std::string file_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary | std::ios::ate);
+  std::string bytes(static_cast<std::size_t>(in.tellg()), '\0');
+  in.seekg(0);
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  return bytes;
+}
+
 std::string usage_message(const std::function<void()>& fn) {
   try {
     fn();
@@ -87,6 +95,7 @@ TEST_F(FitsFile, TableRoundTrip) {
   EXPECT_EQ(f.read_doubles("energy"), (std::vector<double>{0.5, 1.0, 100.0}));  // from float
   EXPECT_EQ(f.read_int64s("EVENT_ID"), (std::vector<std::int64_t>{1, 2, std::int64_t{1} << 40}));
   EXPECT_EQ(f.read_strings("NAME"), (std::vector<std::string>{"a", "crab", ""}));
+  EXPECT_EQ(f.read_logicals("IS_UL"), (std::vector<bool>{true, false, true}));
   EXPECT_EQ(f.column_unit("TIME"), "s");
   EXPECT_EQ(f.column_unit("EVENT_ID"), "");
   EXPECT_EQ(f.key_int("MJDREFI"), 51910);
@@ -162,6 +171,93 @@ TEST_F(FitsFile, CreateRefusesAnExistingFile) {
   File f = File::open(p);
   f.move_to("EVENTS");
   EXPECT_EQ(f.rows(), 3);
+}
+
+TEST_F(FitsFile, HierarchAndLongStringKeywordsReadBack) {
+  const std::string p = path("keys.fits");
+  const std::string command_line =
+      "/work/build/bin/binflow lightcurve inobs=/data/runs/crab_2004_it's_long.h5 tbins=48 "
+      "outfile=/results/lightcurves/crab_flare_48_bins.fits confidence=0.99 '' end";
+  {
+    File f = File::create(p);
+    f.write_key("emin", std::string("0.1"));
+    f.write_key("free_index", std::string("yes"));
+    f.write_key("command_line", std::string("placeholder"));
+    f.write_key("command_line", command_line);  // replaces, continued over CONTINUE cards
+    f.write_key("cmdline", command_line);       // the same through cfitsio's own writer
+    f.write_key("ts_fraction_above_2.706", 0.049983);
+    f.write_key("threads_per_rank", std::int64_t{3});
+    f.write_key("quote_on_edge", std::string(56, 'q') + "'" + std::string(70, 'r'));
+    f.write_key("empty_value", std::string());
+    f.write_key("accents", std::string("lumi\xc3\xa8re\t"));
+    f.close();
+  }
+  File f = File::open(p);
+  EXPECT_EQ(f.key_string("EMIN"), "0.1");
+  EXPECT_EQ(f.key_string("free_index"), "yes");  // names are case-insensitive
+  EXPECT_EQ(f.key_string("COMMAND_LINE"), command_line);
+  EXPECT_EQ(f.key_string("CMDLINE"), command_line);
+  EXPECT_EQ(f.key_double("TS_FRACTION_ABOVE_2.706"), 0.049983);
+  EXPECT_EQ(f.key_int("THREADS_PER_RANK"), 3);
+  EXPECT_EQ(f.key_string("QUOTE_ON_EDGE"), std::string(56, 'q') + "'" + std::string(70, 'r'));
+  EXPECT_EQ(f.key_string("EMPTY_VALUE"), "");
+  EXPECT_EQ(f.key_string("ACCENTS"), "lumi??re?");  // a header holds printable ASCII only
+  // One card per keyword: the replaced value left nothing behind.
+  const std::string bytes = file_bytes(p);
+  EXPECT_EQ(bytes.find("placeholder"), std::string::npos);
+  EXPECT_NE(bytes.find("HIERARCH COMMAND_LINE = '"), std::string::npos);
+}
+
+TEST_F(FitsFile, ArrayCellsOfOneElementAndColumnComments) {
+  const std::string p = path("dims.fits");
+  {
+    File f = File::create(p);
+    f.create_table("LIGHTCURVE",
+                   {{"time_min", "D", "d", {}, "bin start, MJD"},
+                    {"flux", "D", "cm-2 s-1", {1}, "integral flux"},
+                    {"counts", "K", "", {1, 1}},
+                    {"is_ul", "L", "", {1}}},
+                   2);
+    f.write_column("time_min", std::vector<double>{51544.5, 51544.75});
+    f.write_column("flux", std::vector<double>{1e-11, 2e-11});
+    f.write_column("counts", std::vector<std::int64_t>{7, 8});
+    f.write_logicals("is_ul", {false, true});
+    f.close();
+  }
+  File f = File::open(p);
+  f.move_to("LIGHTCURVE");
+  EXPECT_EQ(f.cell_dims("time_min"), (std::vector<std::int64_t>{1}));
+  EXPECT_FALSE(f.key_string("TDIM1").has_value());  // a scalar column has no TDIM
+  EXPECT_EQ(f.key_string("TDIM2"), "(1)");
+  EXPECT_EQ(f.key_string("TDIM3"), "(1,1)");
+  EXPECT_EQ(f.cell_dims("counts"), (std::vector<std::int64_t>{1, 1}));
+  EXPECT_EQ(f.read_doubles("flux"), (std::vector<double>{1e-11, 2e-11}));
+  EXPECT_EQ(f.read_int64s("counts"), (std::vector<std::int64_t>{7, 8}));
+  const std::string bytes = file_bytes(p);
+  EXPECT_NE(bytes.find("/ bin start, MJD"), std::string::npos);
+  EXPECT_NE(bytes.find("/ integral flux"), std::string::npos);
+}
+
+TEST_F(FitsFile, NamesAreTakenLiterallyAndGzNamesCompressed) {
+  // Brackets and parentheses would be cfitsio's extended file-name syntax.
+  const std::string odd = path("lc[1](a).fits");
+  const std::string gz = path("lc.fits.tmp.42.gz");
+  for (const std::string& p : {odd, gz}) {
+    File f = File::create(p);
+    f.create_table("FIT", {{"ts", "D", ""}}, 1);
+    f.write_column("ts", std::vector<double>{25.5});
+    f.close();
+  }
+  EXPECT_TRUE(fs::exists(odd));
+  EXPECT_EQ(file_bytes(odd).substr(0, 9), "SIMPLE  =");
+  const std::string bytes = file_bytes(gz);
+  ASSERT_GE(bytes.size(), 2U);
+  EXPECT_EQ(static_cast<unsigned char>(bytes[0]), 0x1f);  // gzip
+  EXPECT_EQ(static_cast<unsigned char>(bytes[1]), 0x8b);
+  EXPECT_FALSE(fs::exists(gz + ".part"));
+  File f = File::open(gz);  // cfitsio reads it back transparently
+  f.move_to("FIT");
+  EXPECT_EQ(f.read_doubles("ts"), (std::vector<double>{25.5}));
 }
 
 }  // namespace

@@ -165,6 +165,75 @@ TEST(Table, EmptyTableShowsItsHeader) {
   EXPECT_EQ(table.to_text(), "flux  npred  status\n");
 }
 
+// The console view a tool chooses: value +- error in one aligned cell, "fixed" for a held
+// quantity, enough digits to tell adjacent bin edges apart, optional columns left out.
+Table fit_table() {
+  Table table(Schema{{"bin", ColumnType::i64, "", ""},
+                     {"mjd_start", ColumnType::f64, "d", ""},
+                     {"N0", ColumnType::f64, "", ""},
+                     {"N0_err", ColumnType::f64, "", ""},
+                     {"gamma", ColumnType::f64, "", ""},
+                     {"gamma_err", ColumnType::f64, "", ""},
+                     {"beta", ColumnType::f64, "", ""},
+                     {"beta_err", ColumnType::f64, "", ""},
+                     {"status", ColumnType::str, "", ""},
+                     {"message", ColumnType::str, "", ""}});
+  table.append({std::int64_t{0}, 51544.5, 3.64925e-11, 1.32226e-12, 2.5, kNaN, 0.932002, 0.037508,
+                std::string("ok"), std::string()});
+  table.append({std::int64_t{1}, 51544.5 + 1200.0 / 86400.0, 0.0, 1.5e-12, 2.5, kNaN, 1.01, 0.0494,
+                std::string("ok"), std::string()});
+  table.append({std::int64_t{2}, 51544.5 + 2400.0 / 86400.0, 4.0e-11, kNaN, 2.5, kNaN, 1.2, kNaN,
+                std::string("ok"), std::string()});
+  return table;
+}
+
+TEST(Table, ConsoleViewPairsValuesWithErrorsAndSaysFixed) {
+  const Table table = fit_table();
+  const std::vector<binflow::TextColumn> view{
+      {.name = "bin"},
+      {.name = "mjd_start", .distinct = true},
+      {.name = "N0", .error = "N0_err"},
+      {.name = "gamma", .error = "gamma_err", .fixed = true},
+      {.name = "beta", .error = "beta_err"},
+      {.name = "status"},
+      {.name = "message", .optional = true}};
+  EXPECT_EQ(table.to_text(view),
+            "bin  mjd_start                   N0      gamma            beta  status\n"
+            "  0   51544.50  3.65e-11 +- 1.3e-12  2.5 fixed  0.932 +- 0.038      ok\n"
+            "  1   51544.51         0 +- 1.5e-12  2.5 fixed  1.010 +- 0.049      ok\n"
+            "  2   51544.53     4e-11 +-     nan  2.5 fixed    1.2 +-   nan      ok\n");
+  // An optional column with something in it is shown; without a view, every column.
+  Table failed = fit_table();
+  failed.append({std::int64_t{3}, 51544.55, kNaN, kNaN, 2.5, kNaN, kNaN, kNaN,
+                 std::string("failed"), std::string("no convergence")});
+  EXPECT_NE(failed.to_text(view).find("no convergence"), std::string::npos);
+  EXPECT_EQ(table.to_text(std::vector<binflow::TextColumn>{}), table.to_text());
+  EXPECT_EQ(table.to_text(view, 1).substr(table.to_text(view, 1).rfind("...")),
+            "... 2 more rows\n");
+}
+
+TEST(Table, ConsoleDistinctDigitsTellShortBinsApart) {
+  Table table(Schema{{"mjd", ColumnType::f64, "d", ""}, {"x", ColumnType::f64, "", ""}});
+  for (int i = 0; i < 3; ++i) table.append({51544.5 + i / 86400.0, 51544.5 + i / 86400.0});
+  EXPECT_EQ(table.to_text({{.name = "mjd", .distinct = true}, {.name = "x"}}),
+            "        mjd        x\n"
+            "51544.50000  51544.5\n"
+            "51544.50001  51544.5\n"
+            "51544.50002  51544.5\n");
+  // Equal neighbours need no digits; 6 stay the minimum, without trailing zeros.
+  Table phases(Schema{{"phase", ColumnType::f64, "", ""}});
+  for (const double x : {0.0, 0.25, 0.25, 1.0}) phases.append({x});
+  EXPECT_EQ(phases.to_text({{.name = "phase", .distinct = true}}),
+            "phase\n    0\n 0.25\n 0.25\n    1\n");
+}
+
+TEST(Table, ConsoleViewNamesWhatItCannotShow) {
+  const Table table = fit_table();
+  EXPECT_THROW((void)table.to_text({{.name = "flux"}}), InternalError);
+  EXPECT_THROW((void)table.to_text({{.name = "bin", .error = "N0_err"}}), InternalError);
+  EXPECT_THROW((void)table.to_text({{.name = "N0", .error = "nosuch"}}), InternalError);
+}
+
 class TableH5 : public testing::Test {
 protected:
   void SetUp() override {

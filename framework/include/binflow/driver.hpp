@@ -5,8 +5,9 @@
 
 namespace binflow {
 
-/// MPI start-up, parameter parsing, thread budget, output checks, the run, the final HDF5
-/// file (written to a temporary name and renamed), the run report, and the exit status.
+/// MPI start-up, parameter parsing, thread budget, output checks, the run, the output file
+/// (HDF5, or FITS through Tool::write_fits; written to a temporary name and renamed), the
+/// console table (Tool::console_view), the run report, and the exit status.
 /// Collective over MPI_COMM_WORLD.
 int run_main(int argc, char** argv, const ToolRegistry& registry);
 

@@ -64,6 +64,22 @@ private:
   std::vector<bool> set_;
 };
 
+/// One column of the console rendering of a table (Table::to_text): which column, and how
+/// it reads best. A tool lists the few columns a reader scans; the file keeps them all.
+struct TextColumn {
+  std::string name;  ///< the column shown
+  /// A column of 1-sigma errors shown in the same cell, `3.65e-11 +- 1.3e-12`: the error to
+  /// two significant digits and the value to the same decimal place.
+  std::string error = {};
+  /// The quantity was held fixed: the cell says `2.5 fixed` (no error is shown).
+  bool fixed = false;
+  /// As many significant digits (6 to 17) as it takes for adjacent rows whose values differ
+  /// to read differently: bin edges, MJD of short time bins.
+  bool distinct = false;
+  /// Left out when no row has anything to show in it (every text empty, every number NaN).
+  bool optional = false;
+};
+
 /// A schema plus rows. Rank 0 holds the rows of a run, in bin order.
 class Table {
 public:
@@ -79,8 +95,13 @@ public:
 
   /// Writes one dataset per column into `group` with "unit" and "description" attributes.
   void write(const h5::Location& group) const;
-  /// Fixed-width text rendering for the console (numbers with 6 significant digits).
+  /// Fixed-width text rendering for the console (numbers with 6 significant digits), every
+  /// column, right-aligned; `max_rows` > 0 shows that many rows and counts the others.
   [[nodiscard]] std::string to_text(std::size_t max_rows = 0) const;
+  /// The same with the columns of `view` (every column when it is empty); InternalError
+  /// naming a column of the view the table does not have.
+  [[nodiscard]] std::string to_text(const std::vector<TextColumn>& view,
+                                    std::size_t max_rows = 0) const;
 
 private:
   Schema schema_;

@@ -10,6 +10,7 @@
 #include <string_view>
 #include <type_traits>
 #include <utility>
+#include <variant>
 #include <vector>
 
 #include "binflow/executor.hpp"
@@ -35,6 +36,7 @@ struct StandardParameters {
   std::string logfile;
   int chatter = 2;
   std::string outfile;
+  std::string format = "auto";  ///< auto (FITS for *.fits, *.fits.gz), hdf5, fits
   bool clobber = false;
   std::uint64_t seed = 1;
   bool resume = false;
@@ -57,6 +59,27 @@ struct ToolOutput {
 
   /// Table, statistics and flags of one map.
   static ToolOutput from(MapResult result);
+};
+
+/// Where, when and how a run was made, as its output records it (HDF5 /results attributes,
+/// FITS header keywords). Filled by the driver on rank 0.
+struct RunProvenance {
+  std::string tool;
+  std::string version;
+  std::string command_line;
+  std::string start_time;  ///< UTC, ISO 8601
+  std::string end_time;    ///< UTC, ISO 8601: when the results were complete
+  int ranks = 1;
+  int threads = 1;  ///< thread budget of rank 0
+  std::string schedule;
+  /// Every parameter, name -> value as text, in declaration order.
+  std::vector<std::pair<std::string, std::string>> parameters;
+
+  using Value = std::variant<std::string, std::int64_t>;
+  /// The run's own records, named and ordered as every output writes them after the
+  /// parameters: tool, version, command_line, ranks, threads_per_rank, schedule_used,
+  /// start_time, end_time.
+  [[nodiscard]] std::vector<std::pair<std::string, Value>> records() const;
 };
 
 /// Base class of every tool. Not thread-safe; one run at a time per object. Not movable:
@@ -100,6 +123,19 @@ public:
   /// that maps bins gets its /results written by the driver; one that does not
   /// (ToolOutput::has_results false) writes `outfile` itself.
   [[nodiscard]] virtual bool writes_outfile() const { return true; }
+  /// Whether the tool can write its results as FITS (the standard parameter `format`: an
+  /// outfile ending in .fits or .fits.gz, or format=fits). The driver refuses FITS before
+  /// the run for a tool that cannot (default false).
+  [[nodiscard]] virtual bool writes_fits() const { return false; }
+  /// Rank 0, after a complete run of a tool whose writes_fits() is true: writes `out` and
+  /// `provenance` as a new FITS file at `path` (a temporary name the driver renames once this
+  /// returns, or removes if it throws; a name ending in .gz asks for gzip compression). The
+  /// default throws InternalError.
+  virtual void write_fits(const std::string& path, const ToolOutput& out,
+                          const RunProvenance& provenance) const;
+  /// The columns of the table the console shows after a run (chatter >= 2); empty (the
+  /// default) shows every column. The output file keeps every column whatever this says.
+  [[nodiscard]] virtual std::vector<TextColumn> console_view() const { return {}; }
 
 protected:
   /// Declares the tool's own parameters, bound to members; called once per object.
