@@ -36,8 +36,11 @@ mpi synthetic bins=50 cost_ms=0 outfile=synthetic.h5
 /usr/bin/python3 - *.h5 <<'EOF'
 import hashlib, sys
 import h5py, numpy as np
-# Attributes that state when, where or how a run was launched, not what it computed.
-launch = {"start_time", "end_time", "command_line", "ranks", "threads_per_rank", "version"}
+# Attributes that state when, where or how a run was launched, not what it computed: the
+# provenance records and the launch_only() parameters.
+launch = {"start_time", "end_time", "command_line", "ranks", "threads_per_rank", "version",
+          "nthreads", "oversubscribe", "chatter", "logfile", "outfile", "clobber", "schedule",
+          "resume", "max_failures", "format", "schedule_used"}
 for path in sorted(sys.argv[1:]):
     digest = hashlib.sha256()
     with h5py.File(path, "r") as f:
