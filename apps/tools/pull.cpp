@@ -238,6 +238,25 @@ Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup,
   return row.take();
 }
 
+std::vector<TextColumn> PullTool::console_view() const {
+  const AnalysisParameters& a = setup_.analysis;
+  std::vector<TextColumn> view = {{.name = "bin"},
+                                  {.name = "n_events"},
+                                  {.name = "N0", .error = "N0_err"},
+                                  {.name = "pull_N0"}};
+  if (a.free_index) {
+    view.push_back({.name = "gamma", .error = "gamma_err"});
+    view.push_back({.name = "pull_gamma"});
+  }
+  view.push_back({.name = "beta", .error = "beta_err"});
+  view.push_back({.name = "pull_beta"});
+  view.push_back({.name = "ts"});
+  if (a.calc_ulim) view.push_back({.name = "N0_ul"});
+  view.push_back({.name = "status"});
+  view.push_back({.name = "message", .optional = true});
+  return view;
+}
+
 ToolOutput PullTool::execute(RunContext& ctx) {
   std::sort(fail_trials_.begin(), fail_trials_.end());
   TrialSetup setup = setup_;

@@ -93,6 +93,8 @@ public:
   /// The /results columns; pull_gamma and gamma_err only with a free index, N0_ul and
   /// ul_covers only with upper limits.
   [[nodiscard]] static Schema schema(bool free_index, bool calc_ulim);
+  /// The console's columns: fitted values with errors, the pulls, TS, limit, status.
+  [[nodiscard]] std::vector<TextColumn> console_view() const override;
 
 protected:
   void declare(ParameterSet& params) override;

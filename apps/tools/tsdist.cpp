@@ -53,6 +53,16 @@ Schema TsdistTool::schema() {
   };
 }
 
+std::vector<TextColumn> TsdistTool::console_view() const {
+  return {{.name = "bin"},
+          {.name = "n_events"},
+          {.name = "ts"},
+          {.name = "N0", .error = "N0_err"},
+          {.name = "beta", .error = "beta_err"},
+          {.name = "status"},
+          {.name = "message", .optional = true}};
+}
+
 ToolOutput TsdistTool::execute(RunContext& ctx) {
   TrialSetup setup = setup_;
   setup.chatter = std::max(0, ctx.settings().chatter - 1);

@@ -22,6 +22,7 @@ public:
                                  "TS distribution of background-only trials (ctools cstsdist)"};
   TsdistTool() : Tool(info) {}
   [[nodiscard]] static Schema schema();
+  [[nodiscard]] std::vector<TextColumn> console_view() const override;
 
 protected:
   void declare(ParameterSet& params) override;
