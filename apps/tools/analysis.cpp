@@ -202,6 +202,20 @@ void log_fit_result(spdlog::logger& log, const science::FitResult& f, bool index
   }
 }
 
+std::vector<TextColumn> fit_result_view(std::initializer_list<TextColumn> leading,
+                                        bool free_index) {
+  std::vector<TextColumn> view(leading);
+  view.insert(view.end(), {{.name = "n_events"},
+                           {.name = "N0", .error = "N0_err"},
+                           {.name = "gamma", .error = "gamma_err", .fixed = !free_index},
+                           {.name = "beta", .error = "beta_err"},
+                           {.name = "ts"},
+                           {.name = "N0_ul"},
+                           {.name = "status"},
+                           {.name = "message", .optional = true}});
+  return view;
+}
+
 Schema schema_with_fit_result(std::initializer_list<Column> leading) {
   Schema schema(leading);
   for (Column& c : fit_result_columns()) schema.add(std::move(c));

@@ -104,6 +104,9 @@ science::FitResult fit_result_from_row(const Table& table, std::size_t row);
 /// Writes the fit result into a bin's log block: the values (the index as fixed unless
 /// `index_free`), or the status and why.
 void log_fit_result(spdlog::logger& log, const science::FitResult& fit, bool index_free);
+/// The console's columns of a per-bin fit result after `leading` (the bin's edges): events,
+/// N0, gamma (`fixed` unless `free_index`), beta, TS, the limit, status and message.
+std::vector<TextColumn> fit_result_view(std::initializer_list<TextColumn> leading, bool free_index);
 /// A schema made of `leading` columns followed by fit_result_columns().
 Schema schema_with_fit_result(std::initializer_list<Column> leading);
 

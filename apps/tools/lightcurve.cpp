@@ -82,17 +82,10 @@ void LightcurveTool::write_fits(const std::string& path, const ToolOutput& out,
 }
 
 std::vector<TextColumn> LightcurveTool::console_view() const {
-  return {{.name = "bin"},
-          {.name = "mjd_start", .distinct = true},
-          {.name = "mjd_stop", .distinct = true},
-          {.name = "n_events"},
-          {.name = "N0", .error = "N0_err"},
-          {.name = "gamma", .error = "gamma_err", .fixed = !analysis_.free_index},
-          {.name = "beta", .error = "beta_err"},
-          {.name = "ts"},
-          {.name = "N0_ul"},
-          {.name = "status"},
-          {.name = "message", .optional = true}};
+  return fit_result_view({{.name = "bin"},
+                          {.name = "mjd_start", .distinct = true},
+                          {.name = "mjd_stop", .distinct = true}},
+                         analysis_.free_index);
 }
 
 ToolOutput LightcurveTool::execute(RunContext& ctx) {

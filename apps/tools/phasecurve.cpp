@@ -68,17 +68,10 @@ void PhasecurveTool::write_fits(const std::string& path, const ToolOutput& out,
 }
 
 std::vector<TextColumn> PhasecurveTool::console_view() const {
-  return {{.name = "bin"},
-          {.name = "phase_min", .distinct = true},
-          {.name = "phase_max", .distinct = true},
-          {.name = "n_events"},
-          {.name = "N0", .error = "N0_err"},
-          {.name = "gamma", .error = "gamma_err", .fixed = !analysis_.free_index},
-          {.name = "beta", .error = "beta_err"},
-          {.name = "ts"},
-          {.name = "N0_ul"},
-          {.name = "status"},
-          {.name = "message", .optional = true}};
+  return fit_result_view({{.name = "bin"},
+                          {.name = "phase_min", .distinct = true},
+                          {.name = "phase_max", .distinct = true}},
+                         analysis_.free_index);
 }
 
 ToolOutput PhasecurveTool::execute(RunContext& ctx) {
