@@ -16,6 +16,7 @@
 
 #include "binflow/error.hpp"
 #include "science/binning.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -47,22 +48,13 @@ void expect_contiguous(const BinPlan& plan) {
   }
 }
 
-class BinFile : public testing::Test {
+class BinFile : public binflow::testing_support::TempDirTest {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("binflow_bins_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
   std::string write(const std::string& text, const std::string& name = "bins.txt") const {
     const fs::path path = dir_ / name;
     std::ofstream(path, std::ios::binary) << text;
     return path.string();
   }
-  fs::path dir_;
 };
 
 // ---- LIN time bins ----

@@ -29,6 +29,7 @@
 #include "science/dl3_response.hpp"
 #include "science/fits.hpp"
 #include "science/units.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -267,17 +268,8 @@ void write_observation(const std::string& path, const Spec& s) {
   f.close();
 }
 
-class Dl3 : public testing::Test {
+class Dl3 : public binflow::testing_support::TempDirTest {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("binflow_dl3_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
   std::string write(const std::string& name, const Spec& spec) const {
     const std::string p = path(name);
     write_observation(p, spec);

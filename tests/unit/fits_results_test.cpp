@@ -15,6 +15,7 @@
 
 #include "binflow/error.hpp"
 #include "science/fits.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -67,18 +68,8 @@ binflow::RunProvenance provenance() {
   return p;
 }
 
-class FitsResults : public testing::Test {
+class FitsResults : public binflow::testing_support::TempDirTest {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("binflow_fits_results_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
 };
 
 TEST_F(FitsResults, FluxCurveHasGammapysColumnsAndEveryOther) {

@@ -16,6 +16,7 @@
 #include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -39,18 +40,8 @@ std::string usage_message(const std::function<void()>& fn) {
   return "(no UsageError)";
 }
 
-class FitsFile : public testing::Test {
+class FitsFile : public binflow::testing_support::TempDirTest {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("binflow_fits_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
-
   // EVENTS with TIME (s), ENERGY (TeV), a 2x3 array column, text and logicals.
   std::string write_sample() const {
     const std::string p = path("sample.fits");
@@ -76,8 +67,6 @@ protected:
     f.close();
     return p;
   }
-
-  fs::path dir_;
 };
 
 TEST_F(FitsFile, TableRoundTrip) {

@@ -2,7 +2,6 @@
 // handle ownership. The parallel (MPI-IO) functions are tested in tests/mpi/h5_parallel_test.cpp.
 #include "binflow/h5.hpp"
 
-#include <gtest/gtest.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -12,7 +11,10 @@
 #include <type_traits>
 #include <vector>
 
+#include <gtest/gtest.h>
+
 #include "binflow/error.hpp"
+#include "temp_dir.hpp"
 
 namespace {
 
@@ -66,18 +68,8 @@ std::string string_attribute_of(const Location& file, const std::string& object,
   return out;
 }
 
-class H5File : public testing::Test {
+class H5File : public binflow::testing_support::TempDirTest {
 protected:
-  void SetUp() override {
-    dir_ = fs::temp_directory_path() / ("binflow_h5_test_" + std::to_string(::getpid()));
-    fs::create_directories(dir_);
-  }
-  void TearDown() override {
-    std::error_code ec;
-    fs::remove_all(dir_, ec);
-  }
-  [[nodiscard]] std::string path(const std::string& name) const { return (dir_ / name).string(); }
-  fs::path dir_;
 };
 
 TEST_F(H5File, RoundTripsDatasetsAndAttributes) {
