@@ -45,9 +45,15 @@ h5::Location open_event_file(const std::string& path) {
     throw UsageError(fmt::format("{}: is a directory, not an event file", path));
   try {
     return h5::open_file(path);
-  } catch (const IoError&) {
+  } catch (const IoError& e) {
     if (H5Fis_hdf5(path.c_str()) == 0) {
       throw UsageError(fmt::format("{}: not an HDF5 file (expected an event file)", path));
+    }
+    // A regular file this process may read that HDF5 will not open is a damaged one
+    // (truncated by an interrupted copy, most often): the user's input, not the I/O system.
+    if (fs::is_regular_file(path, ec) && access(path.c_str(), R_OK) == 0) {
+      throw UsageError(
+          fmt::format("{}: damaged HDF5 file (truncated or corrupt): {}", path, e.what()));
     }
     throw;
   }

@@ -37,7 +37,7 @@ void declare_sky_position(ParameterSet& params, double& ra, double& dec, const s
 void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
                                  const std::string& gamma_ref_help) {
   if ((parts & input) != 0U)
-    params.add("inobs", inobs, "input event file (HDF5, SCIENCE.md format)");
+    params.add("inobs", inobs, "input event file (HDF5, SCIENCE.md format)").input_file(true);
   if ((parts & time) != 0U) {
     params.add("tmin", tmin,
                "start of the selection: MET s, 'MJD 51544.5' or an ISO 8601 date in the data's "

@@ -26,7 +26,8 @@ void LightcurveTool::declare(ParameterSet& params) {
   analysis_.declare(params, AnalysisParameters::time);
   params.add("tbins", tbins_, "number of time bins for tbinalg=LIN",
              Range<std::int64_t>{1, 100000000});
-  params.add("tbinfile", tbinfile_, "two-column text file of bin starts and stops (tbinalg=FILE)");
+  params.add("tbinfile", tbinfile_, "two-column text file of bin starts and stops (tbinalg=FILE)")
+      .input_file();
   analysis_.declare(
       params, AnalysisParameters::all & ~(AnalysisParameters::input | AnalysisParameters::time));
 }

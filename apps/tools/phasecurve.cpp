@@ -23,8 +23,10 @@ void PhasecurveTool::declare(ParameterSet& params) {
   params.add("f2", f2_, "second derivative of the frequency, Hz/s^2");
   params.add("phbins", phbins_, "number of equal phase bins covering [0, 1) (unless phbinfile)",
              Range<std::int64_t>{1, 1000000});
-  params.add("phbinfile", phbinfile_,
-             "two-column text file of phase bins 'phmin phmax' within [0, 1]; replaces phbins");
+  params
+      .add("phbinfile", phbinfile_,
+           "two-column text file of phase bins 'phmin phmax' within [0, 1]; replaces phbins")
+      .input_file();
   analysis_.declare(params, AnalysisParameters::all & ~AnalysisParameters::input);
   params.add("window", window_,
              "events are read in time windows of at most this many seconds (memory bound)",

@@ -39,10 +39,12 @@ void add_summary(ToolOutput& out, spdlog::logger& log, const std::string& name,
 void TrialSetup::declare_trials(ParameterSet& params) {
   params.add("ntrials", ntrials, "number of Monte Carlo trials; trial k draws from (seed, k)",
              Range<std::int64_t>{1, std::int64_t{1} << 40});
-  params.add("inobs", inobs,
-             "event file whose response, GTIs, deadtime and pointing are simulated (its events "
-             "are not used); empty = the embedded instrument and a default observation of "
-             "`duration` s");
+  params
+      .add("inobs", inobs,
+           "event file whose response, GTIs, deadtime and pointing are simulated (its events "
+           "are not used); empty = the embedded instrument and a default observation of "
+           "`duration` s")
+      .input_file(true);
   params.add("duration", duration,
              "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
              "inobs)",

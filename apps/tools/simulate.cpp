@@ -61,9 +61,11 @@ void SimulateTool::declare(ParameterSet& params) {
              "flare peak, MET s, or 'middle' = halfway between the first GTI start and the "
              "last GTI stop (profile=flare)");
   params.add("width", p_.width, "flare Gaussian width sigma, s, > 0 (profile=flare)");
-  params.add("profile_file", p_.profile_file,
-             "text file of 'time value' lines (MET s, f >= 0, times increasing; '#' comments) for "
-             "profile=table; f is linear between points and keeps the end values outside them");
+  params
+      .add("profile_file", p_.profile_file,
+           "text file of 'time value' lines (MET s, f >= 0, times increasing; '#' comments) for "
+           "profile=table; f is linear between points and keeps the end values outside them")
+      .input_file();
   params.add("pulsed_fraction", p_.pulsed_fraction,
              "fraction of the source flux in the pulse (profile=pulsar)", Range<double>{0.0, 1.0});
   params.add("peak_phase", p_.peak_phase, "phase of the pulse peak (profile=pulsar)",
@@ -78,10 +80,12 @@ void SimulateTool::declare(ParameterSet& params) {
   params.add("slice", p_.slice,
              "length of the time slices, s: slice k draws from the random stream (seed, k)",
              Range<double>{1e-3, 1e9});
-  params.add("inirf", p_.inirf,
-             "event file whose /irf, /gti, deadtime_fraction, mjdref, object and pointing are "
-             "reused (its events are not); then duration and tstart are ignored and the GTIs set "
-             "the time range. Empty = the embedded instrument and observation");
+  params
+      .add("inirf", p_.inirf,
+           "event file whose /irf, /gti, deadtime_fraction, mjdref, object and pointing are "
+           "reused (its events are not); then duration and tstart are ignored and the GTIs set "
+           "the time range. Empty = the embedded instrument and observation")
+      .input_file();
 }
 
 void SimulateTool::apply(Request request) {

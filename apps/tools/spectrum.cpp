@@ -43,9 +43,11 @@ void SpectrumTool::declare(ParameterSet& params) {
   analysis_.declare(params, AnalysisParameters::energy);
   params.add("enumbins", enumbins_, "number of energy bins (ebinalg=LOG)",
              Range<std::int64_t>{1, 100000});
-  params.add("ebinfile", ebinfile_,
-             "two-column text file of bin energies 'emin emax' in TeV (ebinalg=FILE); the global "
-             "fit covers the lowest to the highest edge");
+  params
+      .add("ebinfile", ebinfile_,
+           "two-column text file of bin energies 'emin emax' in TeV (ebinalg=FILE); the global "
+           "fit covers the lowest to the highest edge")
+      .input_file();
   analysis_.declare(params, AnalysisParameters::time | AnalysisParameters::region);
   analysis_.declare(params, AnalysisParameters::index,
                     "start value of the index in the global fit (and the index used if that fit "

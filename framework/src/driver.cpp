@@ -19,6 +19,7 @@
 
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
+#include "binflow/file_checks.hpp"
 #include "binflow/h5.hpp"
 
 namespace binflow {
@@ -63,6 +64,50 @@ bool wants_fits(const Tool& tool) {
   if (s.format != "auto" || s.outfile.empty()) return false;
   return ends_with_ignoring_case(s.outfile, ".fits") ||
          ends_with_ignoring_case(s.outfile, ".fits.gz");
+}
+
+void require_writable_directory(std::string_view parameter, const fs::path& file) {
+  const fs::path dir = file.has_parent_path() ? file.parent_path() : fs::path(".");
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    throw UsageError(fmt::format("{}: directory '{}' does not exist", parameter, dir.string()));
+  }
+  if (access(dir.c_str(), W_OK) != 0) {
+    throw UsageError(fmt::format("{}: directory '{}' is not writable", parameter, dir.string()));
+  }
+}
+
+// Rank 0, before anything is opened (Tool::configure has checked the inputs): every output
+// path is a regular file or nothing yet, in a writable directory, and no output names the
+// same file as an input or as another output.
+void check_paths(Tool& tool) {
+  std::vector<PathParameter> paths = tool.path_parameters();
+  std::erase_if(paths, [](const PathParameter& p) { return p.value.empty(); });
+  for (const PathParameter& p : paths) {
+    if (p.role != PathRole::output_file) continue;
+    if (const std::optional<std::string> problem = input_file_problem(p.value, false, false)) {
+      throw UsageError(fmt::format("{}: '{}' {} (an output is written as a regular file)", p.name,
+                                   p.value, *problem));
+    }
+    require_writable_directory(p.name, p.value);
+  }
+  const std::string& outfile = tool.standard().outfile;
+  if (!outfile.empty() && tool.uses_bins()) {
+    paths.push_back({"the checkpoint", checkpoint_path(outfile), PathRole::output_file});
+  }
+  for (std::size_t i = 0; i < paths.size(); ++i) {
+    for (std::size_t j = i + 1; j < paths.size(); ++j) {
+      const PathParameter& a = paths[i];
+      const PathParameter& b = paths[j];
+      if (a.role != PathRole::output_file && b.role != PathRole::output_file) continue;
+      if (!same_file(a.value, b.value)) continue;
+      // Name the output first: it is the one the run would have overwritten.
+      const PathParameter& out = a.role == PathRole::output_file ? a : b;
+      const PathParameter& other = &out == &a ? b : a;
+      throw UsageError(fmt::format("{}: '{}' is the same file as {} ('{}'); give another name",
+                                   out.name, out.value, other.name, other.value));
+    }
+  }
 }
 
 // Rank 0: what the output settings allow, before any work is done.
@@ -266,12 +311,13 @@ std::optional<int> Driver::prepare() {
   if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
+    check_paths(*tool_);
     plan = check_output(*tool_);
     if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
       checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
                                                  checkpoint_fingerprint(*tool_), s.resume);
     }
-    // Last, so that a refused checkpoint leaves an existing log file as it was.
+    // Opens nothing: run() opens the log file once the tool's input checks have passed.
     if (plan == OutputPlan::write) sink_ = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
   });
   int nothing = plan == OutputPlan::nothing_to_do ? 1 : 0;
@@ -307,6 +353,9 @@ int Driver::run() {
   if (!runtime_ || !budget_) throw InternalError("driver: run() before prepare()");
   RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(), target, checkpoint_.get(),
                  false);
+  // The log file is truncated only when the tool's checks of its inputs have passed: at its
+  // first map, or when a tool that never maps returns. The lines before are held for it.
+  if (sink != nullptr) ctx.on_inputs_checked([sink] { sink->open_file(); });
   if (tool_->uses_bins() || tool_->writes_outfile()) {
     ctx.log().info("binflow {} {}", tool_->name(), version());
     ctx.log().info("{}{} ranks, schedule {}, {} threads on rank 0", run_marker, ranks, s.schedule,
@@ -314,6 +363,7 @@ int Driver::run() {
     log_placement(ctx);
   }
   ToolOutput out = tool_->run(ctx);
+  ctx.inputs_checked();
   if (!ctx.is_root() || !out.has_results) {
     if (sink) sink->flush();
     return out.interrupted

@@ -773,6 +773,7 @@ RunContext::~RunContext() = default;
 
 MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Schema& schema,
                           const BinFunction& fn) {
+  inputs_checked();
   // One rank (every nested run) makes no MPI call at all: a nested run may execute on rank
   // 0's compute thread, and MPI_THREAD_FUNNELED allows MPI on the main thread only. With
   // several ranks, a private communicator keeps the map's messages apart from the tool's.

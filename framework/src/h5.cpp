@@ -10,6 +10,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/file_checks.hpp"
 #include "binflow/runtime.hpp"
 
 namespace binflow::h5 {
@@ -695,6 +696,10 @@ Location open_file(const std::string& path) {
   silence_hdf5();
   // HDF5's own text for a missing file is "unable to open file (unable to open file)";
   // say what happened instead.
+  // A FIFO would block H5Fopen forever; a name too long or a symlink loop is the user's.
+  if (const auto problem = input_file_problem(path, false, false)) {
+    throw UsageError(fmt::format("{}: cannot open HDF5 file: {}", path, *problem));
+  }
   if (!exists_here(path)) throw missing_file(path);
   const Handle fapl = file_access(path);
   Handle file(check_h5(H5Fopen(path.c_str(), H5F_ACC_RDONLY, fapl.get()), "H5Fopen", path),
@@ -714,6 +719,15 @@ Location create_file_parallel(const std::string& path, const Communicator& comm)
 Location open_file_parallel(const std::string& path, const Communicator& comm) {
   silence_hdf5();
   // Agreed across ranks: if only some ranks threw, the others would wait in H5Fopen forever.
+  // Agreed like the existence: a FIFO would block H5Fopen on the ranks that reach it.
+  std::string problem_text;
+  if (const auto problem = input_file_problem(path, false, false)) problem_text = *problem;
+  if (comm.max(problem_text.empty() ? 0 : 1) != 0) {
+    if (!problem_text.empty()) {
+      throw UsageError(fmt::format("{}: cannot open HDF5 file: {}", path, problem_text));
+    }
+    throw UsageError(fmt::format("{}: cannot open HDF5 file on another rank", path));
+  }
   const int here = exists_here(path) ? 1 : 0;
   const int missing_somewhere = comm.max(1 - here);
   if (missing_somewhere != 0) {

@@ -170,12 +170,20 @@ void OrderedLog::flush_remaining() {
   waiting_.clear();
 }
 
-RunLogSink::RunLogSink(const std::string& logfile, bool console) : console_(console) {
-  if (logfile.empty()) return;
-  file_ = std::fopen(logfile.c_str(), "w");
+RunLogSink::RunLogSink(std::string logfile, bool console)
+    : logfile_(std::move(logfile)), console_(console) {}
+
+void RunLogSink::open_file() {
+  std::lock_guard lock(mutex_);
+  if (opened_) return;
+  opened_ = true;
+  if (logfile_.empty()) return;
+  file_ = std::fopen(logfile_.c_str(), "w");
   if (file_ == nullptr) {
-    throw IoError(fmt::format("{}: cannot open the log file ({})", logfile, std::strerror(errno)));
+    throw IoError(fmt::format("{}: cannot open the log file ({})", logfile_, std::strerror(errno)));
   }
+  std::fwrite(held_.data(), 1, held_.size(), file_);
+  held_ = std::string();
 }
 
 RunLogSink::~RunLogSink() {
@@ -186,7 +194,11 @@ RunLogSink::~RunLogSink() {
 void RunLogSink::write(std::string_view text) {
   std::lock_guard lock(mutex_);
   if (console_) std::fwrite(text.data(), 1, text.size(), stdout);
-  if (file_ != nullptr) std::fwrite(text.data(), 1, text.size(), file_);
+  if (file_ != nullptr) {
+    std::fwrite(text.data(), 1, text.size(), file_);
+  } else if (!opened_ && !logfile_.empty()) {
+    held_ += text;
+  }
   // Flushing per block would cost a system call per bin; 0.1 s keeps the console live.
   const auto now = std::chrono::steady_clock::now();
   if (now - last_flush_ > std::chrono::milliseconds(100)) {

@@ -61,6 +61,7 @@ struct ParameterSet::Impl {
     std::string help;
     bool is_flag = false;
     bool launch_only = false;
+    PathRole path_role = PathRole::none;
     CLI::Option* option = nullptr;
     std::function<void()> restore;  // back to the value at declaration
     std::function<std::string()> current;
@@ -298,6 +299,21 @@ ParameterSet& ParameterSet::launch_only() {
   return *this;
 }
 
+ParameterSet& ParameterSet::input_file(bool directory_allowed) {
+  if (impl_->params.empty() || impl_->params.back().type != "TEXT")
+    throw InternalError("input_file() after a parameter that is not text");
+  impl_->params.back().path_role =
+      directory_allowed ? PathRole::input_file_or_directory : PathRole::input_file;
+  return *this;
+}
+
+ParameterSet& ParameterSet::output_file() {
+  if (impl_->params.empty() || impl_->params.back().type != "TEXT")
+    throw InternalError("output_file() after a parameter that is not text");
+  impl_->params.back().path_role = PathRole::output_file;
+  return *this;
+}
+
 void ParameterSet::restore_defaults() {
   for (const auto& p : impl_->params) p.restore();
   if (impl_->trailing != nullptr) impl_->trailing->clear();
@@ -421,6 +437,14 @@ std::vector<std::pair<std::string, std::string>> ParameterSet::values(Which whic
   }
   if (impl_->trailing != nullptr) {
     out.emplace_back(impl_->trailing_name, fmt::format("{}", fmt::join(*impl_->trailing, " ")));
+  }
+  return out;
+}
+
+std::vector<PathParameter> ParameterSet::paths() const {
+  std::vector<PathParameter> out;
+  for (const auto& p : impl_->params) {
+    if (p.path_role != PathRole::none) out.push_back({p.name, p.current(), p.path_role});
   }
   return out;
 }

@@ -1,10 +1,12 @@
 #include "binflow/tool.hpp"
 
 #include <algorithm>
+#include <optional>
 
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/file_checks.hpp"
 
 namespace binflow {
 
@@ -60,12 +62,15 @@ void Tool::declare_standard(ParameterSet& p) {
         Range<int>{0, 4})
       .launch_only();
   if (writes_outfile() || uses_bins()) {
-    p.add("logfile", s.logfile, "also write the ordered log to this file (rank 0)").launch_only();
+    p.add("logfile", s.logfile, "also write the ordered log to this file (rank 0)")
+        .launch_only()
+        .output_file();
     p.add("outfile", s.outfile,
           uses_bins()
               ? "output file: HDF5 (/results, /run) or FITS (see format); empty = print only"
               : "output file")
-        .launch_only();
+        .launch_only()
+        .output_file();
     if (uses_bins()) {
       p.add_choice("format", s.format, {"auto", "hdf5", "fits"},
                    "format of outfile: auto (FITS if it ends in .fits or .fits.gz, else HDF5), "
@@ -89,9 +94,21 @@ void Tool::declare_standard(ParameterSet& p) {
       .launch_only();
 }
 
+// Before validate(), which may read them (simulate reads inirf and profile_file there): a
+// FIFO would block that read forever. A missing file is left to the reader, which says so.
+void Tool::check_inputs() {
+  for (const PathParameter& p : parameters().paths()) {
+    if (p.value.empty() || p.role == PathRole::output_file) continue;
+    const std::optional<std::string> problem =
+        input_file_problem(p.value, p.role == PathRole::input_file_or_directory, false);
+    if (problem) throw UsageError(fmt::format("{}: '{}' {}", p.name, p.value, *problem));
+  }
+}
+
 void Tool::configure(const std::vector<std::string>& args) {
   parameters().parse(args);
   seed_given_ = parameters().given("seed");
+  check_inputs();
   validate();
 }
 
@@ -100,6 +117,7 @@ void Tool::configure_typed(const std::function<void()>& set, int chatter) {
   set();
   standard_.chatter = chatter;
   seed_given_ = false;
+  check_inputs();
   validate();
 }
 

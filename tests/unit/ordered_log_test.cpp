@@ -339,6 +339,7 @@ TEST_F(RunLogSinkTest, WritesEveryBlockToTheFileTruncatingOldContent) {
   std::string expected;
   {
     binflow::RunLogSink sink(file.string(), false);
+    sink.open_file();
     for (int i = 0; i < 100; ++i) {
       const std::string text = block(static_cast<std::size_t>(i));
       sink.write(text);
@@ -351,9 +352,34 @@ TEST_F(RunLogSinkTest, WritesEveryBlockToTheFileTruncatingOldContent) {
 TEST_F(RunLogSinkTest, FlushMakesTextVisibleBeforeDestruction) {
   const fs::path file = dir_ / "run.log";
   binflow::RunLogSink sink(file.string(), false);
+  sink.open_file();
   sink.write("first\n");
   sink.flush();
   EXPECT_EQ(slurp(file), "first\n");
+}
+
+TEST_F(RunLogSinkTest, LeavesAnExistingFileAloneUntilOpenedThenWritesWhatItHeld) {
+  const fs::path file = dir_ / "run.log";
+  std::ofstream(file) << "log of an earlier run\n";
+  {
+    binflow::RunLogSink sink(file.string(), false);
+    sink.write("before the inputs were checked\n");
+    sink.flush();
+    EXPECT_EQ(slurp(file), "log of an earlier run\n");
+    sink.open_file();
+    sink.write("after\n");
+  }
+  EXPECT_EQ(slurp(file), "before the inputs were checked\nafter\n");
+}
+
+TEST_F(RunLogSinkTest, NeverOpenedLeavesTheFileAsItWas) {
+  const fs::path file = dir_ / "run.log";
+  std::ofstream(file) << "log of an earlier run\n";
+  {
+    binflow::RunLogSink sink(file.string(), false);
+    sink.write("a run refused on bad input\n");
+  }
+  EXPECT_EQ(slurp(file), "log of an earlier run\n");
 }
 
 TEST_F(RunLogSinkTest, ConsoleReceivesTheSameText) {
@@ -362,6 +388,7 @@ TEST_F(RunLogSinkTest, ConsoleReceivesTheSameText) {
   {
     binflow::RunLogSink sink(file.string(), true);
     sink.write("to both\n");
+    sink.open_file();
   }
   EXPECT_EQ(testing::internal::GetCapturedStdout(), "to both\n");
   EXPECT_EQ(slurp(file), "to both\n");
@@ -371,6 +398,7 @@ TEST_F(RunLogSinkTest, UnopenableFileIsAnIoErrorNamingIt) {
   const std::string bad = (dir_ / "no_such_dir" / "run.log").string();
   try {
     binflow::RunLogSink sink(bad, false);
+    sink.open_file();
     FAIL() << "no IoError";
   } catch (const binflow::IoError& e) {
     EXPECT_NE(std::string(e.what()).find(bad), std::string::npos) << e.what();

@@ -85,6 +85,18 @@ public:
   /// Tool messages outside bins; written by rank 0, discarded on other ranks.
   [[nodiscard]] spdlog::logger& log() { return *log_; }
 
+  /// Sets what inputs_checked() runs, once (the driver: open the log file).
+  void on_inputs_checked(std::function<void()> hook) { inputs_checked_ = std::move(hook); }
+  /// The tool's checks of its inputs have passed; map() calls it before its first bin, a
+  /// tool that never maps may call it earlier than the end of its run. Runs the hook set by
+  /// on_inputs_checked() the first time, nothing after. Not thread-safe.
+  void inputs_checked() {
+    if (!inputs_checked_) return;
+    const std::function<void()> hook = std::move(inputs_checked_);
+    inputs_checked_ = nullptr;
+    hook();
+  }
+
   /// Collective over runtime().comm: runs `fn` for every bin of `plan` not already in
   /// the checkpoint under `name`, with the configured schedule. Thread budget is
   /// applied in every thread that runs bins. See MapResult for what comes back.
@@ -99,6 +111,7 @@ private:
   std::shared_ptr<spdlog::logger> log_;
   Checkpoint* checkpoint_;
   bool nested_;
+  std::function<void()> inputs_checked_;
 };
 
 }  // namespace binflow

@@ -73,21 +73,30 @@ private:
   std::size_t next_ = 0;
 };
 
-/// Console plus optional log file of a top-level run (rank 0). The log file is opened
-/// truncated; write() is thread-safe.
+/// Console plus optional log file of a top-level run (rank 0). The log file is opened,
+/// truncated, only by open_file(), which the driver calls once the tool's input checks have
+/// passed: a run refused on bad input leaves an existing log file as it was. Text written
+/// before goes to the console at once and is held for the file (a few lines: the run's
+/// header and the tool's messages before its first map). write() is thread-safe.
 class RunLogSink {
 public:
-  /// `logfile` empty: console only. IoError if the file cannot be opened.
-  RunLogSink(const std::string& logfile, bool console);
+  /// `logfile` empty: console only. Opens nothing.
+  RunLogSink(std::string logfile, bool console);
   RunLogSink(const RunLogSink&) = delete;
   RunLogSink& operator=(const RunLogSink&) = delete;
   ~RunLogSink();
+  /// Opens (truncates) the log file and writes the text held so far; nothing after the
+  /// first call or without a log file. IoError if the file cannot be opened.
+  void open_file();
   void write(std::string_view text);
   void flush();
 
 private:
   void flush_locked();
   std::mutex mutex_;
+  std::string logfile_;
+  bool opened_ = false;
+  std::string held_;  // for the file, until open_file()
   std::FILE* file_ = nullptr;
   bool console_;
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();

@@ -20,6 +20,18 @@ struct Range {
   std::optional<T> max;
 };
 
+/// What a text parameter names on the file system, if anything: the driver checks inputs
+/// (regular files, or a directory where allowed) and refuses outputs that collide with an
+/// input or with each other before anything is opened.
+enum class PathRole { none, input_file, input_file_or_directory, output_file };
+
+/// A path parameter as configured: its name, its value ("" = not given) and its role.
+struct PathParameter {
+  std::string name;
+  std::string value;
+  PathRole role = PathRole::none;
+};
+
 /// A tool's parameters. Not thread-safe; parse() may be called once per configuration.
 class ParameterSet {
 public:
@@ -56,6 +68,11 @@ public:
   /// left out of result_values(): the checkpoint fingerprint and the provenance of
   /// results, which must not depend on the launch.
   ParameterSet& launch_only();
+  /// Marks the text parameter declared last as a file the tool reads (see PathRole);
+  /// `directory_allowed` also accepts a directory (a DL3 index).
+  ParameterSet& input_file(bool directory_allowed = false);
+  /// Marks the text parameter declared last as a file the run writes.
+  ParameterSet& output_file();
 
   /// Sets every bound variable back to its value at declaration.
   void restore_defaults();
@@ -73,6 +90,8 @@ public:
   /// launch_only() parameters.
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> values(
       Which which = Which::all) const;
+  /// The parameters marked input_file() or output_file(), in declaration order.
+  [[nodiscard]] std::vector<PathParameter> paths() const;
 
 private:
   struct Impl;

@@ -95,7 +95,9 @@ public:
   [[nodiscard]] std::string_view summary() const { return info_.summary; }
 
   /// Restores every parameter to its default, then parses `args` (command-line words
-  /// without the tool name) and validates. UsageError naming the parameter on any problem.
+  /// without the tool name), refuses input_file() parameters that name a FIFO, device,
+  /// socket, unreachable name (too long, symlink loop) or a directory where none is
+  /// allowed, and validates. UsageError naming the parameter on any problem.
   void configure(const std::vector<std::string>& args);
   /// The typed path of a nested call: restores every parameter to its default, lets `set`
   /// assign the tool's own members (no text is parsed), sets `chatter`, and validates.
@@ -106,6 +108,8 @@ public:
   /// attributes) or those that change results (checkpoint fingerprint, file provenance).
   [[nodiscard]] std::vector<std::pair<std::string, std::string>> parameter_values(
       ParameterSet::Which which = ParameterSet::Which::all);
+  /// The path parameters (inputs and outputs) after configure; see PathRole.
+  [[nodiscard]] std::vector<PathParameter> path_parameters() { return parameters().paths(); }
   /// Whether `seed` was given in the last configure (a nested run derives it otherwise).
   [[nodiscard]] bool seed_given() const { return seed_given_; }
 
@@ -148,6 +152,8 @@ protected:
 private:
   ParameterSet& parameters();
   void declare_standard(ParameterSet& params);
+  /// Every input_file() parameter given names a regular file (or an allowed directory).
+  void check_inputs();
 
   ToolInfo info_;
   StandardParameters standard_;

@@ -1,0 +1,159 @@
+"""Hostile input (issue 9, "nothing lost, nothing hung"): every case is refused before
+anything is touched. Per case: the command, the exit status, a substring of the first line
+of stderr, the files that must stay byte-identical, and no new file in the work directory.
+A FIFO as an input must be refused at once (a timeout of a few seconds catches a hang)."""
+import hashlib
+import os
+import subprocess
+
+import e2e_common
+
+ctx = e2e_common.Context()
+w = ctx.path
+
+
+def digest(path):
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def listing():
+    return sorted(os.listdir(ctx.workdir))
+
+
+# Fixtures: an event file, a bin file, an old log, a truncated copy, a FIFO, a directory,
+# a symlink loop.
+r = ctx.run(["simulate", "outfile=ev.h5", "duration=1800", "chatter=0"])
+assert r.returncode == 0, r.stderr
+with open(w("ev.h5"), "rb") as f:
+    head = f.read(3000)
+with open(w("truncated.h5"), "wb") as f:
+    f.write(head)
+with open(w("bins.txt"), "w") as f:
+    f.write("0 900\n900 1800\n")
+with open(w("ebins.txt"), "w") as f:
+    f.write("0.1 1\n1 10\n")
+with open(w("phbins.txt"), "w") as f:
+    f.write("0 0.5\n0.5 1\n")
+with open(w("profile.txt"), "w") as f:
+    f.write("0 1\n1800 2\n")
+with open(w("old.log"), "w") as f:
+    f.write("log of an earlier run\n")
+os.mkfifo(w("fifo"))
+os.mkdir(w("adir"))
+os.symlink("loop_b", w("loop_a"))
+os.symlink("loop_a", w("loop_b"))
+long_name = "x" * 296 + ".h5"
+
+EV = "inobs=ev.h5"
+# (name, args, status, stderr substring, files left byte-identical)
+CASES = [
+    ("lightcurve bad inobs, existing logfile untouched",
+     ["lightcurve", "inobs=missing.h5", "logfile=old.log"], 2, "missing.h5", ["old.log"]),
+    ("lightcurve logfile == inobs refused",
+     ["lightcurve", EV, "logfile=ev.h5"], 2, "logfile: 'ev.h5' is the same file as inobs",
+     ["ev.h5"]),
+    ("lightcurve logfile == inobs by another name",
+     ["lightcurve", EV, "logfile=./adir/../ev.h5"], 2, "is the same file as inobs", ["ev.h5"]),
+    ("lightcurve outfile == inobs refused (even with clobber)",
+     ["lightcurve", EV, "outfile=ev.h5", "clobber=yes"], 2,
+     "outfile: 'ev.h5' is the same file as inobs", ["ev.h5"]),
+    ("lightcurve logfile == outfile refused",
+     ["lightcurve", EV, "outfile=new.h5", "logfile=./new.h5"], 2,
+     "is the same file as outfile", ["ev.h5"]),
+    ("lightcurve logfile == the checkpoint refused",
+     ["lightcurve", EV, "outfile=new.h5", "logfile=new.h5.ckpt"], 2,
+     "is the same file as the checkpoint", []),
+    ("lightcurve outfile == tbinfile refused",
+     ["lightcurve", EV, "tbinalg=FILE", "tbinfile=bins.txt", "outfile=bins.txt", "clobber=yes"],
+     2, "is the same file as tbinfile", ["bins.txt", "ev.h5"]),
+    ("lightcurve FIFO as inobs refused at once",
+     ["lightcurve", "inobs=fifo", "logfile=old.log"], 2, "inobs: 'fifo' is a FIFO", ["old.log"]),
+    ("lightcurve directory as tbinfile refused",
+     ["lightcurve", EV, "tbinalg=FILE", "tbinfile=adir"], 2,
+     "tbinfile: 'adir' is a directory", []),
+    ("lightcurve truncated HDF5 is bad input",
+     ["lightcurve", "inobs=truncated.h5", "logfile=old.log"], 2, "truncated.h5",
+     ["truncated.h5", "old.log"]),
+    ("lightcurve 300-character file name",
+     ["lightcurve", "inobs=" + long_name], 2, "File name too long", []),
+    ("lightcurve 300-character outfile name",
+     ["lightcurve", EV, "outfile=" + long_name], 2, "File name too long", []),
+    ("lightcurve symlink loop",
+     ["lightcurve", "inobs=loop_a"], 2, "symbolic links", []),
+    ("fit bad inobs, existing logfile untouched",
+     ["fit", "inobs=missing.h5", "logfile=old.log"], 2, "missing.h5", ["old.log"]),
+    ("fit FIFO as inobs", ["fit", "inobs=fifo"], 2, "is a FIFO", []),
+    ("fit logfile == inobs", ["fit", EV, "logfile=ev.h5"], 2, "same file as inobs", ["ev.h5"]),
+    ("fit truncated HDF5", ["fit", "inobs=truncated.h5"], 2, "truncated.h5", ["truncated.h5"]),
+    ("spectrum outfile == ebinfile",
+     ["spectrum", EV, "ebinalg=FILE", "ebinfile=ebins.txt", "outfile=ebins.txt", "clobber=yes"],
+     2, "same file as ebinfile", ["ebins.txt"]),
+    ("spectrum FIFO as ebinfile", ["spectrum", EV, "ebinalg=FILE", "ebinfile=fifo"], 2,
+     "ebinfile: 'fifo' is a FIFO", []),
+    ("spectrum symlink loop as inobs", ["spectrum", "inobs=loop_b"], 2, "symbolic links", []),
+    ("phasecurve logfile == phbinfile",
+     ["phasecurve", EV, "f0=1", "phbinfile=phbins.txt", "logfile=phbins.txt"], 2,
+     "same file as phbinfile", ["phbins.txt"]),
+    ("phasecurve directory as phbinfile", ["phasecurve", EV, "f0=1", "phbinfile=adir"], 2,
+     "phbinfile: 'adir' is a directory", []),
+    ("simulate outfile == inirf",
+     ["simulate", "inirf=ev.h5", "outfile=ev.h5", "clobber=yes"], 2, "same file as inirf",
+     ["ev.h5"]),
+    ("simulate FIFO as inirf", ["simulate", "inirf=fifo", "outfile=sim.h5"], 2,
+     "inirf: 'fifo' is a FIFO", []),
+    ("simulate truncated inirf", ["simulate", "inirf=truncated.h5", "outfile=sim.h5"], 2,
+     "truncated.h5", ["truncated.h5"]),
+    ("simulate outfile == profile_file",
+     ["simulate", "profile=table", "profile_file=profile.txt", "outfile=profile.txt",
+      "clobber=yes"], 2, "same file as profile_file", ["profile.txt"]),
+    ("simulate FIFO as profile_file",
+     ["simulate", "profile=table", "profile_file=fifo", "outfile=sim.h5"], 2,
+     "profile_file: 'fifo' is a FIFO", []),
+    ("pull FIFO as inobs", ["pull", "inobs=fifo", "ntrials=2"], 2, "inobs: 'fifo' is a FIFO", []),
+    ("pull logfile == inobs", ["pull", EV, "ntrials=2", "logfile=ev.h5"], 2,
+     "same file as inobs", ["ev.h5"]),
+    ("pull symlink loop", ["pull", "inobs=loop_a", "ntrials=2"], 2, "symbolic links", []),
+]
+# A few under two ranks: rank 0 decides, both ranks agree, nobody hangs.
+MPI_CASES = {"lightcurve FIFO as inobs refused at once", "lightcurve logfile == inobs refused",
+             "lightcurve truncated HDF5 is bad input", "pull FIFO as inobs"}
+
+fixtures = ["ev.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
+            "old.log"]
+
+
+def run_case(name, args, status, expected, keep, ranks):
+    label = f"{name}{' (2 ranks)' if ranks else ''}"
+    before = {f: digest(w(f)) for f in fixtures}
+    files_before = listing()
+    try:
+        r = ctx.run(args, ranks=ranks, timeout=20 if ranks else 5)
+    except subprocess.TimeoutExpired:
+        ctx.check(False, f"{label}: ends at once", "timed out")
+        return
+    first = r.stderr.splitlines()[0] if r.stderr else ""
+    ctx.check(r.returncode == status, f"{label}: exit {status}",
+              f"exit {r.returncode}; stderr: {r.stderr}")
+    ctx.check(expected in first, f"{label}: first stderr line names it", repr(first))
+    for f in keep:
+        ctx.check(digest(w(f)) == before[f], f"{label}: {f} left byte-identical")
+    after = listing()
+    ctx.check(after == files_before, f"{label}: no new file",
+              f"new: {sorted(set(after) - set(files_before))}")
+
+
+for name, args, status, expected, keep in CASES:
+    run_case(name, args, status, expected, keep, None)
+    if name in MPI_CASES:
+        run_case(name, args, status, expected, keep, 2)
+
+# The good path still writes its log: the log file opens once the inputs are checked.
+r = ctx.run(["lightcurve", EV, "tbins=2", "logfile=old.log", "chatter=2"])
+ctx.check(r.returncode == 0, "lightcurve good run: exit 0", r.stderr)
+with open(w("old.log")) as f:
+    text = f.read()
+ctx.check(text.startswith("binflow lightcurve") and "bin 1" in text,
+          "lightcurve good run: the log holds the whole run, header included", text[:200])
+
+ctx.finish()
