@@ -88,17 +88,24 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
       keep = static_cast<std::int64_t>(offset);
     }
   }
-  open_for_append(keep);
+  keep_bytes_ = keep;
+}
+
+void Checkpoint::open() {
+  if (opened_) return;
+  opened_ = true;  // first: open_for_append writes the header through write_pending()
+  open_for_append(keep_bytes_);
 }
 
 Checkpoint::~Checkpoint() {
-  if (file_ == nullptr) return;
+  // Removed, or never used (then an old journal stays as it was).
+  if (file_ == nullptr && (opened_ || pending_.empty())) return;
   try {
     flush();
   } catch (const std::exception& e) {
     std::fprintf(stderr, "binflow: warning: %s\n", e.what());
   }
-  std::fclose(file_);
+  if (file_ != nullptr) std::fclose(file_);
 }
 
 void Checkpoint::open_for_append(std::int64_t keep_bytes) {
@@ -118,7 +125,7 @@ void Checkpoint::open_for_append(std::int64_t keep_bytes) {
     std::string header(magic);
     detail::ByteWriter w(header);
     w.put_string(fingerprint_);
-    pending_ = std::move(header);
+    pending_ = std::move(header) + pending_;  // before records appended earlier
     flush();
   }
   last_write_ = last_sync_ = std::chrono::steady_clock::now();
@@ -152,6 +159,8 @@ void Checkpoint::flush_if_due() {
 void Checkpoint::flush() { write_pending(true); }
 
 void Checkpoint::write_pending(bool sync) {
+  open();
+  if (file_ == nullptr) return;  // removed: the run's output is in place
   const auto now = std::chrono::steady_clock::now();
   if (!pending_.empty()) {
     if (std::fwrite(pending_.data(), 1, pending_.size(), file_) != pending_.size() ||
@@ -173,6 +182,9 @@ void Checkpoint::write_pending(bool sync) {
 }
 
 void Checkpoint::remove() {
+  // A journal this run never opened is not this run's: leave it (bad input found before
+  // the bins must not cost the checkpoint of an earlier interrupted run).
+  if (!opened_) return;
   if (file_ != nullptr) {
     std::fclose(file_);
     file_ = nullptr;

@@ -355,7 +355,14 @@ int Driver::run() {
                  false);
   // The log file is truncated only when the tool's checks of its inputs have passed: at its
   // first map, or when a tool that never maps returns. The lines before are held for it.
-  if (sink != nullptr) ctx.on_inputs_checked([sink] { sink->open_file(); });
+  // The checkpoint likewise: an old journal is replaced only then.
+  Checkpoint* checkpoint = checkpoint_.get();
+  if (sink != nullptr || checkpoint != nullptr) {
+    ctx.on_inputs_checked([sink, checkpoint] {
+      if (checkpoint != nullptr) checkpoint->open();
+      if (sink != nullptr) sink->open_file();
+    });
+  }
   if (tool_->uses_bins() || tool_->writes_outfile()) {
     ctx.log().info("binflow {} {}", tool_->name(), version());
     ctx.log().info("{}{} ranks, schedule {}, {} threads on rank 0", run_marker, ranks, s.schedule,

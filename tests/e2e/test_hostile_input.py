@@ -39,6 +39,8 @@ with open(w("profile.txt"), "w") as f:
     f.write("0 1\n1800 2\n")
 with open(w("old.log"), "w") as f:
     f.write("log of an earlier run\n")
+with open(w("old.h5.ckpt"), "wb") as f:  # the journal of an interrupted run
+    f.write(b"journal of an earlier run")
 os.mkfifo(w("fifo"))
 os.mkdir(w("adir"))
 os.symlink("loop_b", w("loop_a"))
@@ -50,6 +52,9 @@ EV = "inobs=ev.h5"
 CASES = [
     ("lightcurve bad inobs, existing logfile untouched",
      ["lightcurve", "inobs=missing.h5", "logfile=old.log"], 2, "missing.h5", ["old.log"]),
+    ("lightcurve bad inobs with clobber keeps an interrupted run's checkpoint",
+     ["lightcurve", "inobs=missing.h5", "outfile=old.h5", "clobber=yes"], 2, "missing.h5",
+     ["old.h5.ckpt"]),
     ("lightcurve logfile == inobs refused",
      ["lightcurve", EV, "logfile=ev.h5"], 2, "logfile: 'ev.h5' is the same file as inobs",
      ["ev.h5"]),
@@ -120,7 +125,7 @@ MPI_CASES = {"lightcurve FIFO as inobs refused at once", "lightcurve logfile == 
              "lightcurve truncated HDF5 is bad input", "pull FIFO as inobs"}
 
 fixtures = ["ev.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
-            "old.log"]
+            "old.log", "old.h5.ckpt"]
 
 
 def run_case(name, args, status, expected, keep, ranks):

@@ -135,10 +135,12 @@ TEST_F(CheckpointTest, ReopenedJournalReturnsTheBinsOfEachMap) {
       make_bin("spectrum", 0, "ok"), make_bin("lightcurve", 2, "ok")};
   {
     Checkpoint c(path_, kFingerprint, false);
+    c.open();  // as the driver does once the inputs are checked
     for (const auto& bin : bins) c.append(bin);
     c.flush();
   }
   Checkpoint r(path_, kFingerprint, true);
+  r.open();                            // as the driver does once the inputs are checked
   EXPECT_EQ(r.loaded(), bins.size());  // failed bins are loaded, just not returned
   const auto lc = r.completed("lightcurve");
   ASSERT_EQ(lc.size(), 2U);
@@ -155,24 +157,29 @@ TEST_F(CheckpointTest, ReopenedJournalReturnsTheBinsOfEachMap) {
 TEST_F(CheckpointTest, DestructorFlushesPendingRecords) {
   {
     Checkpoint c(path_, kFingerprint, false);
+    c.open();  // as the driver does once the inputs are checked
     c.append(make_bin("m", 0, "ok"));
     c.append(make_bin("m", 1, "ok"));
   }
   Checkpoint r(path_, kFingerprint, true);
+  r.open();  // as the driver does once the inputs are checked
   EXPECT_EQ(r.completed("m").size(), 2U);
 }
 
 TEST_F(CheckpointTest, ResumeAppendsAfterTheLoadedRecords) {
   {
     Checkpoint c(path_, kFingerprint, false);
+    c.open();  // as the driver does once the inputs are checked
     c.append(make_bin("m", 0, "ok"));
   }
   {
     Checkpoint c(path_, kFingerprint, true);
+    c.open();  // as the driver does once the inputs are checked
     ASSERT_EQ(c.loaded(), 1U);
     c.append(make_bin("m", 1, "ok"));
   }
   Checkpoint r(path_, kFingerprint, true);
+  r.open();  // as the driver does once the inputs are checked
   const auto got = r.completed("m");
   ASSERT_EQ(got.size(), 2U);
   expect_same(got[0], make_bin("m", 0, "ok"));
@@ -182,11 +189,13 @@ TEST_F(CheckpointTest, ResumeAppendsAfterTheLoadedRecords) {
 TEST_F(CheckpointTest, ResumeWithoutAJournalStartsAnEmptyOne) {
   {
     Checkpoint c(path_, kFingerprint, true);
+    c.open();  // as the driver does once the inputs are checked
     EXPECT_EQ(c.loaded(), 0U);
     EXPECT_TRUE(fs::exists(path_));
     c.append(make_bin("m", 0, "ok"));
   }
   Checkpoint r(path_, kFingerprint, true);
+  r.open();  // as the driver does once the inputs are checked
   EXPECT_EQ(r.loaded(), 1U);
 }
 
@@ -201,6 +210,7 @@ protected:
   void SetUp() override {
     CheckpointTest::SetUp();
     Checkpoint c(path_, kFingerprint, false);
+    c.open();  // as the driver does once the inputs are checked
     layout_.header = size();
     for (std::int64_t p = 0; p < 3; ++p) {
       c.append(make_bin("m", p, "ok"));
@@ -224,6 +234,7 @@ TEST_F(CheckpointDamage, TornLastRecordIsCutAndLaterAppendsAreReadable) {
     fs::resize_file(path_, cut);
     {
       Checkpoint c(path_, kFingerprint, true);
+      c.open();  // as the driver does once the inputs are checked
       const auto got = c.completed("m");
       ASSERT_EQ(got.size(), 2U);
       expect_same(got[0], make_bin("m", 0, "ok"));
@@ -232,6 +243,7 @@ TEST_F(CheckpointDamage, TornLastRecordIsCutAndLaterAppendsAreReadable) {
       c.append(make_bin("m", 9, "ok"));
     }
     Checkpoint r(path_, kFingerprint, true);
+    r.open();  // as the driver does once the inputs are checked
     const auto got = r.completed("m");
     ASSERT_EQ(got.size(), 3U);
     expect_same(got[2], make_bin("m", 9, "ok"));
@@ -248,6 +260,7 @@ TEST_F(CheckpointDamage, CorruptLastRecordIsDroppedAlone) {
     bytes[at] = static_cast<char>(bytes[at] ^ 0x20);
     spit(path_, bytes);
     Checkpoint c(path_, kFingerprint, true);
+    c.open();  // as the driver does once the inputs are checked
     const auto got = c.completed("m");
     ASSERT_EQ(got.size(), 2U);
     expect_same(got[1], make_bin("m", 1, "ok"));
@@ -260,6 +273,7 @@ TEST_F(CheckpointDamage, CorruptMiddleRecordEndsTheUsableJournal) {
   bytes[at] = static_cast<char>(bytes[at] ^ 0x01);
   spit(path_, bytes);
   Checkpoint c(path_, kFingerprint, true);
+  c.open();  // as the driver does once the inputs are checked
   const auto got = c.completed("m");
   ASSERT_EQ(got.size(), 1U);
   expect_same(got[0], make_bin("m", 0, "ok"));
@@ -284,17 +298,20 @@ TEST_F(CheckpointDamage, DifferentFingerprintIsRefusedNamingTheFirstDifference) 
   // A refused journal is left as it was and still resumes with its own configuration.
   EXPECT_EQ(slurp(path_), pristine_);
   Checkpoint c(path_, kFingerprint, true);
+  c.open();  // as the driver does once the inputs are checked
   EXPECT_EQ(c.loaded(), 3U);
 }
 
 TEST_F(CheckpointDamage, WithoutResumeTheOldJournalIsReplaced) {
   {
     Checkpoint c(path_, "tool=other\n", false);
+    c.open();  // as the driver does once the inputs are checked
     EXPECT_EQ(c.loaded(), 0U);
     // Header only, now holding the new fingerprint.
     EXPECT_EQ(size(), layout_.header - kFingerprint.size() + std::string("tool=other\n").size());
   }
   Checkpoint r(path_, "tool=other\n", true);  // the new fingerprint is the one stored
+  r.open();                                   // as the driver does once the inputs are checked
   EXPECT_EQ(r.loaded(), 0U);
   EXPECT_NE(usage_message([&] { Checkpoint c(path_, kFingerprint, true); }), "");
 }
@@ -312,7 +329,10 @@ TEST_F(CheckpointTest, FileThatIsNoCheckpointIsRefusedUntouched) {
 }
 
 TEST_F(CheckpointTest, TruncatedHeaderIsRefused) {
-  { Checkpoint c(path_, kFingerprint, false); }
+  {
+    Checkpoint c(path_, kFingerprint, false);
+    c.open();
+  }
   const std::string header = slurp(path_);
   for (std::size_t cut = 0; cut < header.size(); ++cut) {
     SCOPED_TRACE(fmt::format("header cut at byte {} of {}", cut, header.size()));
@@ -324,6 +344,7 @@ TEST_F(CheckpointTest, TruncatedHeaderIsRefused) {
 TEST_F(CheckpointTest, RemoveDeletesTheJournal) {
   {
     Checkpoint c(path_, kFingerprint, false);
+    c.open();  // as the driver does once the inputs are checked
     c.append(make_bin("m", 0, "ok"));
     c.flush();
     ASSERT_TRUE(fs::exists(path_));
@@ -335,6 +356,7 @@ TEST_F(CheckpointTest, RemoveDeletesTheJournal) {
 
 TEST_F(CheckpointTest, WritesAreBatchedByCountAndTime) {
   Checkpoint c(path_, kFingerprint, false);
+  c.open();  // as the driver does once the inputs are checked
   const std::uintmax_t header = size();
   ASSERT_GT(header, 0U);
   for (std::int64_t p = 0; p < 3; ++p) {
@@ -369,11 +391,35 @@ TEST_F(CheckpointTest, WritesAreBatchedByCountAndTime) {
 // A flush with nothing pending must not leave the journal in "write at once" mode.
 TEST_F(CheckpointTest, FlushWithNothingPendingDoesNotDefeatBatching) {
   Checkpoint c(path_, kFingerprint, false);
+  c.open();  // as the driver does once the inputs are checked
   const std::uintmax_t header = size();
   c.flush();
   c.append(make_bin("m", 0, "ok"));
   c.flush_if_due();
   EXPECT_EQ(size(), header);
+}
+
+// Bad input found before the bins leaves an old journal exactly as it was: nothing is
+// truncated, replaced or removed until open().
+TEST_F(CheckpointTest, NothingIsTouchedBeforeOpen) {
+  {
+    Checkpoint c(path_, kFingerprint, false);
+    c.open();
+    c.append(make_bin("m", 0, "ok"));
+    c.flush();
+  }
+  const auto size = fs::file_size(path_);
+  {
+    Checkpoint fresh(path_, "tool=other\n", false);  // clobber=yes, then refused
+  }
+  EXPECT_EQ(fs::file_size(path_), size);
+  {
+    Checkpoint fresh(path_, "tool=other\n", false);
+    fresh.remove();  // the driver's clean-up after bad input: not this run's journal
+  }
+  ASSERT_TRUE(fs::exists(path_));
+  Checkpoint r(path_, kFingerprint, true);
+  EXPECT_EQ(r.loaded(), 1U);
 }
 
 }  // namespace

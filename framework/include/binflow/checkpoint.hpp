@@ -30,9 +30,10 @@ struct CompletedBin {
 /// Rank 0 only. Not thread-safe.
 class Checkpoint {
 public:
-  /// Opens the journal at `path`. With `resume`, existing records whose header matches
+  /// The journal at `path`. With `resume`, existing records whose header matches
   /// `fingerprint` are loaded (UsageError if it was written by a different tool or
-  /// parameters); otherwise any old journal is replaced.
+  /// parameters). Nothing is written, truncated or replaced until open() (or the first
+  /// write), so a run refused on bad input leaves an old journal as it was.
   Checkpoint(std::string path, std::string fingerprint, bool resume);
   Checkpoint(const Checkpoint&) = delete;
   Checkpoint& operator=(const Checkpoint&) = delete;
@@ -43,13 +44,16 @@ public:
   [[nodiscard]] std::vector<CompletedBin> completed(std::string_view name) const;
   [[nodiscard]] std::size_t loaded() const { return loaded_.size(); }
 
+  /// Opens the file for this run: keeps the loaded records (resume) or replaces the old
+  /// journal. Called when the tool's input checks have passed; idempotent.
+  void open();
   void append(const CompletedBin& bin);
   /// Writes buffered records to the file when 256 are pending or 0.25 s have passed
   /// since the last write, and syncs to disk every 5 s. Cheap when nothing is due.
   void flush_if_due();
   /// Writes everything now and syncs to disk.
   void flush();
-  /// Deletes the journal (the final output is in place).
+  /// Deletes the journal (the final output is in place); nothing if this run never opened it.
   void remove();
   [[nodiscard]] const std::string& path() const { return path_; }
 
@@ -59,6 +63,8 @@ private:
   std::string path_;
   std::string fingerprint_;
   std::FILE* file_ = nullptr;
+  std::int64_t keep_bytes_ = 0;  // what open() keeps of the old file (the loaded records)
+  bool opened_ = false;
   std::vector<CompletedBin> loaded_;
   std::string pending_;
   std::size_t pending_records_ = 0;
