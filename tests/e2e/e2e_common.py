@@ -11,8 +11,28 @@ import h5py
 import numpy as np
 
 
-class Context:
+class Checks:
+    """Named checks printed as they run; finish() exits 1 if any failed."""
+
     def __init__(self):
+        self.failures = 0
+
+    def check(self, condition, what, detail=""):
+        print(("ok    " if condition else "FAIL  ") + what, flush=True)
+        if not condition:
+            self.failures += 1
+            if detail:
+                print("      " + str(detail).replace("\n", "\n      "), flush=True)
+        return condition
+
+    def finish(self):
+        print(f"{self.failures} failed" if self.failures else "all checks passed", flush=True)
+        sys.exit(1 if self.failures else 0)
+
+
+class Context(Checks):
+    def __init__(self):
+        super().__init__()
         parser = argparse.ArgumentParser()
         parser.add_argument("--binflow", required=True)
         parser.add_argument("--mpiexec", default="mpirun")
@@ -29,7 +49,6 @@ class Context:
             self.env.setdefault("OMPI_ALLOW_RUN_AS_ROOT_CONFIRM", "1")
         # More ranks than cores on a 2-core CI machine.
         self.env.setdefault("OMPI_MCA_rmaps_base_oversubscribe", "1")
-        self.failures = 0
 
     def path(self, name):
         return os.path.join(self.workdir, name)
@@ -51,19 +70,6 @@ class Context:
         return subprocess.Popen(self.command(args, ranks), env=full_env, cwd=self.workdir,
                                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
-
-    def check(self, condition, what, detail=""):
-        print(("ok    " if condition else "FAIL  ") + what, flush=True)
-        if not condition:
-            self.failures += 1
-            if detail:
-                print("      " + str(detail).replace("\n", "\n      "), flush=True)
-        return condition
-
-    def finish(self):
-        print(f"{self.failures} failed" if self.failures else "all checks passed", flush=True)
-        sys.exit(1 if self.failures else 0)
-
 
 def descendants(pid):
     """Every process below `pid` (mpirun puts each rank in a process group of its own,

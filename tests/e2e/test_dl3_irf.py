@@ -25,10 +25,11 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import warnings
 
 import numpy as np
+
+import e2e_common
 import astropy.units as u
 from astropy.coordinates import SkyCoord, SkyOffsetFrame
 from astropy.io import fits
@@ -49,17 +50,8 @@ from gammapy.maps import MapAxis  # noqa: E402
 TOLERANCE = 1e-6
 
 
-class Checks:
-    def __init__(self):
-        self.failures = 0
-
-    def check(self, condition, what, detail=""):
-        print(("ok    " if condition else "FAIL  ") + what, flush=True)
-        if not condition:
-            self.failures += 1
-            if detail:
-                print("      " + str(detail).replace("\n", "\n      "), flush=True)
-        return condition
+class Checks(e2e_common.Checks):
+    """With comparisons of arrays to a relative tolerance."""
 
     def close(self, what, ours, reference, tolerance=TOLERANCE, absolute=0.0):
         ours = np.asarray(ours, dtype=float)
@@ -387,8 +379,7 @@ def main():
     print("measured agreement with Gammapy (max relative deviation over all points):")
     for name, values in worst.items():
         print(f"  {name:24s} {max(values):.2e}")
-    print(f"{checks.failures} failed" if checks.failures else "all checks passed", flush=True)
-    sys.exit(1 if checks.failures else 0)
+    checks.finish()
 
 
 if __name__ == "__main__":
