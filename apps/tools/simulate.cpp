@@ -1,7 +1,6 @@
 #include "tools/simulate.hpp"
 
 #include <algorithm>
-#include <charconv>
 #include <chrono>
 #include <cmath>
 #include <utility>
@@ -13,6 +12,7 @@
 #include "binflow/ordered_log.hpp"
 #include "science/event_file.hpp"
 #include "science/gti.hpp"
+#include "science/time_spec.hpp"
 #include "tools/analysis.hpp"
 
 namespace binflow::apps {
@@ -23,14 +23,12 @@ double wall_seconds() {
   return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
 }
 
-double parse_time(const std::string& text, double middle) {
+// t_peak: 'middle', or a time in any form of the time parameters (MET s, MJD, ISO date).
+double peak_time(const std::string& text, double middle, double mjdref) {
   if (text == "middle") return middle;
-  double value = 0.0;
-  const auto [end, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
-  if (ec != std::errc{} || end != text.data() + text.size() || !std::isfinite(value)) {
-    throw UsageError(fmt::format("t_peak: '{}' is neither a time in MET s nor 'middle'", text));
-  }
-  return value;
+  const science::TimeSpec time = science::TimeSpec::parse(text, "t_peak");
+  if (!time.given()) throw UsageError("t_peak: give a time or 'middle'");
+  return time.seconds(mjdref);
 }
 
 }  // namespace
@@ -58,7 +56,8 @@ void SimulateTool::declare(ParameterSet& params) {
       "with mean 1 over a turn");
   params.add("amplitude", p_.amplitude, "flare amplitude (profile=flare)", Range<double>{0.0, {}});
   params.add("t_peak", p_.t_peak,
-             "flare peak, MET s, or 'middle' = halfway between the first GTI start and the "
+             "flare peak: MET s, 'MJD x', an ISO 8601 date, or 'middle' = halfway between the "
+             "first GTI start and the "
              "last GTI stop (profile=flare)");
   params.add("width", p_.width, "flare Gaussian width sigma, s, > 0 (profile=flare)");
   params
@@ -124,7 +123,8 @@ void SimulateTool::validate() {
   const double middle = gti.size() == 0 ? p_.tstart : 0.5 * (gti.start.front() + gti.stop.back());
   science::TimeProfile profile = science::TimeProfile::constant();
   if (p_.profile == "flare") {
-    profile = science::TimeProfile::flare(p_.amplitude, parse_time(p_.t_peak, middle), p_.width);
+    profile = science::TimeProfile::flare(
+        p_.amplitude, peak_time(p_.t_peak, middle, observation_.info.mjdref), p_.width);
   } else if (p_.profile == "table") {
     profile = science::TimeProfile::from_file(p_.profile_file);
   } else if (p_.profile == "pulsar") {
