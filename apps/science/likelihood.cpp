@@ -1079,6 +1079,13 @@ Interpolated FitTables::interpolate(double u) const {
 
 // ---------------------------------------------------------------------------------------
 
+void RoiEvents::append_part(std::size_t observation, const RoiEvents& more) {
+  energy.insert(energy.end(), more.energy.begin(), more.energy.end());
+  theta.insert(theta.end(), more.theta.begin(), more.theta.end());
+  livetime += more.livetime;
+  parts.push_back({observation, more.energy.size(), more.livetime});
+}
+
 RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
                      double deadtime_fraction, const FitSettings& settings) {
   RoiEvents roi;

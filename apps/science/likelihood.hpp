@@ -40,7 +40,21 @@ struct FitSettings {
 struct RoiEvents {
   std::vector<double> energy;  ///< TeV
   std::vector<double> theta;   ///< deg from the source
-  double livetime = 0.0;       ///< s
+  double livetime = 0.0;       ///< s (with parts: the sum of theirs)
+
+  /// A run of consecutive events from one observation of a fitter built on several
+  /// (DL3): the observation's index in the fitter, its events and its livetime in the bin.
+  struct Part {
+    std::size_t observation = 0;
+    std::size_t count = 0;
+    double livetime = 0.0;  ///< s
+  };
+  /// Empty: every event is observation 0's, with `livetime`. A part may hold no events (its
+  /// livetime still counts in the exposure).
+  std::vector<Part> parts;
+
+  /// Appends `more`'s events and livetime as one part of observation `observation`.
+  void append_part(std::size_t observation, const RoiEvents& more);
 };
 
 /// Events with t0 <= time < t1 inside a GTI, emin <= energy <= emax and
