@@ -79,6 +79,8 @@ def parse_args():
     p.add_argument("--emin", type=float, default=0.1)
     p.add_argument("--emax", type=float, default=100.0)
     p.add_argument("--theta_max", type=float, default=0.2, help="ROI radius, deg")
+    p.add_argument("--binsz", type=float, default=0.02, help="map pixel size, deg")
+    p.add_argument("--per_decade", type=int, default=10, help="energy bins per decade")
     p.add_argument("--ra", type=float, default=None, help="source RA (default: fixture.json or Crab)")
     p.add_argument("--dec", type=float, default=None)
     return p.parse_args()
@@ -130,16 +132,22 @@ class Reducer:
     """One MapDataset (counts, exposure, background, psf; diagonal edisp) per observation or
     observation piece, on the analysis geometry."""
 
-    def __init__(self, source, emin, emax, theta_max):
-        energy = MapAxis.from_energy_bounds(emin, emax, nbin=10, per_decade=True, unit="TeV",
+    def __init__(self, source, emin, emax, theta_max, binsz, per_decade):
+        energy = MapAxis.from_energy_bounds(emin, emax, nbin=per_decade, per_decade=True, unit="TeV",
                                             name="energy")
         self.energy = energy
         self.energy_true = MapAxis.from_energy_edges(energy.edges, name="energy_true")
         width = 2.0 * (theta_max + 0.1)
-        self.geom = WcsGeom.create(skydir=source, width=width * u.deg, binsz=0.02, frame="icrs",
+        self.geom = WcsGeom.create(skydir=source, width=width * u.deg, binsz=binsz, frame="icrs",
                                    proj="TAN", axes=[energy])
         self.mask_fit = self.geom.region_mask([CircleSkyRegion(center=source, radius=theta_max * u.deg)])
         self.maker = MapDatasetMaker(selection=["counts", "exposure", "background", "psf"])
+
+    def mask_solid_angle(self):
+        """Solid angle of the fit mask's pixels (one energy plane), deg^2: the ROI Gammapy fits
+        in place of the circle's pi theta_max^2."""
+        plane = self.mask_fit.data[0]
+        return float(np.sum(self.geom.to_image().solid_angle().to_value("deg2")[plane]))
 
     def dataset(self, obs, name):
         empty = MapDataset.create(self.geom, energy_axis_true=self.energy_true, name=name)
@@ -223,7 +231,7 @@ def main():
     print(f"read {len(observations)} observations, {sum(len(o.events.table) for o in observations)} "
           f"events [{t_read:.1f} s]", flush=True)
 
-    reducer = Reducer(source, args.emin, args.emax, args.theta_max)
+    reducer = Reducer(source, args.emin, args.emax, args.theta_max, args.binsz, args.per_decade)
 
     # ---- light curve ----------------------------------------------------------------------
     t = time.time()
@@ -366,8 +374,9 @@ def main():
         "creator": f"tests/e2e/gammapy_reference.py, gammapy {gammapy.__version__}",
         "datastore": os.path.abspath(args.datastore),
         "settings": {"source_ra": ra, "source_dec": dec, "theta_max": args.theta_max,
-                     "emin": args.emin, "emax": args.emax, "binsz": 0.02,
-                     "energy_bins_per_decade": 10, "index": INDEX_REF, "N0_ref": N0_REF, "E0": E0_REF,
+                     "emin": args.emin, "emax": args.emax, "binsz": args.binsz,
+                     "energy_bins_per_decade": args.per_decade,
+                     "mask_solid_angle_deg2": reducer.mask_solid_angle(), "index": INDEX_REF, "N0_ref": N0_REF, "E0": E0_REF,
                      "tbins": args.tbins, "tbinalg": "LIN", "ul_delta_2lnL": UL_DELTA,
                      "fit_backend": backend, "reoptimize": True, "edisp": "diagonal (none)",
                      "time_axis": "seconds since the first observation's MJDREF",
