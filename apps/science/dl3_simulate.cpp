@@ -81,9 +81,8 @@ struct TrialTables {
 double TrialChannel::envelope(double energy) const {
   const double u = std::log(energy);
   const auto above = std::upper_bound(log_energy.begin(), log_energy.end(), u);
-  const auto i = static_cast<std::size_t>(
-      std::clamp<std::ptrdiff_t>(above - log_energy.begin() - 1, 0,
-                                 static_cast<std::ptrdiff_t>(log_energy.size()) - 2));
+  const auto i = static_cast<std::size_t>(std::clamp<std::ptrdiff_t>(
+      above - log_energy.begin() - 1, 0, static_cast<std::ptrdiff_t>(log_energy.size()) - 2));
   const double w = std::clamp((u - log_energy[i]) / (log_energy[i + 1] - log_energy[i]), 0.0, 1.0);
   // On a grid point that ends a cell of zero mass, the live side's value (never -inf * 0).
   if (w == 0.0) return std::exp(log_envelope[i]);
