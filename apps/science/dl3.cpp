@@ -541,6 +541,13 @@ public:
       throw UsageError(fmt::format("{}: is {}, expected a declination in [-90, 90] deg",
                                    key("DEC_PNT"), describe_value(obs.dec_pnt)));
     }
+    // The target (GADF's RA_OBJ/DEC_OBJ, optional): the source position a tool defaults to.
+    const std::optional<double> ra_obj = file.key_double("RA_OBJ");
+    const std::optional<double> dec_obj = file.key_double("DEC_OBJ");
+    if (ra_obj && dec_obj && std::isfinite(*ra_obj) && std::isfinite(*dec_obj) &&
+        std::abs(*dec_obj) <= 90.0) {
+      obs.target = std::array<double, 2>{*ra_obj, *dec_obj};
+    }
     obs.ontime = file.require_double("ONTIME") * frame->unit;
     if (!std::isfinite(obs.ontime) || obs.ontime <= 0.0) {
       throw UsageError(fmt::format("{}: is {}, expected a positive time", key("ONTIME"),

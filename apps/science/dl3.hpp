@@ -6,6 +6,7 @@
 // Everything here is serial and independent of MPI: every rank may open the same data set
 // on its own. A DataSet is immutable after open() and may be shared by threads; an
 // EventReader holds an open cfitsio file and is for one thread.
+#include <array>
 #include <cstdint>
 #include <optional>
 #include <string>
@@ -60,6 +61,8 @@ struct Observation {
   std::string object;     ///< OBJECT, "" if absent
   double ra_pnt = 0.0;    ///< deg (RA_PNT of EVENTS)
   double dec_pnt = 0.0;   ///< deg
+  /// RA_OBJ and DEC_OBJ of EVENTS (deg), when both are there and valid.
+  std::optional<std::array<double, 2>> target;
   double ontime = 0.0;    ///< s (ONTIME)
   double livetime = 0.0;  ///< s (LIVETIME, or ONTIME * DEADC)
   /// Axis time = TIME (converted to s) + time_shift: the difference of this observation's

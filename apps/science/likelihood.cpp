@@ -15,6 +15,7 @@
 
 #include "binflow/error.hpp"
 #include "binflow/parallel.hpp"
+#include "science/dl3_response.hpp"
 #include "science/geometry.hpp"
 #include "science/gti.hpp"
 #include "science/integrate.hpp"
@@ -58,6 +59,15 @@ struct SourceIntegral {
   double var = 0.0;   // their variance = A''/A - ubar^2
 };
 
+// The integrals of the model of one bin (of one observation, or the livetime-weighted sum
+// over the observations of a bin): the Simpson nodes of A(gamma), node_w = weight * aeff *
+// Fpsf * E at the shared node_u, and B = pi theta_max^2 Int bkg_rate dE.
+struct ModelIntegrals {
+  std::vector<double> node_w;
+  double bkg_integral = 0.0;
+  SourceIntegral reference;  // at gamma_ref
+};
+
 struct FitTables {
   FitSettings settings;
   std::vector<double> log_energy;  // the IRF grid in ln E
@@ -68,16 +78,28 @@ struct FitTables {
   double u_hi = 0.0;
   double tol_lo = 0.0;
   double tol_hi = 0.0;
-  // Simpson nodes of Int E^-gamma aeff Fpsf dE: node_w = weight * aeff * Fpsf * E.
+  // Simpson nodes in ln E over [emin, emax] (simpson_log's), shared by every observation.
   std::vector<double> node_u;
-  std::vector<double> node_w;
-  double simpson_factor = 0.0;      // h / 3
-  double bkg_integral = 0.0;        // B = pi theta_max^2 Int bkg_rate dE
-  double ul_delta = 0.0;            // the chi^2 quantile of the limit
-  SourceIntegral reference_source;  // at gamma_ref
+  double simpson_factor = 0.0;  // h / 3
+  double ul_delta = 0.0;        // the chi^2 quantile of the limit
+  // One observation with a Gaussian PSF (a Response; the cell tables above) ...
+  ModelIntegrals model;
+  // ... or several DL3 observations, each with its integrals (the cell tables unused).
+  std::vector<dl3::ObservationResponse> observations;
+  std::vector<ModelIntegrals> observation_models;
 
   FitTables(const Response& response, const FitSettings& s);
+  FitTables(std::vector<dl3::ObservationResponse> responses, const FitSettings& s);
+  [[nodiscard]] bool per_observation() const { return !observations.empty(); }
   [[nodiscard]] Interpolated interpolate(double u) const;
+  // Simpson's 1, 4, 2, ..., 4, 1 at node i.
+  [[nodiscard]] static double simpson_weight(std::size_t i) {
+    if (i == 0 || i == static_cast<std::size_t>(simpson_intervals)) return 1.0;
+    return i % 2 == 1 ? 4.0 : 2.0;
+  }
+
+private:
+  void set_nodes();
 };
 
 }  // namespace detail
@@ -85,6 +107,7 @@ struct FitTables {
 namespace {
 
 using detail::FitTables;
+using detail::ModelIntegrals;
 using detail::SourceIntegral;
 
 constexpr double nan = std::numeric_limits<double>::quiet_NaN();
@@ -177,12 +200,12 @@ struct EventColumns {
 };
 
 // Returns the number of events outside the response and the sum of ln(b) over the others.
-[[gnu::noinline]] std::array<double, 2> prepare_block(const FitTables& t, const double* energy,
-                                                      const double* theta, EventColumns& c,
-                                                      std::size_t begin, std::size_t end) {
+[[gnu::noinline]] std::array<double, 2> prepare_block(const FitTables& t, double inv_bkg,
+                                                      const double* energy, const double* theta,
+                                                      EventColumns& c, std::size_t begin,
+                                                      std::size_t end) {
   double outside = 0.0;
   double sum_log_b = 0.0;
-  const double inv_bkg = 1.0 / t.bkg_integral;
   for (std::size_t i = begin; i < end; ++i) {
     const double u = std::log(energy[i]);
     const detail::Interpolated r = t.interpolate(u);
@@ -195,6 +218,32 @@ struct EventColumns {
       outside += 1.0;
     } else {
       sum_log_b += r.log_bkg;
+    }
+  }
+  return {outside, sum_log_b};
+}
+
+// The same for the events of one DL3 observation, stored from `offset` on: its livetime
+// share `weight` = T_o / T goes into lc and q (docs/science.md, "For the tools"); the PSF's
+// density is in lc, so norm is 1.
+[[gnu::noinline]] std::array<double, 2> prepare_observation_block(
+    const dl3::ObservationResponse& r, double weight, double inv_bkg, const double* energy,
+    const double* theta, EventColumns& c, std::size_t offset, std::size_t begin, std::size_t end) {
+  double outside = 0.0;
+  double sum_log_b = 0.0;
+  for (std::size_t i = begin; i < end; ++i) {
+    const double e = energy[i];
+    const double a = r.aeff(e) * r.psf_density(e, theta[i]);
+    const double b = weight * r.bkg_rate_per_livetime(e);
+    const std::size_t k = offset + i;
+    c.u[k] = std::log(e);
+    c.lc[k] = a > 0.0 ? std::log(weight * a) : -inf;
+    c.norm[k] = 1.0;
+    c.q[k] = b * inv_bkg;
+    if (a == 0.0 && b == 0.0) {
+      outside += 1.0;
+    } else {
+      sum_log_b += std::log(b);
     }
   }
   return {outside, sum_log_b};
@@ -398,14 +447,14 @@ Argmax maximise_1d(const Eval& eval, double lo, double hi, double x0, const Tole
 // ---------------------------------------------------------------------------------------
 // The events of one bin in the form the fit uses.
 
-SourceIntegral source_integral(const FitTables& t, double gamma) {
-  if (gamma == t.settings.gamma_ref && t.reference_source.a > 0.0) return t.reference_source;
+SourceIntegral source_integral(const FitTables& t, const ModelIntegrals& m, double gamma) {
+  if (gamma == t.settings.gamma_ref && m.reference.a > 0.0) return m.reference;
   double s0 = 0.0;
   double s1 = 0.0;
   double s2 = 0.0;
   for (std::size_t k = 0; k < t.node_u.size(); ++k) {
     const double u = t.node_u[k];
-    const double w = t.node_w[k] * std::exp(-gamma * u);
+    const double w = m.node_w[k] * std::exp(-gamma * u);
     s0 += w;
     s1 += w * u;
     s2 += w * u * u;
@@ -413,6 +462,30 @@ SourceIntegral source_integral(const FitTables& t, double gamma) {
   if (!(s0 > 0.0)) return {0.0, nan, nan};
   const double ubar = s1 / s0;
   return {s0 * t.simpson_factor, ubar, s2 / s0 - ubar * ubar};
+}
+
+// The parts of a bin's events: one of observation 0 when it has none.
+std::vector<RoiEvents::Part> parts_of(const RoiEvents& events) {
+  if (!events.parts.empty()) return events.parts;
+  return {{0, events.energy.size(), events.livetime}};
+}
+
+// The integrals of a bin's model: those of the one observation, or the sum over the
+// observations of the bin weighted by their livetime share T_o / T.
+ModelIntegrals bin_model(const FitTables& t, const RoiEvents& events) {
+  if (!t.per_observation()) return t.model;
+  ModelIntegrals m;
+  m.node_w.assign(t.node_u.size(), 0.0);
+  if (!(events.livetime > 0.0)) return m;
+  for (const RoiEvents::Part& part : parts_of(events)) {
+    const double weight = part.livetime / events.livetime;
+    if (weight == 0.0) continue;
+    const ModelIntegrals& o = t.observation_models[part.observation];
+    for (std::size_t k = 0; k < m.node_w.size(); ++k) m.node_w[k] += weight * o.node_w[k];
+    m.bkg_integral += weight * o.bkg_integral;
+  }
+  m.reference = source_integral(t, m, t.settings.gamma_ref);
+  return m;
 }
 
 // d/dgamma of Int_emin^emax E^-gamma dE = -Int u e^(g u) du over [ln emin, ln emax], g = 1 - gamma.
@@ -434,21 +507,18 @@ double power_law_integral_dgamma(double gamma, double emin, double emax) {
   return -(primitive(ub) - primitive(ua));
 }
 
+// One bin's events and model during its fit. `model` (bin_model) must outlive the Bin.
 class Bin {
 public:
-  Bin(const FitTables& t, const RoiEvents& events, int threads)
-      : t_(t), livetime_(events.livetime), roi_events_(events.energy.size()) {
-    const std::size_t n = events.energy.size();
-    c_.resize(n);
-    const Blocks blocks(n, threads);
-    const double* energy = events.energy.data();
-    const double* theta = events.theta.data();
-    const auto sums = blocks.sum<2>(
-        [&](std::size_t b, std::size_t e) { return prepare_block(t_, energy, theta, c_, b, e); });
+  Bin(const FitTables& t, const ModelIntegrals& model, const RoiEvents& events, int threads)
+      : t_(t), model_(model), livetime_(events.livetime), roi_events_(events.energy.size()) {
+    c_.resize(events.energy.size());
+    const auto sums = t.per_observation() ? prepare_observations(events, threads)
+                                          : prepare_one(events, threads);
     outside_ = static_cast<std::size_t>(sums[0]);
     if (outside_ > 0) drop_outside();
     blocks_ = Blocks(c_.u.size(), threads);
-    sum_log_q_ = sums[1] - count() * std::log(t_.bkg_integral);
+    sum_log_q_ = sums[1] - count() * std::log(bkg_integral());
   }
 
   [[nodiscard]] std::size_t n() const { return c_.u.size(); }
@@ -456,13 +526,14 @@ public:
   [[nodiscard]] std::size_t outside() const { return outside_; }
   [[nodiscard]] std::size_t roi_events() const { return roi_events_; }
   [[nodiscard]] double livetime() const { return livetime_; }
+  [[nodiscard]] double bkg_integral() const { return model_.bkg_integral; }
   [[nodiscard]] const SourceIntegral& source() const { return source_; }
   [[nodiscard]] double gamma() const { return gamma_; }
 
   void set_gamma(double gamma) {
     if (gamma == gamma_) return;
     gamma_ = gamma;
-    source_ = source_integral(t_, gamma);
+    source_ = source_integral(t_, model_, gamma);
     if (!(source_.a > 0.0)) return;
     const double inv_a = 1.0 / source_.a;
     blocks_.each(
@@ -546,6 +617,35 @@ public:
   [[nodiscard]] LikelihoodDerivatives derivatives(double n0, double beta, bool with_lnl) const;
 
 private:
+  std::array<double, 2> prepare_one(const RoiEvents& events, int threads) {
+    const double* energy = events.energy.data();
+    const double* theta = events.theta.data();
+    const double inv_bkg = 1.0 / bkg_integral();
+    return Blocks(events.energy.size(), threads).sum<2>([&](std::size_t b, std::size_t e) {
+      return prepare_block(t_, inv_bkg, energy, theta, c_, b, e);
+    });
+  }
+
+  // Part by part, each with its own blocks (sums added in part order: deterministic).
+  std::array<double, 2> prepare_observations(const RoiEvents& events, int threads) {
+    std::array<double, 2> total{};
+    const double inv_bkg = 1.0 / bkg_integral();
+    std::size_t offset = 0;
+    for (const RoiEvents::Part& part : parts_of(events)) {
+      const dl3::ObservationResponse& r = t_.observations[part.observation];
+      const double weight = part.livetime / livetime_;
+      const double* energy = events.energy.data() + offset;
+      const double* theta = events.theta.data() + offset;
+      const auto sums = Blocks(part.count, threads).sum<2>([&](std::size_t b, std::size_t e) {
+        return prepare_observation_block(r, weight, inv_bkg, energy, theta, c_, offset, b, e);
+      });
+      total[0] += sums[0];
+      total[1] += sums[1];
+      offset += part.count;
+    }
+    return total;
+  }
+
   void drop_outside() {
     std::size_t k = 0;
     for (std::size_t i = 0; i < c_.u.size(); ++i) {
@@ -560,6 +660,7 @@ private:
   }
 
   const FitTables& t_;
+  const ModelIntegrals& model_;
   double livetime_;
   std::size_t roi_events_;
   std::size_t outside_ = 0;
@@ -572,7 +673,7 @@ private:
 
 LikelihoodDerivatives Bin::derivatives(double n0, double beta, bool with_lnl) const {
   const double a = source_.a;
-  const double b = t_.bkg_integral;
+  const double b = bkg_integral();
   const double tl = livetime_;
   const auto s = blocks_.sum<11>([&](std::size_t bb, std::size_t e) {
     return with_lnl ? derivative_block<true>(c_, n0 * a, a, beta * b, b, tl, bb, e)
@@ -607,14 +708,14 @@ struct Optimum {
 };
 
 // Start from the excess over the background model at beta = 1 (T B expected counts).
-double start_fraction(const Bin& bin, const FitTables& t) {
-  const double background = bin.livetime() * t.bkg_integral;
+double start_fraction(const Bin& bin) {
+  const double background = bin.livetime() * bin.bkg_integral();
   return std::clamp(1.0 - background / bin.count(), 0.05, 0.95);
 }
 
 Optimum fit_fixed(Bin& bin, const FitTables& t) {
   bin.set_gamma(t.settings.gamma_ref);
-  const Argmax r = bin.solve_fraction(start_fraction(bin, t));
+  const Argmax r = bin.solve_fraction(start_fraction(bin));
   Optimum o{r.x, r.iterations, r.converged, ""};
   if (!r.converged) {
     o.message = fmt::format("the source fraction did not converge in {} iterations", r.iterations);
@@ -626,7 +727,7 @@ Optimum fit_fixed(Bin& bin, const FitTables& t) {
 // index has no effect (h is flat), which the Newton steps treat as overshooting.
 Optimum fit_free(Bin& bin, const FitTables& t) {
   const FitSettings& s = t.settings;
-  double f = start_fraction(bin, t);
+  double f = start_fraction(bin);
   bool inner_failed = false;
   int evaluations = 0;
   const auto eval = [&](double gamma) {
@@ -733,15 +834,15 @@ struct LimitStart {
   double mu_slope = 0.0;
 };
 
-LimitStart limit_start(const LikelihoodDerivatives& d, const Bin& bin, const FitTables& t,
-                       double s_hat, double delta) {
+LimitStart limit_start(const LikelihoodDerivatives& d, const Bin& bin, double s_hat,
+                       double delta) {
   const auto& h = d.hessian;
   const double det = h[0][0] * h[2][2] - h[0][2] * h[0][2];
   const double to_counts = bin.livetime() * bin.source().a;  // ds / dN0
   LimitStart start;
   if (det > 0.0 && h[2][2] < 0.0) {
     start.s = s_hat + std::sqrt(delta * -h[2][2] / det) * to_counts;
-    start.mu_slope = -h[0][2] / h[2][2] * t.bkg_integral / bin.source().a;
+    start.mu_slope = -h[0][2] / h[2][2] * bin.bkg_integral() / bin.source().a;
   }
   return start;
 }
@@ -858,7 +959,8 @@ double limit_free_index(Bin& bin, const FitTables& t, double lnl_best, double ga
   return nan;
 }
 
-FitResult empty_result(const FitTables& t, const RoiEvents& events, std::string message) {
+FitResult empty_result(const FitTables& t, const ModelIntegrals& model, const RoiEvents& events,
+                       std::string message) {
   const FitSettings& s = t.settings;
   FitResult r;
   r.status = std::string(bin_status::empty);
@@ -869,7 +971,7 @@ FitResult empty_result(const FitTables& t, const RoiEvents& events, std::string 
   r.n0_err = r.beta_err = r.gamma_err = r.flux_err = nan;
   r.n0_ul = r.flux_ul = nan;
   // With no events lnL = -s - mu, so the profile limit is s = delta / 2 counts.
-  const double a = source_integral(t, s.gamma_ref).a;
+  const double a = source_integral(t, model, s.gamma_ref).a;
   if (s.calc_ulim && events.livetime > 0.0 && a > 0.0) {
     r.n0_ul = 0.5 * t.ul_delta / (events.livetime * a);
     r.flux_ul = power_law_integral(r.n0_ul, s.gamma_ref, s.emin, s.emax);
@@ -877,10 +979,24 @@ FitResult empty_result(const FitTables& t, const RoiEvents& events, std::string 
   return r;
 }
 
-void check_columns(const RoiEvents& events) {
+void check_columns(const FitTables& t, const RoiEvents& events) {
   if (events.energy.size() != events.theta.size()) {
     throw InternalError(fmt::format("RoiEvents has {} energies but {} offsets",
                                     events.energy.size(), events.theta.size()));
+  }
+  const std::size_t observations = t.per_observation() ? t.observations.size() : 1;
+  std::size_t count = 0;
+  for (const RoiEvents::Part& part : parts_of(events)) {
+    if (part.observation >= observations || !(part.livetime >= 0.0)) {
+      throw InternalError(fmt::format("RoiEvents part of observation {} (livetime {}) for a "
+                                      "fitter of {} observations",
+                                      part.observation, part.livetime, observations));
+    }
+    count += part.count;
+  }
+  if (count != events.energy.size()) {
+    throw InternalError(fmt::format("RoiEvents parts hold {} events of {}", count,
+                                    events.energy.size()));
   }
 }
 
@@ -897,7 +1013,7 @@ FitResult best_fit(const Bin& bin, const FitTables& t, const Optimum& o) {
   r.iterations = o.iterations;
   r.gamma = bin.gamma();
   r.n0 = src / (r.livetime * bin.source().a);
-  r.beta = bkg / (r.livetime * t.bkg_integral);
+  r.beta = bkg / (r.livetime * bin.bkg_integral());
   r.npred = src + bkg;
   r.lnl = bin.sum_log(src, bkg) - r.npred;
   r.flux = power_law_integral(r.n0, r.gamma, s.emin, s.emax);
@@ -919,7 +1035,7 @@ void add_errors_ts_limit(Bin& bin, const FitTables& t, double f, FitResult& r) {
   if (s.calc_ts) r.ts = bin.ts(f, r.lnl);
   if (!s.calc_ulim) return;
   const double s_hat = f * bin.count();
-  const double counts = limit_counts(bin, f, t.ul_delta, limit_start(d, bin, t, s_hat, t.ul_delta));
+  const double counts = limit_counts(bin, f, t.ul_delta, limit_start(d, bin, s_hat, t.ul_delta));
   r.n0_ul = counts / (r.livetime * bin.source().a);
   r.flux_ul = power_law_integral(r.n0_ul, r.gamma, s.emin, s.emax);
   if (std::isnan(counts)) {
@@ -1031,26 +1147,54 @@ FitTables::FitTables(const Response& response, const FitSettings& s) : settings(
     bucket_cell.push_back(static_cast<int>(cell));
   }
 
-  const double ua = std::log(s.emin);
-  const double h = (std::log(s.emax) - ua) / simpson_intervals;
+  set_nodes();
+  // The response at the nodes from the cell table (the same rule as Response, without a
+  // round trip through E; fit_bin builds these tables for every bin).
   const double t2 = s.theta_max * s.theta_max;
-  // The nodes of simpson_log, with the response from the cell table (the same rule as
-  // Response, without a round trip through E; fit_bin builds these tables for every bin).
   double bkg_sum = 0.0;
-  for (int i = 0; i <= simpson_intervals; ++i) {
-    const double u = ua + h * i;
+  for (std::size_t i = 0; i < node_u.size(); ++i) {
+    const double u = node_u[i];
     const double e = std::exp(u);
-    const double weight = (i == 0 || i == simpson_intervals) ? 1.0 : (i % 2 == 1 ? 4.0 : 2.0);
+    const double weight = simpson_weight(i);
     const Interpolated r = interpolate(u);
     const double containment = -std::expm1(-t2 / (2.0 * r.sigma * r.sigma));
-    node_u.push_back(u);
-    node_w.push_back(weight * std::exp(r.log_aeff) * containment * e);
+    model.node_w.push_back(weight * std::exp(r.log_aeff) * containment * e);
     bkg_sum += weight * std::exp(r.log_bkg) * e;
   }
+  model.bkg_integral = std::numbers::pi * t2 * bkg_sum * simpson_factor;
+  model.reference = source_integral(*this, model, s.gamma_ref);
+}
+
+FitTables::FitTables(std::vector<dl3::ObservationResponse> responses, const FitSettings& s)
+    : settings(s), observations(std::move(responses)) {
+  validate(s);
+  if (observations.empty()) throw InternalError("BinFitter: no observations");
+  set_nodes();
+  std::vector<double> energy;
+  for (const double u : node_u) energy.push_back(std::exp(u));
+  const double t2 = s.theta_max * s.theta_max;
+  for (const dl3::ObservationResponse& r : observations) {
+    const dl3::ResponseTable table = r.tabulate(energy, s.theta_max);
+    ModelIntegrals m;
+    double bkg_sum = 0.0;
+    for (std::size_t i = 0; i < energy.size(); ++i) {
+      const double weight = simpson_weight(i);
+      m.node_w.push_back(weight * table.aeff[i] * table.psf_containment[i] * energy[i]);
+      bkg_sum += weight * table.bkg_rate[i] * energy[i];
+    }
+    m.bkg_integral = std::numbers::pi * t2 * bkg_sum * simpson_factor;
+    m.reference = source_integral(*this, m, s.gamma_ref);
+    observation_models.push_back(std::move(m));
+  }
+}
+
+// The nodes of simpson_log over [emin, emax] and the limit's quantile.
+void FitTables::set_nodes() {
+  const double ua = std::log(settings.emin);
+  const double h = (std::log(settings.emax) - ua) / simpson_intervals;
+  for (int i = 0; i <= simpson_intervals; ++i) node_u.push_back(ua + h * i);
   simpson_factor = h / 3.0;
-  bkg_integral = std::numbers::pi * t2 * bkg_sum * simpson_factor;
-  ul_delta = chi2_quantile_1dof(2.0 * s.confidence - 1.0);
-  reference_source = source_integral(*this, s.gamma_ref);
+  ul_delta = chi2_quantile_1dof(2.0 * settings.confidence - 1.0);
 }
 
 Interpolated FitTables::interpolate(double u) const {
@@ -1122,23 +1266,34 @@ double chi2_quantile_1dof(double p) {
 BinFitter::BinFitter(const Response& response, const FitSettings& settings)
     : tables_(std::make_shared<const detail::FitTables>(response, settings)) {}
 
+BinFitter::BinFitter(const std::vector<dl3::ObservationResponse>& responses,
+                     const FitSettings& settings)
+    : tables_(std::make_shared<const detail::FitTables>(responses, settings)) {}
+
 const FitSettings& BinFitter::settings() const { return tables_->settings; }
 
+std::size_t BinFitter::observations() const {
+  return tables_->per_observation() ? tables_->observations.size() : 1;
+}
+
 FitResult BinFitter::fit(const RoiEvents& events, int threads) const {
-  check_columns(events);
   const FitTables& t = *tables_;
-  if (events.energy.empty() || !(events.livetime > 0.0)) return empty_result(t, events, "");
-  if (!(t.bkg_integral > 0.0) || !(t.reference_source.a > 0.0)) {
-    FitResult r = empty_result(t, events, "");
+  check_columns(t, events);
+  const ModelIntegrals model = bin_model(t, events);
+  if (events.energy.empty() || !(events.livetime > 0.0)) {
+    return empty_result(t, model, events, "");
+  }
+  if (!(model.bkg_integral > 0.0) || !(model.reference.a > 0.0)) {
+    FitResult r = empty_result(t, model, events, "");
     r.status = std::string(bin_status::failed);
     r.n0_ul = r.flux_ul = nan;
     r.message = "the model predicts no source or no background counts in [emin, emax]";
     return r;
   }
-  Bin bin(t, events, threads);
+  Bin bin(t, model, events, threads);
   if (bin.n() == 0) {
     FitResult r = empty_result(
-        t, events, fmt::format("all {} events lie outside the response grid", bin.outside()));
+        t, model, events, fmt::format("all {} events lie outside the response grid", bin.outside()));
     r.n_events = 0;
     return r;
   }
@@ -1150,26 +1305,29 @@ FitResult BinFitter::fit(const RoiEvents& events, int threads) const {
 
 double BinFitter::log_likelihood(const RoiEvents& events, double n0, double gamma, double beta,
                                  int threads) const {
-  check_columns(events);
-  Bin bin(*tables_, events, threads);
+  check_columns(*tables_, events);
+  const ModelIntegrals model = bin_model(*tables_, events);
+  Bin bin(*tables_, model, events, threads);
   bin.set_gamma(gamma);
   const double src = bin.livetime() * n0 * bin.source().a;
-  const double bkg = bin.livetime() * beta * tables_->bkg_integral;
+  const double bkg = bin.livetime() * beta * bin.bkg_integral();
   return bin.sum_log(src, bkg) - src - bkg;
 }
 
 LikelihoodDerivatives BinFitter::derivatives(const RoiEvents& events, double n0, double gamma,
                                              double beta, int threads) const {
-  check_columns(events);
-  Bin bin(*tables_, events, threads);
+  check_columns(*tables_, events);
+  const ModelIntegrals model = bin_model(*tables_, events);
+  Bin bin(*tables_, model, events, threads);
   bin.set_gamma(gamma);
   return bin.derivatives(n0, beta, true);
 }
 
 double BinFitter::profile_log_likelihood(const RoiEvents& events, double n0, double gamma,
                                          int threads) const {
-  check_columns(events);
-  Bin bin(*tables_, events, threads);
+  check_columns(*tables_, events);
+  const ModelIntegrals model = bin_model(*tables_, events);
+  Bin bin(*tables_, model, events, threads);
   bin.set_gamma(gamma);
   const double src = bin.livetime() * n0 * bin.source().a;
   const Argmax m = bin.solve_background(src, 0.5 * bin.count());

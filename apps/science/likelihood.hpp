@@ -102,8 +102,12 @@ struct LikelihoodDerivatives {
 namespace detail {
 struct FitTables;
 }
+namespace dl3 {
+class ObservationResponse;
+}
 
-/// The fit of many bins with one response and one set of settings. The constructor
+/// The fit of many bins with one response (or one per observation) and one set of
+/// settings. The constructor
 /// tabulates what every bin shares (the response on the Simpson nodes of the energy
 /// integrals, per-cell interpolation coefficients); afterwards the object is immutable and
 /// thread-safe: bins in different threads may share one, each call running its sums on the
@@ -115,6 +119,12 @@ class BinFitter {
 public:
   /// UsageError naming the parameter when a setting is out of range.
   BinFitter(const Response& response, const FitSettings& settings);
+  /// Several DL3 observations (SCIENCE.md section 7), each with its response at the source
+  /// (settings.ra, settings.dec): the bins' RoiEvents say in `parts` which events and how
+  /// much livetime each observation holds; one N0, gamma and beta describe them all (the
+  /// model of a bin is the livetime-weighted sum of the observations' models). RoiEvents
+  /// without parts belong to observation 0.
+  BinFitter(const std::vector<dl3::ObservationResponse>& responses, const FitSettings& settings);
 
   /// See fit_bin().
   [[nodiscard]] FitResult fit(const RoiEvents& events, int threads) const;
@@ -126,6 +136,8 @@ public:
   [[nodiscard]] double profile_log_likelihood(const RoiEvents& events, double n0, double gamma,
                                               int threads) const;
   [[nodiscard]] const FitSettings& settings() const;
+  /// How many observations the fitter describes (1 for a Response).
+  [[nodiscard]] std::size_t observations() const;
 
 private:
   std::shared_ptr<const detail::FitTables> tables_;

@@ -13,22 +13,6 @@
 
 namespace binflow::apps {
 
-namespace {
-
-science::Events filtered(science::Events events, const std::function<bool(double)>& keep) {
-  science::Events out;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (!keep(events.time[i])) continue;
-    out.time.push_back(events.time[i]);
-    out.energy.push_back(events.energy[i]);
-    out.ra.push_back(events.ra[i]);
-    out.dec.push_back(events.dec[i]);
-  }
-  return out;
-}
-
-}  // namespace
-
 void declare_sky_position(ParameterSet& params, double& ra, double& dec, const std::string& what) {
   params.add("ra", ra, "source right ascension, deg " + what, Range<double>{0.0, 360.0});
   params.add("dec", dec, "source declination, deg " + what, Range<double>{-90.0, 90.0});
@@ -36,8 +20,14 @@ void declare_sky_position(ParameterSet& params, double& ra, double& dec, const s
 
 void AnalysisParameters::declare(ParameterSet& params, unsigned parts,
                                  const std::string& gamma_ref_help) {
-  if ((parts & input) != 0U)
-    params.add("inobs", inobs, "input event file (HDF5, SCIENCE.md format)").input_file(true);
+  if ((parts & input) != 0U) {
+    params
+        .add("inobs", inobs,
+             "input: an HDF5 event file (SCIENCE.md), a DL3 FITS file, a DL3 index directory "
+             "(hdu-index, obs-index) or a text list of DL3 files")
+        .input_file(true);
+    params.add("obs_id", obs_id, "OBS_IDs of a DL3 input to use, comma-separated (default: all)");
+  }
   if ((parts & time) != 0U) {
     params.add("tmin", tmin,
                "start of the selection: MET s, 'MJD 51544.5' or an ISO 8601 date in the data's "
@@ -79,28 +69,48 @@ void AnalysisParameters::validate(bool inobs_required) const {
     throw UsageError(fmt::format("tmin: {} is not before tmax {}", tmin, tmax));
   }
   if (std::isnan(ra) != std::isnan(dec)) throw UsageError("ra, dec: give both or neither");
+  (void)obs_ids();
 }
 
-std::pair<double, double> AnalysisParameters::time_range(const science::Observation& observation,
+std::vector<std::int64_t> AnalysisParameters::obs_ids() const {
+  std::vector<std::int64_t> ids;
+  std::size_t begin = 0;
+  while (begin <= obs_id.size() && !obs_id.empty()) {
+    const std::size_t end = std::min(obs_id.find(',', begin), obs_id.size());
+    const std::string item = obs_id.substr(begin, end - begin);
+    std::size_t used = 0;
+    std::int64_t id = 0;
+    try {
+      id = std::stoll(item, &used);
+    } catch (const std::exception&) {
+      used = 0;
+    }
+    if (used == 0 || item.find_first_not_of(" \t", used) != std::string::npos) {
+      throw UsageError(fmt::format("obs_id: '{}' is not an OBS_ID (comma-separated integers)", item));
+    }
+    ids.push_back(id);
+    begin = end + 1;
+  }
+  return ids;
+}
+
+std::pair<double, double> AnalysisParameters::time_range(const science::Gti& gti, double mjdref,
                                                          const std::string& source) const {
-  const science::Gti& gti = observation.gti;
   if (gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", source));
   const science::TimeSpec lo = science::TimeSpec::parse(tmin, "tmin");
   const science::TimeSpec hi = science::TimeSpec::parse(tmax, "tmax");
-  const double mjdref = observation.info.mjdref;
   const double t0 = lo.given() ? lo.seconds(mjdref) : gti.start.front();
   const double t1 = hi.given() ? hi.seconds(mjdref) : gti.stop.back();
   if (t0 >= t1) throw UsageError(fmt::format("tmin: {} is not before tmax {}", t0, t1));
   return {t0, t1};
 }
 
-science::FitSettings AnalysisParameters::fit_settings(
-    const science::Observation& observation) const {
+science::FitSettings AnalysisParameters::fit_settings(double default_ra, double default_dec) const {
   science::FitSettings s;
   s.emin = emin;
   s.emax = emax;
-  s.ra = std::isnan(ra) ? observation.info.ra_pnt : ra;
-  s.dec = std::isnan(dec) ? observation.info.dec_pnt : dec;
+  s.ra = std::isnan(ra) ? default_ra : ra;
+  s.dec = std::isnan(dec) ? default_dec : dec;
   s.theta_max = theta_max;
   s.gamma_ref = gamma_ref;
   s.free_index = free_index;
@@ -189,6 +199,11 @@ science::FitResult fit_result_from_row(const Table& table, std::size_t row) {
   return f;
 }
 
+void log_fit_settings(spdlog::logger& log, const science::FitSettings& s) {
+  log.info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", s.ra, s.dec,
+           s.theta_max, s.emin, s.emax, s.gamma_ref, s.free_index ? "(free)" : "(fixed)");
+}
+
 void log_fit_result(spdlog::logger& log, const science::FitResult& f, bool index_free) {
   if (f.status == bin_status::ok) {
     const std::string gamma_error =
@@ -220,51 +235,6 @@ Schema schema_with_fit_result(std::initializer_list<Column> leading) {
   Schema schema(leading);
   for (Column& c : fit_result_columns()) schema.add(std::move(c));
   return schema;
-}
-
-namespace {
-
-const std::string& checked_inobs(const Communicator& comm, const AnalysisParameters& params,
-                                 const std::function<void(const science::Observation&)>& more) {
-  comm.agree_on_root([&] {
-    const science::Observation obs = science::EventFileReader(params.inobs).observation();
-    (void)params.time_range(obs, params.inobs);
-    if (more) more(obs);
-  });
-  return params.inobs;
-}
-
-}  // namespace
-
-AnalysisInput::AnalysisInput(const Communicator& comm, const AnalysisParameters& params,
-                             const std::function<void(const science::Observation&)>& check_more)
-    : reader_(checked_inobs(comm, params, check_more)),
-      response_(reader_.observation().irf, params.inobs),
-      range_(params.time_range(reader_.observation(), params.inobs)) {}
-
-science::RoiEvents read_roi(const science::EventFileReader& reader, double t0, double t1,
-                            const science::FitSettings& settings,
-                            const std::function<bool(double)>& keep, double window) {
-  const science::Observation& obs = reader.observation();
-  const science::Gti& gti = obs.gti;
-  const double deadtime = obs.info.deadtime_fraction;
-  science::RoiEvents out;
-  // Windows start at each GTI start (clipped to [t0, t1)), so they do not depend on who reads.
-  for (std::size_t i = 0; i < gti.size(); ++i) {
-    const double lo = std::max(t0, gti.start[i]);
-    const double hi = std::min(t1, gti.stop[i]);
-    for (double a = lo; a < hi;) {
-      const double b = hi - a > window ? a + window : hi;
-      science::Events events = reader.read_time_range(a, b);
-      if (keep) events = filtered(std::move(events), keep);
-      const science::RoiEvents part = science::select_roi(events, gti, a, b, deadtime, settings);
-      out.energy.insert(out.energy.end(), part.energy.begin(), part.energy.end());
-      out.theta.insert(out.theta.end(), part.theta.begin(), part.theta.end());
-      a = b;
-    }
-  }
-  out.livetime = science::livetime(gti, t0, t1, deadtime);
-  return out;
 }
 
 }  // namespace binflow::apps

@@ -1,7 +1,7 @@
 #pragma once
 // What the fitting tools (lightcurve, fit, spectrum, phasecurve) share: the event-selection
 // and fit parameters with their ctools names and SCIENCE.md defaults, the columns of a fit
-// result, and the windowed read of a selection's region of interest.
+// result (the input itself: tools/analysis_input.hpp).
 #include <functional>
 #include <limits>
 #include <string>
@@ -13,7 +13,6 @@
 #include "binflow/parameters.hpp"
 #include "binflow/table.hpp"
 #include "science/defaults.hpp"
-#include "science/event_file.hpp"
 #include "science/likelihood.hpp"
 
 namespace binflow::apps {
@@ -24,7 +23,7 @@ namespace binflow::apps {
 struct AnalysisParameters {
   /// Groups of parameters, combined with |.
   enum Part : unsigned {
-    input = 1U,   ///< inobs
+    input = 1U,   ///< inobs obs_id
     time = 2U,    ///< tmin tmax (empty: from the GTIs; seconds, MJD or ISO dates)
     energy = 4U,  ///< emin emax
     region = 8U,  ///< ra dec (NaN: the pointing) theta_max
@@ -37,6 +36,7 @@ struct AnalysisParameters {
   static constexpr unsigned all = input | time | energy | region | index | free | quantities;
 
   std::string inobs;
+  std::string obs_id;  ///< comma-separated OBS_IDs of a DL3 input (empty: all)
   std::string tmin;  ///< science::TimeSpec text: MET s, "MJD x" or an ISO 8601 date
   std::string tmax;
   double emin = science::defaults::emin;
@@ -55,38 +55,15 @@ struct AnalysisParameters {
   /// UsageError naming the parameter: inobs missing (when `inobs_required`), emin >= emax,
   /// tmin >= tmax, only one of ra and dec.
   void validate(bool inobs_required) const;
-  /// [tmin, tmax) in seconds on the observation's axis (dates resolved with its mjdref), with
-  /// the GTI defaults; UsageError naming `source` when there are no GTIs or the range is
-  /// empty.
-  [[nodiscard]] std::pair<double, double> time_range(const science::Observation& observation,
+  /// The OBS_IDs of `obs_id` (empty: all); UsageError naming the parameter.
+  [[nodiscard]] std::vector<std::int64_t> obs_ids() const;
+  /// [tmin, tmax) in seconds on the input's time axis (dates resolved with its `mjdref`),
+  /// with the GTI defaults; UsageError naming `source` when there are no GTIs or the range
+  /// is empty.
+  [[nodiscard]] std::pair<double, double> time_range(const science::Gti& gti, double mjdref,
                                                      const std::string& source) const;
-  /// The fit settings for `observation` (ra and dec default to its pointing).
-  [[nodiscard]] science::FitSettings fit_settings(const science::Observation& observation) const;
-};
-
-/// The event file of a fitting tool, opened on every rank after rank 0 has checked it:
-/// the reader, the response of its observation and the selected time range. Not movable
-/// (the members refer to each other).
-class AnalysisInput {
-public:
-  /// Collective over `comm`: rank 0 opens `params.inobs`, checks the time range and runs
-  /// `check_more` on the observation (the tool's binning, say), so that bad input ends
-  /// every rank with one line before any work is spread; then every rank opens the file.
-  AnalysisInput(const Communicator& comm, const AnalysisParameters& params,
-                const std::function<void(const science::Observation&)>& check_more = {});
-  AnalysisInput(const AnalysisInput&) = delete;
-  AnalysisInput& operator=(const AnalysisInput&) = delete;
-
-  [[nodiscard]] const science::EventFileReader& reader() const { return reader_; }
-  [[nodiscard]] const science::Observation& observation() const { return reader_.observation(); }
-  [[nodiscard]] const science::Response& response() const { return response_; }
-  [[nodiscard]] double t0() const { return range_.first; }
-  [[nodiscard]] double t1() const { return range_.second; }
-
-private:
-  science::EventFileReader reader_;
-  science::Response response_;
-  std::pair<double, double> range_;
+  /// The fit settings; ra and dec default to (`default_ra`, `default_dec`).
+  [[nodiscard]] science::FitSettings fit_settings(double default_ra, double default_dec) const;
 };
 
 /// Declares `ra` and `dec` (deg, in [0, 360] and [-90, 90]); `what` ends their help text.
@@ -101,6 +78,8 @@ void append_fit_result(Row& row, const science::FitResult& fit);
 /// The fit result in row `row` of `table` (status and message from the row's `status` and
 /// `message` columns).
 science::FitResult fit_result_from_row(const Table& table, std::size_t row);
+/// The run log's line of the source position, region, energies and index of `settings`.
+void log_fit_settings(spdlog::logger& log, const science::FitSettings& settings);
 /// Writes the fit result into a bin's log block: the values (the index as fixed unless
 /// `index_free`), or the status and why.
 void log_fit_result(spdlog::logger& log, const science::FitResult& fit, bool index_free);
@@ -109,13 +88,5 @@ void log_fit_result(spdlog::logger& log, const science::FitResult& fit, bool ind
 std::vector<TextColumn> fit_result_view(std::initializer_list<TextColumn> leading, bool free_index);
 /// A schema made of `leading` columns followed by fit_result_columns().
 Schema schema_with_fit_result(std::initializer_list<Column> leading);
-
-/// The events of [t0, t1) of `reader` inside the region of interest of `settings`, read one
-/// GTI piece of at most `window` seconds at a time (so memory follows the selection, not
-/// the file), in file order; `keep(time)`, when given, drops events before the selection
-/// (phase bins). The livetime is that of [t0, t1). Not thread-safe (HDF5).
-science::RoiEvents read_roi(const science::EventFileReader& reader, double t0, double t1,
-                            const science::FitSettings& settings,
-                            const std::function<bool(double)>& keep = {}, double window = 3600.0);
 
 }  // namespace binflow::apps

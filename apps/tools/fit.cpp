@@ -11,6 +11,7 @@
 #include "binflow/error.hpp"
 #include "science/binning.hpp"
 #include "science/gti.hpp"
+#include "tools/analysis_input.hpp"
 #include "science/response.hpp"
 #include "tools/fits_results.hpp"
 
@@ -46,7 +47,7 @@ Schema FitTool::schema() {
 void FitTool::write_fits(const std::string& path, const ToolOutput& out,
                          const RunProvenance& provenance) const {
   write_plain_table(path, out, provenance, "FIT",
-                    FitsTimeReference{observed_.mjdref, observed_.timesys});
+                    observed_);
 }
 
 std::vector<TextColumn> FitTool::console_view() const {
@@ -73,47 +74,43 @@ ToolOutput FitTool::execute(RunContext& ctx) {
   if (observation && events) {
     const science::Observation& obs = *observation;
     const science::Events& in_memory = *events;
-    observed_ = obs.info;
-    return fit(ctx, obs, "events in memory", static_cast<std::int64_t>(in_memory.size()),
-               [&](double t0, double t1, const science::FitSettings& settings) {
+    const std::string source = "events in memory";
+    const auto selection = analysis_.time_range(obs.gti, obs.info.mjdref, source);
+    const science::FitSettings settings = analysis_.fit_settings(obs.info.ra_pnt, obs.info.dec_pnt);
+    observed_ = {obs.info.mjdref, obs.info.timesys};
+    ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", source, in_memory.size(),
+                   obs.gti.size(), selection.first, selection.second);
+    log_fit_settings(ctx.log(), settings);
+    const science::BinFitter fitter(science::Response(obs.irf, source), settings);
+    return fit(ctx, selection, fitter,
+               [&](double t0, double t1, const science::FitSettings& s) {
                  return science::select_roi(in_memory, obs.gti, t0, t1, obs.info.deadtime_fraction,
-                                            settings);
+                                            s);
                });
   }
-  // Rank 0 checks the file and the time range first: bad input ends every rank with one
+  // Rank 0 checks the input and the time range first: bad input ends every rank with one
   // line (a nested run is alone on MPI_COMM_SELF: its bad input fails the calling bin).
-  ctx.runtime().comm.agree_on_root([&] {
-    (void)analysis_.time_range(science::EventFileReader(analysis_.inobs).observation(),
-                               analysis_.inobs);
-  });
-  const science::EventFileReader reader(analysis_.inobs);
-  observed_ = reader.observation().info;
-  return fit(ctx, reader.observation(), analysis_.inobs, reader.size(),
-             [&](double t0, double t1, const science::FitSettings& settings) {
-               return read_roi(reader, t0, t1, settings);
+  const AnalysisInput input(ctx.runtime().comm, analysis_);
+  observed_ = {input.mjdref(), input.timesys()};
+  input.log_summary(ctx.log());
+  log_fit_settings(ctx.log(), input.settings());
+  return fit(ctx, {input.t0(), input.t1()}, input.fitter(input.settings()),
+             [&](double t0, double t1, const science::FitSettings& s) {
+               return input.read_roi(t0, t1, s);
              });
 }
 
-ToolOutput FitTool::fit(RunContext& ctx, const science::Observation& obs, const std::string& source,
-                        std::int64_t events, const RoiSource& roi_of) const {
-  const std::pair<double, double> range = analysis_.time_range(obs, source);
-  const double t0 = range.first;
-  const double t1 = range.second;
-  const science::Response response(obs.irf, source);
-  const science::FitSettings settings = analysis_.fit_settings(obs);
-  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", source, events, obs.gti.size(), t0,
-                 t1);
-  ctx.log().info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", settings.ra,
-                 settings.dec, settings.theta_max, settings.emin, settings.emax, settings.gamma_ref,
-                 settings.free_index ? "(free)" : "(fixed)");
+ToolOutput FitTool::fit(RunContext& ctx, std::pair<double, double> selection,
+                        const science::BinFitter& fitter, const RoiSource& roi_of) const {
+  const auto [t0, t1] = selection;
+  const science::FitSettings& settings = fitter.settings();
   const std::vector<double> lo{t0};
   const std::vector<double> hi{t1};
   const Schema columns = schema();
   MapResult result = ctx.map(
       "fit", BinPlan::from_edges(science::time_axis(), lo, hi), columns, [&](BinContext& bin) {
         const science::RoiEvents roi = roi_of(t0, t1, settings);
-        const science::FitResult f =
-            science::fit_bin(response, roi, settings, bin.budget().threads());
+        const science::FitResult f = fitter.fit(roi, bin.budget().threads());
         bin.set_status(f.status);
         bin.log().info("{} events in the region of interest, livetime {:.1f} s", f.n_events,
                        f.livetime);

@@ -11,9 +11,9 @@
 #include <vector>
 
 #include "binflow/tool.hpp"
-#include "science/event_file.hpp"
 #include "science/likelihood.hpp"
 #include "tools/analysis.hpp"
+#include "tools/fits_results.hpp"
 
 namespace binflow::apps {
 
@@ -63,14 +63,14 @@ private:
   /// The events of the region of interest in [t0, t1) for `settings`.
   using RoiSource =
       std::function<science::RoiEvents(double t0, double t1, const science::FitSettings&)>;
-  /// The one-bin map over the selection of `obs` (`source` names it in messages).
-  ToolOutput fit(RunContext& ctx, const science::Observation& obs, const std::string& source,
-                 std::int64_t events, const RoiSource& roi_of) const;
+  /// The one-bin map over the selection [t0, t1).
+  ToolOutput fit(RunContext& ctx, std::pair<double, double> selection,
+                 const science::BinFitter& fitter, const RoiSource& roi_of) const;
 
   AnalysisParameters analysis_;
 
-  // What the last run read, for its FITS output (set by execute).
-  science::ObservationInfo observed_;
+  // The time axis of what the last run read, for its FITS output (set by execute).
+  FitsTimeReference observed_;
   // Not parameters: set by apply() for the next run only.
   std::optional<science::Observation> given_observation_;
   std::optional<science::Events> given_events_;

@@ -8,16 +8,9 @@
 #include "binflow/bin_context.hpp"
 #include "binflow/error.hpp"
 #include "science/binning.hpp"
-#include "science/response.hpp"
 #include "tools/fits_results.hpp"
 
 namespace binflow::apps {
-
-namespace {
-
-constexpr double seconds_per_day = 86400.0;
-
-}  // namespace
 
 void LightcurveTool::declare(ParameterSet& params) {
   analysis_.declare(params, AnalysisParameters::input);
@@ -48,28 +41,24 @@ Schema LightcurveTool::schema() {
   });
 }
 
-BinPlan LightcurveTool::make_plan(const science::Observation& obs) const {
-  const auto [tmin, tmax] = analysis_.time_range(obs, analysis_.inobs);
-  if (tbinalg_ == "GTI") return science::time_from_gtis(obs.gti.start, obs.gti.stop, tmin, tmax);
+BinPlan LightcurveTool::make_plan(const AnalysisInput& input) const {
+  const science::Gti& gti = input.gti();
+  if (tbinalg_ == "GTI") return science::time_from_gtis(gti.start, gti.stop, input.t0(), input.t1());
   if (tbinalg_ == "FILE") return science::time_from_file(tbinfile_);
-  return science::time_linear(tmin, tmax, tbins_);
+  return science::time_linear(input.t0(), input.t1(), tbins_);
 }
 
-Row LightcurveTool::fit_time_bin(BinContext& bin, const science::EventFileReader& reader,
+Row LightcurveTool::fit_time_bin(BinContext& bin, const AnalysisInput& input,
                                  const science::BinFitter& fitter) const {
-  const science::FitSettings& settings = fitter.settings();
   const Bin& b = bin.bin();
-  const science::Observation& obs = reader.observation();
-  const science::Events events = reader.read_time_range(b.lo, b.hi);
-  const science::RoiEvents roi =
-      science::select_roi(events, obs.gti, b.lo, b.hi, obs.info.deadtime_fraction, settings);
+  const science::RoiEvents roi = input.read_roi(b.lo, b.hi, fitter.settings());
   const science::FitResult f = fitter.fit(roi, bin.budget().threads());
   bin.set_status(f.status);
-  bin.log().info("{} events read, {} in the region of interest, livetime {:.1f} s", events.size(),
-                 f.n_events, f.livetime);
-  log_fit_result(bin.log(), f, settings.free_index);
-  const double mjdref = obs.info.mjdref;
-  Row row{b.lo, b.hi, mjdref + b.lo / seconds_per_day, mjdref + b.hi / seconds_per_day};
+  bin.log().info("{} events in the region of interest{}, livetime {:.1f} s", f.n_events,
+                 roi.parts.empty() ? "" : fmt::format(" from {} observations", roi.parts.size()),
+                 f.livetime);
+  log_fit_result(bin.log(), f, fitter.settings().free_index);
+  Row row{b.lo, b.hi, input.mjd(b.lo), input.mjd(b.hi)};
   append_fit_result(row, f);
   return row;
 }
@@ -79,7 +68,7 @@ void LightcurveTool::write_fits(const std::string& path, const ToolOutput& out,
   write_flux_curve(path, out, provenance,
                    FluxCurveSpec{"LIGHTCURVE", "mjd_start", "mjd_stop", "time_min", "time_max",
                                  analysis_.emin, analysis_.emax, analysis_.confidence,
-                                 FitsTimeReference{observed_.mjdref, observed_.timesys}});
+                                 observed_});
 }
 
 std::vector<TextColumn> LightcurveTool::console_view() const {
@@ -90,26 +79,21 @@ std::vector<TextColumn> LightcurveTool::console_view() const {
 }
 
 ToolOutput LightcurveTool::execute(RunContext& ctx) {
-  // Rank 0 checks the file and the binning first, so that bad input ends every rank
+  // Rank 0 checks the input and the binning first, so that bad input ends every rank
   // with one message before any work is spread.
   const AnalysisInput input(ctx.runtime().comm, analysis_,
-                            [&](const science::Observation& obs) { (void)make_plan(obs); });
-  const science::EventFileReader& reader = input.reader();
-  const science::Observation& obs = input.observation();
-  const science::Response& response = input.response();
-  const science::FitSettings settings = analysis_.fit_settings(obs);
-  const BinPlan plan = make_plan(obs);
-  observed_ = obs.info;
-  ctx.log().info("{}: {} events, {} GTIs; {} time bins ({}) from {} to {} s", analysis_.inobs,
-                 reader.size(), obs.gti.size(), plan.size(), tbinalg_, plan.bins().front().lo,
-                 plan.bins().back().hi);
-  ctx.log().info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", settings.ra,
-                 settings.dec, settings.theta_max, settings.emin, settings.emax, settings.gamma_ref,
-                 settings.free_index ? "(free)" : "(fixed)");
+                            [&](const AnalysisInput& probe) { (void)make_plan(probe); });
+  const science::FitSettings& settings = input.settings();
+  const BinPlan plan = make_plan(input);
+  observed_ = {input.mjdref(), input.timesys()};
+  input.log_summary(ctx.log());
+  ctx.log().info("{} time bins ({}) from {} to {} s", plan.size(), tbinalg_,
+                 plan.bins().front().lo, plan.bins().back().hi);
+  log_fit_settings(ctx.log(), settings);
   // The response integrals and tables are set up once and shared by every bin.
-  const science::BinFitter fitter(response, settings);
+  const science::BinFitter fitter = input.fitter(settings);
   MapResult result = ctx.map("lightcurve", plan, schema(),
-                             [&](BinContext& bin) { return fit_time_bin(bin, reader, fitter); });
+                             [&](BinContext& bin) { return fit_time_bin(bin, input, fitter); });
   return ToolOutput::from(std::move(result));
 }
 

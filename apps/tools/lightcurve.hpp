@@ -1,13 +1,15 @@
 #pragma once
 // `binflow lightcurve`: the ctools cslightcrv of binflow. One likelihood fit per time
-// bin (SCIENCE.md sections 2-3, 5); each rank reads only the events of its own bins.
+// bin (SCIENCE.md sections 2-3, 5, 7); each rank reads only the events of its own bins,
+// from an HDF5 event file or the DL3 observations each bin overlaps.
 #include <string>
 #include <vector>
 
 #include "binflow/tool.hpp"
-#include "science/event_file.hpp"
 #include "science/likelihood.hpp"
 #include "tools/analysis.hpp"
+#include "tools/analysis_input.hpp"
+#include "tools/fits_results.hpp"
 
 namespace binflow::apps {
 
@@ -30,16 +32,16 @@ protected:
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  [[nodiscard]] BinPlan make_plan(const science::Observation& obs) const;
-  Row fit_time_bin(BinContext& bin, const science::EventFileReader& reader,
+  [[nodiscard]] BinPlan make_plan(const AnalysisInput& input) const;
+  Row fit_time_bin(BinContext& bin, const AnalysisInput& input,
                    const science::BinFitter& fitter) const;
 
   AnalysisParameters analysis_;
   std::string tbinalg_ = "LIN";
   std::int64_t tbins_ = 20;
   std::string tbinfile_;
-  // What the last run read, for its FITS output (set by execute).
-  science::ObservationInfo observed_;
+  // The time axis of what the last run read, for its FITS output (set by execute).
+  FitsTimeReference observed_;
 };
 
 }  // namespace binflow::apps

@@ -11,6 +11,7 @@
 #include "science/gti.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
+#include "tools/analysis_input.hpp"
 #include "tools/fits_results.hpp"
 
 namespace binflow::apps {
@@ -78,25 +79,20 @@ std::vector<TextColumn> PhasecurveTool::console_view() const {
 
 ToolOutput PhasecurveTool::execute(RunContext& ctx) {
   const AnalysisInput input(ctx.runtime().comm, analysis_,
-                            [&](const science::Observation&) { (void)make_plan(); });
-  const science::EventFileReader& reader = input.reader();
-  const science::Observation& obs = input.observation();
-  const science::Response& response = input.response();
+                            [&](const AnalysisInput&) { (void)make_plan(); });
   const double t0 = input.t0();
   const double t1 = input.t1();
   const BinPlan plan = make_plan();
   const science::Ephemeris ephemeris{t_ref_, f0_, f1_, f2_};
-  const science::FitSettings settings = analysis_.fit_settings(obs);
-  const double total_livetime = science::livetime(obs.gti, t0, t1, obs.info.deadtime_fraction);
-  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s, livetime {:.1f} s", analysis_.inobs,
-                 reader.size(), obs.gti.size(), t0, t1, total_livetime);
-  ctx.log().info("ephemeris t_ref {} s, f0 {} Hz, f1 {} Hz/s, f2 {} Hz/s^2; {} phase bins", t_ref_,
-                 f0_, f1_, f2_, plan.size());
-  ctx.log().info("source at ({}, {}) deg, theta_max {} deg, {}-{} TeV, index {} {}", settings.ra,
-                 settings.dec, settings.theta_max, settings.emin, settings.emax, settings.gamma_ref,
-                 settings.free_index ? "(free)" : "(fixed)");
+  const science::FitSettings& settings = input.settings();
+  const double total_livetime = input.livetime(t0, t1);
+  input.log_summary(ctx.log());
+  ctx.log().info("livetime {:.1f} s; ephemeris t_ref {} s, f0 {} Hz, f1 {} Hz/s, f2 {} Hz/s^2; "
+                 "{} phase bins",
+                 total_livetime, t_ref_, f0_, f1_, f2_, plan.size());
+  log_fit_settings(ctx.log(), settings);
 
-  const science::BinFitter fitter(response, settings);  // shared by every phase bin
+  const science::BinFitter fitter = input.fitter(settings);  // shared by every phase bin
 
   MapResult result = ctx.map("phasecurve", plan, schema(), [&](BinContext& bin) {
     const Bin& b = bin.bin();
@@ -104,9 +100,11 @@ ToolOutput PhasecurveTool::execute(RunContext& ctx) {
       const double phase = ephemeris.phase(t);
       return phase >= lo && phase < hi;
     };
-    science::RoiEvents roi = read_roi(reader, t0, t1, settings, in_bin, window_);
-    // Exposure is uniform in phase (SCIENCE.md section 5).
-    roi.livetime = total_livetime * (b.hi - b.lo);
+    science::RoiEvents roi = input.read_roi(t0, t1, settings, in_bin, window_);
+    // Exposure is uniform in phase (SCIENCE.md section 5): every observation's share too.
+    const double phase_share = b.hi - b.lo;
+    roi.livetime = total_livetime * phase_share;
+    for (science::RoiEvents::Part& part : roi.parts) part.livetime *= phase_share;
     const science::FitResult f = fitter.fit(roi, bin.budget().threads());
     bin.set_status(f.status);
     bin.log().info("{} events in the region of interest and the phase bin, livetime {:.1f} s",

@@ -13,6 +13,7 @@
 #include "science/binning.hpp"
 #include "science/response.hpp"
 #include "tools/fit.hpp"
+#include "tools/analysis_input.hpp"
 #include "tools/fits_results.hpp"
 
 namespace binflow::apps {
@@ -123,8 +124,7 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
   // Rank 0 checks the file, the time range and the binning first, so that bad input ends
   // every rank with one message before any work is spread.
   const AnalysisInput input(ctx.runtime().comm, analysis_,
-                            [&](const science::Observation&) { (void)make_plan(); });
-  const science::Observation& obs = input.observation();
+                            [&](const AnalysisInput&) { (void)make_plan(); });
   const BinPlan plan = make_plan();
   double e_lo = plan.bins().front().lo;
   double e_hi = plan.bins().front().hi;
@@ -132,10 +132,9 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     e_lo = std::min(e_lo, b.lo);
     e_hi = std::max(e_hi, b.hi);
   }
-  const double ra = std::isnan(analysis_.ra) ? obs.info.ra_pnt : analysis_.ra;
-  const double dec = std::isnan(analysis_.dec) ? obs.info.dec_pnt : analysis_.dec;
-  ctx.log().info("{}: {} events, {} GTIs; selection {} to {} s", analysis_.inobs,
-                 input.reader().size(), obs.gti.size(), input.t0(), input.t1());
+  const double ra = input.settings().ra;
+  const double dec = input.settings().dec;
+  input.log_summary(ctx.log());
   ctx.log().info("source at ({}, {}) deg, theta_max {} deg; {} energy bins ({}) from {} to {} TeV",
                  ra, dec, analysis_.theta_max, plan.size(), ebinalg_, e_lo, e_hi);
 
@@ -197,9 +196,8 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     science::FitSettings settings = base;
     settings.emin = b.lo;
     settings.emax = b.hi;
-    const science::RoiEvents roi = read_roi(input.reader(), input.t0(), input.t1(), settings);
-    const science::FitResult f =
-        science::fit_bin(input.response(), roi, settings, bin.budget().threads());
+    const science::RoiEvents roi = input.read_roi(input.t0(), input.t1(), settings);
+    const science::FitResult f = input.fitter(settings).fit(roi, bin.budget().threads());
     bin.set_status(f.status);
     const double e_ref = std::sqrt(b.lo * b.hi);
     const double scale = std::pow(e_ref, -gamma);  // (e_ref / 1 TeV)^-gamma
