@@ -16,6 +16,7 @@
 #include <memory>
 #include <numbers>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -432,6 +433,52 @@ TEST(Dl3Simulate, SourceThetaGivenEnergyFollowsThePsfForGaussiansAndTables) {
   }
 }
 
+// ---- the fit of the trials ----
+
+TEST(Dl3Simulate, PullsOfTheDl3FitAreStandardNormal) {
+  // SCIENCE.md section 6's check (there on >= 1000 trials within 0.1 and [0.9, 1.1]) with
+  // the fitter built from the same responses: 400 trials give the mean to +-0.05 and the
+  // width to +-0.035 (1 sigma), so the bounds are 3 and 4 sigma.
+  FitSettings s = settings();
+  s.calc_ts = false;
+  s.calc_ulim = false;
+  const std::vector<dl3::TrialObservation> obs = two_observations(600.0, 400.0);
+  std::vector<dl3::ObservationResponse> responses;
+  for (const dl3::TrialObservation& o : obs) responses.push_back(o.response);
+  const binflow::science::BinFitter fitter(responses, s);
+  const double beta = 1.0;
+  const dl3::RoiSimulator sim(obs, s, crab_n0, s.gamma_ref, beta);
+  const int trials = 400;
+  std::vector<double> n0_pull;
+  std::vector<double> beta_pull;
+  for (int k = 0; k < trials; ++k) {
+    RngStream rng(2024, static_cast<std::uint64_t>(k));
+    const binflow::science::FitResult r = fitter.fit(sim.draw(rng), 1);
+    ASSERT_EQ(r.status, "ok") << k << ": " << r.message;
+    n0_pull.push_back((r.n0 - crab_n0) / r.n0_err);
+    beta_pull.push_back((r.beta - beta) / r.beta_err);
+  }
+  const auto mean_and_width = [](const std::vector<double>& x) {
+    const auto n = static_cast<double>(x.size());
+    double sum = 0.0;
+    double sum2 = 0.0;
+    for (const double v : x) {
+      sum += v;
+      sum2 += v * v;
+    }
+    const double mean = sum / n;
+    return std::pair{mean, std::sqrt((sum2 - n * mean * mean) / (n - 1.0))};
+  };
+  const auto [n0_mean, n0_width] = mean_and_width(n0_pull);
+  const auto [beta_mean, beta_width] = mean_and_width(beta_pull);
+  std::printf("pulls over %d trials: N0 %.3f +- %.3f, beta %.3f +- %.3f\n", trials, n0_mean,
+              n0_width, beta_mean, beta_width);
+  EXPECT_LT(std::abs(n0_mean), 0.15);
+  EXPECT_LT(std::abs(beta_mean), 0.15);
+  EXPECT_TRUE(n0_width > 0.85 && n0_width < 1.15) << n0_width;
+  EXPECT_TRUE(beta_width > 0.85 && beta_width < 1.15) << beta_width;
+}
+
 // ---- form and reproducibility ----
 
 TEST(Dl3Simulate, OnePartPerObservationWithItsLivetime) {
@@ -473,11 +520,13 @@ TEST(Dl3Simulate, NoObservationsGiveEmptyDraws) {
 
 TEST(Dl3Simulate, SameStreamSameBits) {
   const dl3::RoiSimulator sim(two_observations(900.0, 600.0), settings(), crab_n0, crab_gamma, 1.0);
-  const dl3::RoiSimulator copy = sim;
+  // Built again from the same inputs (what every rank of a trial tool does).
+  const dl3::RoiSimulator rebuilt(two_observations(900.0, 600.0), settings(), crab_n0, crab_gamma,
+                                  1.0);
   RngStream a(42, 17);
   RngStream b(42, 17);
   const RoiEvents first = sim.draw(a);
-  const RoiEvents second = copy.draw(b);
+  const RoiEvents second = rebuilt.draw(b);
   EXPECT_EQ(a.position(), b.position());
   ASSERT_EQ(first.energy.size(), second.energy.size());
   EXPECT_EQ(first.energy, second.energy);  // operator== on doubles: bit equality (no NaN)
