@@ -443,9 +443,7 @@ TEST(Dl3Simulate, PullsOfTheDl3FitAreStandardNormal) {
   s.calc_ts = false;
   s.calc_ulim = false;
   const std::vector<dl3::TrialObservation> obs = two_observations(600.0, 400.0);
-  std::vector<dl3::ObservationResponse> responses;
-  for (const dl3::TrialObservation& o : obs) responses.push_back(o.response);
-  const binflow::science::BinFitter fitter(responses, s);
+  const binflow::science::BinFitter fitter({obs[0].response, obs[1].response}, s);
   const double beta = 1.0;
   const dl3::RoiSimulator sim(obs, s, crab_n0, s.gamma_ref, beta);
   const int trials = 400;
