@@ -261,6 +261,36 @@ double ObservationResponse::psf_containment(double energy, double theta_max) con
   return 2.0 * std::numbers::pi * moment;
 }
 
+double ObservationResponse::psf_peak_density(double energy) const {
+  if (!psf_is_table_) return psf_density(energy, 0.0);  // every Gaussian peaks at theta = 0
+  const std::vector<double> p = radial_profile(energy);
+  double peak = *std::max_element(p.begin(), p.end());
+  const std::vector<double>& c = table_.rad.nodes;
+  const std::size_t n = c.size();
+  if (n >= 2) {
+    // The outer cells extrapolate linearly to the edges, where they may rise above any node.
+    const std::vector<double>& edges = table_.rad.edges;
+    const double first = p[0] + (p[1] - p[0]) / (c[1] - c[0]) * (edges.front() - c[0]);
+    const double last =
+        p[n - 1] + (p[n - 1] - p[n - 2]) / (c[n - 1] - c[n - 2]) * (edges.back() - c[n - 1]);
+    peak = std::max({peak, first, last});
+  }
+  return std::max(0.0, peak);
+}
+
+std::vector<double> ObservationResponse::energy_knots() const {
+  std::vector<const IrfAxis*> axes = {&aeff_.axis, &bkg_.axis};
+  axes.push_back(psf_is_table_ ? &table_.energy : &gauss_.sigma_1.axis);
+  std::vector<double> knots;
+  for (const IrfAxis* axis : axes) {
+    knots.insert(knots.end(), axis->edges.begin(), axis->edges.end());
+    for (const double node : axis->nodes) knots.push_back(axis->log ? std::exp(node) : node);
+  }
+  std::sort(knots.begin(), knots.end());
+  knots.erase(std::unique(knots.begin(), knots.end()), knots.end());
+  return knots;
+}
+
 ResponseTable ObservationResponse::tabulate(const std::vector<double>& energy,
                                             double theta_max) const {
   ResponseTable table;

@@ -60,6 +60,11 @@ public:
   /// (flat sky, as the density is per deg^2): closed form for the 3 Gaussians, the exact
   /// integral of the interpolated (piecewise linear) profile for a table.
   [[nodiscard]] double psf_containment(double energy, double theta_max) const;
+  /// The largest PSF density at `energy` over all angles, deg^-2: the density at theta = 0
+  /// for the 3 Gaussians; for a table the largest value of the piecewise linear profile,
+  /// which is at a RAD node or at an edge of the RAD axis (the linear extrapolation of the
+  /// outer cells). The bound a rejection sampler of theta needs (dl3_simulate.hpp).
+  [[nodiscard]] double psf_peak_density(double energy) const;
   /// Background rate at reconstructed energy `energy`, s^-1 TeV^-1 deg^-2 per second of
   /// ontime: BKG as in the file (GADF, Gammapy), converted.
   [[nodiscard]] double bkg_rate(double energy) const;
@@ -68,6 +73,13 @@ public:
   [[nodiscard]] double bkg_rate_per_livetime(double energy) const {
     return bkg_rate(energy) / livetime_fraction_;
   }
+
+  /// The energies (TeV, increasing, distinct) where the energy dependence changes form: the
+  /// nodes and edges of the energy axes of the effective area, the PSF and the background.
+  /// Between two consecutive knots aeff is linear in ln E (clipped at 0), ln bkg_rate is
+  /// linear in ln E, and so are the PSF parameters or the table's profile at every RAD node:
+  /// what an exact sampler needs to bound aeff and the containment (dl3_simulate.hpp).
+  [[nodiscard]] std::vector<double> energy_knots() const;
 
   /// aeff, psf_containment(theta_max) and bkg_rate_per_livetime at each energy.
   [[nodiscard]] ResponseTable tabulate(const std::vector<double>& energy, double theta_max) const;

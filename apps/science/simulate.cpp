@@ -381,8 +381,14 @@ double LogLogSpectrum::sample(double uniform) const {
   const double d = log_density_[i + 1] - log_density_[i];
   const double base = std::exp(log_density_[i]) * h;
   const double r = y - cumulative_[i];
-  // Solve base (exp(d w) - 1) / d = r for the fraction w of the cell.
-  double w = std::abs(d) < 1e-10 ? r / base : std::log1p(std::max(r * d / base, std::expm1(d))) / d;
+  // Solve base (exp(d w) - 1) / d = r for the fraction w of the cell. x = r d / base runs from
+  // 0 at the bottom of the cell to expm1(d) at its top, and rounding may carry it past the
+  // top: a min for a rising density (d > 0), a max for a falling one (x and top negative).
+  // (The max alone put every sample of a rising cell at its top.)
+  const double top = std::expm1(d);
+  const double x = r * d / base;
+  double w = std::abs(d) < 1e-10 ? r / base
+                                 : std::log1p(d > 0.0 ? std::min(x, top) : std::max(x, top)) / d;
   if (!(w >= 0.0)) w = 0.0;
   w = std::min(w, 1.0);
   return std::clamp(std::exp(log_energy_[i] + w * h), energy_[i], energy_[i + 1]);

@@ -402,29 +402,33 @@ TEST(TimeProfile, TableErrorsNameFileAndLine) {
 TEST(LogLogSpectrum, InversionMatchesTheCumulativeOfTheInterpolatedDensity) {
   const Response response(binflow::science::default_irf(), "default");
   const auto& irf = response.tables();
-  std::vector<double> log_density;
-  for (std::size_t i = 0; i < irf.energy.size(); ++i) {
-    log_density.push_back(std::log(irf.aeff[i]) - 1.5 * std::log(irf.energy[i]));  // E^-2.5 * E
-  }
-  const binflow::science::detail::LogLogSpectrum spectrum(irf.energy, log_density);
-  const auto density = [&](double e) { return std::pow(e, -2.5) * response.aeff(e); };
-  // Simpson cell by cell: the density is smooth inside a grid cell and has kinks at its ends.
-  const auto integral_to = [&](double e) {
-    double sum = 0.0;
-    for (std::size_t i = 0; i + 1 < irf.energy.size() && irf.energy[i] < e; ++i) {
-      sum +=
-          binflow::science::simpson_log(density, irf.energy[i], std::min(e, irf.energy[i + 1]), 64);
+  // A falling density (E^-2.5 aeff) and a rising one (E^0.5 aeff: every cell rises).
+  for (const double index : {2.5, -0.5}) {
+    std::vector<double> log_density;
+    for (std::size_t i = 0; i < irf.energy.size(); ++i) {
+      // E^-index aeff per unit ln E (times E).
+      log_density.push_back(std::log(irf.aeff[i]) + (1.0 - index) * std::log(irf.energy[i]));
     }
-    return sum;
-  };
-  const double total = integral_to(irf.energy.back());
-  EXPECT_NEAR(spectrum.total() / total, 1.0, 1e-10);
-  for (const double u : {1e-9, 0.01, 0.2, 0.5, 0.77, 0.99, 1.0 - 1e-12}) {
-    const double e = spectrum.sample(u);
-    EXPECT_NEAR(integral_to(e) / total, u, 1e-10) << u;
+    const binflow::science::detail::LogLogSpectrum spectrum(irf.energy, log_density);
+    const auto density = [&](double e) { return std::pow(e, -index) * response.aeff(e); };
+    // Simpson cell by cell: the density is smooth inside a grid cell and has kinks at its ends.
+    const auto integral_to = [&](double e) {
+      double sum = 0.0;
+      for (std::size_t i = 0; i + 1 < irf.energy.size() && irf.energy[i] < e; ++i) {
+        sum += binflow::science::simpson_log(density, irf.energy[i], std::min(e, irf.energy[i + 1]),
+                                             64);
+      }
+      return sum;
+    };
+    const double total = integral_to(irf.energy.back());
+    EXPECT_NEAR(spectrum.total() / total, 1.0, 1e-10);
+    for (const double u : {1e-9, 0.01, 0.2, 0.5, 0.77, 0.99, 1.0 - 1e-12}) {
+      const double e = spectrum.sample(u);
+      EXPECT_NEAR(integral_to(e) / total, u, 1e-10) << index << " " << u;
+    }
+    EXPECT_NEAR(spectrum.sample(1e-300), irf.energy.front(), 1e-15);
+    EXPECT_LE(spectrum.sample(std::nextafter(1.0, 0.0)), irf.energy.back());
   }
-  EXPECT_NEAR(spectrum.sample(1e-300), irf.energy.front(), 1e-15);
-  EXPECT_LE(spectrum.sample(std::nextafter(1.0, 0.0)), irf.energy.back());
 }
 
 // ---- in-memory simulation ----
