@@ -1170,8 +1170,8 @@ FitTables::FitTables(std::vector<dl3::ObservationResponse> responses, const FitS
   validate(s);
   if (observations.empty()) throw InternalError("BinFitter: no observations");
   set_nodes();
-  std::vector<double> energy;
-  for (const double u : node_u) energy.push_back(std::exp(u));
+  std::vector<double> energy(node_u.size());
+  std::transform(node_u.begin(), node_u.end(), energy.begin(), [](double u) { return std::exp(u); });
   const double t2 = s.theta_max * s.theta_max;
   for (const dl3::ObservationResponse& r : observations) {
     const dl3::ResponseTable table = r.tabulate(energy, s.theta_max);

@@ -63,6 +63,13 @@ std::optional<std::array<double, 2>> common_target(const science::dl3::DataSet& 
 
 }  // namespace
 
+struct AnalysisInput::EventFile {
+  explicit EventFile(const std::string& path)
+      : reader(path), response(reader.observation().irf, path) {}
+  science::EventFileReader reader;
+  science::Response response;
+};
+
 struct AnalysisInput::CachedReader {
   std::size_t observation;
   science::dl3::EventReader reader;
@@ -87,9 +94,8 @@ void AnalysisInput::open() {
   double ra = std::numeric_limits<double>::quiet_NaN();
   double dec = ra;
   if (science::dl3::input_kind(inobs) == science::dl3::InputKind::event_file) {
-    event_file_.emplace(inobs);
-    const science::Observation& obs = event_file_->observation();
-    response_.emplace(obs.irf, inobs);
+    event_file_ = std::make_unique<const EventFile>(inobs);
+    const science::Observation& obs = event_file_->reader.observation();
     gti_ = obs.gti;
     if (gti_.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", inobs));
     mjdref_ = obs.info.mjdref;
@@ -97,7 +103,8 @@ void AnalysisInput::open() {
     ra = obs.info.ra_pnt;
     dec = obs.info.dec_pnt;
   } else {
-    data_.emplace(science::dl3::DataSet::open(inobs, params_.obs_ids()));
+    data_ = std::make_unique<const science::dl3::DataSet>(
+        science::dl3::DataSet::open(inobs, params_.obs_ids()));
     gti_ = gti_union(data_->observations());
     const science::dl3::TimeReference& ref = data_->time_reference();
     mjdref_ = static_cast<double>(ref.mjdref_int) + ref.mjdref_frac;
@@ -121,7 +128,7 @@ double AnalysisInput::mjd(double seconds) const {
 }
 
 science::BinFitter AnalysisInput::fitter(const science::FitSettings& settings) const {
-  if (!data_) return science::BinFitter(*response_, settings);
+  if (!data_) return science::BinFitter(event_file_->response, settings);
   std::vector<science::dl3::ObservationResponse> responses;
   for (const science::dl3::Observation& obs : data_->observations()) {
     responses.emplace_back(obs, settings.ra, settings.dec);
@@ -171,9 +178,10 @@ science::RoiEvents AnalysisInput::read_roi(double t0, double t1,
                                            const std::function<bool(double)>& keep,
                                            double window) const {
   if (!data_) {
-    const science::Observation& obs = event_file_->observation();
+    const science::Observation& obs = event_file_->reader.observation();
+    const science::EventFileReader& reader = event_file_->reader;
     return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, keep, window,
-                       [&](double a, double b) { return event_file_->read_time_range(a, b); });
+                       [&](double a, double b) { return reader.read_time_range(a, b); });
   }
   science::RoiEvents out;
   for (const std::size_t o : data_->overlapping(t0, t1)) {
@@ -188,7 +196,7 @@ science::RoiEvents AnalysisInput::read_roi(double t0, double t1,
 
 double AnalysisInput::livetime(double t0, double t1) const {
   if (!data_) {
-    const science::Observation& obs = event_file_->observation();
+    const science::Observation& obs = event_file_->reader.observation();
     return science::livetime(obs.gti, t0, t1, obs.info.deadtime_fraction);
   }
   double total = 0.0;
@@ -199,7 +207,7 @@ double AnalysisInput::livetime(double t0, double t1) const {
 }
 
 std::int64_t AnalysisInput::n_events() const {
-  return data_ ? data_->n_events() : event_file_->size();
+  return data_ ? data_->n_events() : event_file_->reader.size();
 }
 
 void AnalysisInput::log_summary(spdlog::logger& log) const {

@@ -42,7 +42,7 @@ public:
   AnalysisInput& operator=(const AnalysisInput&) = delete;
   ~AnalysisInput();
 
-  [[nodiscard]] bool is_dl3() const { return data_.has_value(); }
+  [[nodiscard]] bool is_dl3() const { return data_ != nullptr; }
   /// The good time intervals on the input's time axis (sorted, disjoint).
   [[nodiscard]] const science::Gti& gti() const { return gti_; }
   /// The selection [tmin, tmax), s on the time axis.
@@ -83,11 +83,12 @@ private:
       const science::FitSettings& settings, const std::function<bool(double)>& keep,
       double window, const std::function<science::Events(double, double)>& read) const;
 
+  struct EventFile;  // an HDF5 event file and its response
+
   const AnalysisParameters& params_;
-  // Exactly one of the two kinds.
-  std::optional<science::EventFileReader> event_file_;
-  std::optional<science::Response> response_;
-  std::optional<science::dl3::DataSet> data_;
+  // Exactly one of the two kinds is set.
+  std::unique_ptr<const EventFile> event_file_;
+  std::unique_ptr<const science::dl3::DataSet> data_;
   // Open DL3 event readers, most recently used last (a compressed file is held in memory
   // while open, so only a few stay open).
   mutable std::vector<std::unique_ptr<CachedReader>> readers_;

@@ -55,7 +55,7 @@ Row LightcurveTool::fit_time_bin(BinContext& bin, const AnalysisInput& input,
   const science::FitResult f = fitter.fit(roi, bin.budget().threads());
   bin.set_status(f.status);
   bin.log().info("{} events in the region of interest{}, livetime {:.1f} s", f.n_events,
-                 roi.parts.empty() ? "" : fmt::format(" from {} observations", roi.parts.size()),
+                 roi.parts.empty() ? "" : fmt::format(", observations: {}", roi.parts.size()),
                  f.livetime);
   log_fit_result(bin.log(), f, fitter.settings().free_index);
   Row row{b.lo, b.hi, input.mjd(b.lo), input.mjd(b.hi)};
