@@ -496,8 +496,7 @@ public:
     if (!source.events) throw InternalError(fmt::format("{}: no EVENTS HDU", source.origin));
     Observation obs;
     obs.events = *source.events;
-    fits::File file = fits::File::open(obs.events.file);
-    file.move_to(obs.events.hdu);
+    fits::File& file = open_at(obs.events);
     const std::string where = obs.events.text();
     const auto key = [&](const std::string& name) { return fmt::format("{} {}", where, name); };
     if (source.obs_id) {
@@ -584,8 +583,7 @@ private:
     if (!source.gti) {
       throw UsageError(fmt::format("{}: no GTI HDU for this observation", source.origin));
     }
-    fits::File file = fits::File::open(source.gti->file);
-    file.move_to(source.gti->hdu);
+    fits::File& file = open_at(*source.gti);
     const std::string where = source.gti->text();
     // The GTI HDU's own reference if it has one (GADF), else that of EVENTS.
     TimeFrame frame = time_frame(file).value_or(events_frame);
@@ -652,14 +650,27 @@ private:
                                   const HduLocation& where, Read read) {
     const std::string key = where.text();
     if (const auto it = cache.find(key); it != cache.end()) return it->second;
-    fits::File file = fits::File::open(where.file);
-    file.move_to(where.hdu);
-    auto value = std::make_shared<const T>(read(file));
+    auto value = std::make_shared<const T>(read(open_at(where)));
     cache.emplace(key, value);
     return value;
   }
 
+  // The file of `where`, moved to its HDU. The last file opened stays open: an observation's
+  // HDUs are read one after the other and are mostly in one file, which cfitsio decompresses
+  // in full at every open of a .gz (once per file instead of once per HDU).
+  fits::File& open_at(const HduLocation& where) {
+    if (!open_file_ || open_path_ != where.file) {
+      open_file_.reset();
+      open_file_.emplace(fits::File::open(where.file));
+      open_path_ = where.file;
+    }
+    open_file_->move_to(where.hdu);
+    return *open_file_;
+  }
+
   std::vector<std::string>& notes_;
+  std::optional<fits::File> open_file_;
+  std::string open_path_;
   std::map<std::string, std::shared_ptr<const EffectiveArea>> aeff_;
   std::map<std::string, std::shared_ptr<const Psf>> psf_;
   std::map<std::string, std::shared_ptr<const Background>> bkg_;

@@ -78,11 +78,12 @@ struct AnalysisInput::CachedReader {
 AnalysisInput::AnalysisInput(const Communicator& comm, const AnalysisParameters& params,
                              const std::function<void(const AnalysisInput&)>& check_more)
     : params_(params) {
+  // Rank 0 opens (and keeps) the input first; the others open it once it has passed.
   comm.agree_on_root([&] {
-    const AnalysisInput probe(params);
-    if (check_more) check_more(probe);
+    open();
+    if (check_more) check_more(*this);
   });
-  open();
+  if (!comm.is_root()) open();
 }
 
 AnalysisInput::AnalysisInput(const AnalysisParameters& params) : params_(params) { open(); }
