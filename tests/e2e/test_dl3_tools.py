@@ -9,8 +9,8 @@
    truth (pulls over the bins);
 2. Gammapy reads binflow's FITS light curve of DL3 input back to the numbers of its HDF5 output;
 3. the kinds of input: the index directory, one file, a list of files and an obs_id selection
-   of the index give the same /results for the same observations;
-4. the guarantees: /results bit-identical for 1-4 ranks and the static and dynamic schedules
+   of the index give the same /results for the same observations; times as MJD and ISO dates;
+4. the guarantees: /results bit-identical for 1-4 ranks and every schedule
    (light curve and spectrum, whose global fit is a nested run with one thread); phasecurve and
    fit run on DL3;
 5. bad DL3 input: one line naming what is wrong, exit 2, nothing written.
@@ -166,11 +166,24 @@ binflow(["fit", "inobs=" + dl3, "obs_id=" + files[0][4:8], *common, "outfile=" +
 same, why = identical(one, read_group(ctx.path("one_id.h5")))
 ctx.check(same and one["status"][0] == "ok", "one DL3 file and its obs_id of the index: identical fit", why)
 
+# Time parameters in MJD and ISO 8601 resolve on the data set's axis (MJDREF, TIMESYS TT).
+mjd0, mjd1 = lc["mjd_start"][3], lc["mjd_stop"][5]
+seconds = ["tmin=" + repr(lc["time_start"][3]), "tmax=" + repr(lc["time_stop"][5])]
+dates = ["tmin=MJD " + repr(mjd0), "tmax=" + __import__("astropy.time").time.Time(mjd1, format="mjd", scale="tt").isot]
+for name, args in (("seconds", seconds), ("dates", dates)):
+    binflow(["fit", "inobs=" + dl3, *args, *common, "outfile=" + ctx.path(f"fit_{name}.h5")],
+            name=f"fit with times as {name}")
+a, b = read_group(ctx.path("fit_seconds.h5")), read_group(ctx.path("fit_dates.h5"))
+ctx.check(abs(a["time_start"][0] - b["time_start"][0]) < 1e-4 and abs(a["time_stop"][0] - b["time_stop"][0]) < 2e-3
+          and a["n_events"][0] == b["n_events"][0] == lc["n_events"][3:6].sum(),
+          "tmin as 'MJD x' and tmax as an ISO date select the same events as seconds on the axis",
+          (a["time_start"][0] - b["time_start"][0], a["time_stop"][0] - b["time_stop"][0], a["n_events"], b["n_events"]))
+
 # ---- 4. ranks, schedules, nested runs ----------------------------------------------------
 for name, args in (("lc", LC), ("sp", SP)):
     reference = lc if name == "lc" else sp
     for ranks in (1, 2, 3, 4):
-        for schedule in ("static", "dynamic"):
+        for schedule in ("static", "cyclic", "dynamic"):
             path = ctx.path(f"{name}_{ranks}_{schedule}.h5")
             r = ctx.run(args + ["schedule=" + schedule, "outfile=" + path], ranks=ranks)
             same, why = identical(read_group(path), reference) if r.returncode == 0 else (False, r.stderr)
