@@ -31,8 +31,10 @@ std::string read_whole(const std::string& path) {
   return std::move(text).str();
 }
 
-// First "key=value" line that differs, to say why a checkpoint does not match.
-std::string first_difference(std::string_view stored, std::string_view wanted) {
+}  // namespace
+
+std::string fingerprint_difference(std::string_view stored, std::string_view wanted,
+                                   std::string_view holder) {
   std::istringstream a{std::string(stored)};
   std::istringstream b{std::string(wanted)};
   std::string la;
@@ -41,11 +43,10 @@ std::string first_difference(std::string_view stored, std::string_view wanted) {
     const bool ga = static_cast<bool>(std::getline(a, la));
     const bool gb = static_cast<bool>(std::getline(b, lb));
     if (!ga && !gb) return "?";
-    if (la != lb || ga != gb) return fmt::format("checkpoint has '{}', this run '{}'", la, lb);
+    if (la != lb || ga != gb) return fmt::format("{} has '{}', this run '{}'", holder, la, lb);
   }
 }
 
-}  // namespace
 
 Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
     : path_(std::move(path)), fingerprint_(std::move(fingerprint)) {
@@ -68,7 +69,7 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
       throw UsageError(
           fmt::format("{}: checkpoint was written by a different configuration ({}); "
                       "rerun without --resume or restore the parameters",
-                      path_, first_difference(stored, fingerprint_)));
+                      path_, fingerprint_difference(stored, fingerprint_, "checkpoint")));
     }
     std::size_t offset = magic.size() + sizeof(std::uint64_t) + stored.size();
     keep = static_cast<std::int64_t>(offset);

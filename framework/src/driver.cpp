@@ -113,7 +113,34 @@ void check_paths(Tool& tool) {
 // Rank 0: what the output settings allow, before any work is done.
 enum class OutputPlan { write, nothing_to_do };
 
-OutputPlan check_output(const Tool& tool) {
+// resume=yes on a complete output: fine if this configuration wrote it (nothing to do), bad
+// input otherwise. HDF5 outputs record the fingerprint; a FITS output cannot be checked here
+// (the framework does not read FITS) and is taken as complete (docs/framework.md).
+void check_complete_output(const std::string& outfile, const std::string& fingerprint, bool fits) {
+  if (fits || fingerprint.empty()) return;
+  std::string stored;
+  try {
+    const h5::Location file = h5::open_file(outfile);
+    const h5::Location run = file.open_group("run");
+    if (!run.has_attribute("fingerprint")) {
+      throw UsageError(fmt::format("outfile: {} is complete but does not record what wrote it "
+                                   "(an older binflow): clobber=yes recomputes it",
+                                   outfile));
+    }
+    stored = run.read_string_attribute("fingerprint");
+  } catch (const IoError& e) {
+    throw UsageError(fmt::format("outfile: {} exists but is not a complete binflow output ({})",
+                                 outfile, e.what()));
+  }
+  if (stored != fingerprint) {
+    throw UsageError(fmt::format(
+        "outfile: {} is complete but another configuration wrote it ({}): resume=yes has "
+        "nothing of this run to continue; clobber=yes recomputes it",
+        outfile, fingerprint_difference(stored, fingerprint, "it")));
+  }
+}
+
+OutputPlan check_output(const Tool& tool, const std::string& fingerprint) {
   const StandardParameters& s = tool.standard();
   if (s.outfile.empty()) {
     if (s.resume) throw UsageError("resume: needs an outfile (the checkpoint is <outfile>.ckpt)");
@@ -145,7 +172,10 @@ OutputPlan check_output(const Tool& tool) {
                     checkpoint_path(s.outfile)));
   }
   if (fs::exists(out)) {
-    if (s.resume && !fs::exists(checkpoint_path(s.outfile))) return OutputPlan::nothing_to_do;
+    if (s.resume && !fs::exists(checkpoint_path(s.outfile))) {
+      check_complete_output(s.outfile, fingerprint, wants_fits(tool));
+      return OutputPlan::nothing_to_do;
+    }
     if (!s.clobber && !s.resume) {
       throw UsageError(fmt::format("outfile: {} exists (clobber=yes overwrites it)", s.outfile));
     }
@@ -209,6 +239,7 @@ void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvena
     }
     for (const auto& [name, value] : out.attributes) results.write_attribute(name, value);
     write_run_group(file, out.stats);
+    if (!p.fingerprint.empty()) file.open_group("run").write_attribute("fingerprint", p.fingerprint);
   }
   file.close();
 }
@@ -240,11 +271,19 @@ std::string run_summary(const RunStats& stats) {
       stats.wall, stats.ranks.size(), stats.efficiency(), stats.imbalance());
 }
 
-// The checkpoint belongs to one tool and the parameters that change its results.
+// The checkpoint belongs to one tool, the parameters that change its results and the content
+// of its inputs (input_identity: a file replaced or rewritten between an interrupted run and
+// its resume is refused, instead of mixing two inputs in one output).
 std::string checkpoint_fingerprint(Tool& tool) {
   std::vector<std::string> key{fmt::format("tool={}", tool.name())};
   for (const auto& [name, value] : tool.parameter_values(ParameterSet::Which::results_only)) {
     key.push_back(fmt::format("{}={}", name, value));
+  }
+  for (const PathParameter& p : tool.path_parameters()) {
+    if (p.role == PathRole::output_file || p.value.empty()) continue;
+    for (const std::string& line : input_identity(p.value)) {
+      key.push_back(fmt::format("content of {}: {}", p.name, line));
+    }
   }
   return fmt::format("{}\n", fmt::join(key, "\n"));
 }
@@ -280,6 +319,7 @@ private:
   std::unique_ptr<Tool> tool_;
   std::optional<Runtime> runtime_;
   std::optional<ThreadBudget> budget_;
+  std::string fingerprint_;  // rank 0: what the checkpoint and the output are bound to
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RunLogSink> sink_;  // rank 0
   std::string start_time_ = utc_now();
@@ -312,10 +352,10 @@ std::optional<int> Driver::prepare() {
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
     check_paths(*tool_);
-    plan = check_output(*tool_);
-    if (plan == OutputPlan::write && !s.outfile.empty() && tool_->uses_bins()) {
-      checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile),
-                                                 checkpoint_fingerprint(*tool_), s.resume);
+    if (!s.outfile.empty() && tool_->uses_bins()) fingerprint_ = checkpoint_fingerprint(*tool_);
+    plan = check_output(*tool_, fingerprint_);
+    if (plan == OutputPlan::write && !fingerprint_.empty()) {
+      checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile), fingerprint_, s.resume);
     }
     // Opens nothing: run() opens the log file once the tool's input checks have passed.
     if (plan == OutputPlan::write) sink_ = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
@@ -400,7 +440,8 @@ int Driver::run() {
                                    ranks,
                                    ctx.budget().threads(),
                                    s.schedule,
-                                   tool_->parameter_values()};
+                                   tool_->parameter_values(),
+                                   fingerprint_};
     write_output(*tool_, wants_fits(*tool_), out, provenance);
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);

@@ -161,4 +161,44 @@ with open(w("old.log")) as f:
 ctx.check(text.startswith("binflow lightcurve") and "bin 1" in text,
           "lightcurve good run: the log holds the whole run, header included", text[:200])
 
+# A checkpoint is bound to the content of its inputs: replace the input between an interrupted
+# run and resume=yes, and the resume is refused, naming what changed; the checkpoint is kept.
+import signal  # noqa: E402
+import time  # noqa: E402
+
+r = ctx.run(["simulate", "outfile=swap.h5", "duration=1800", "seed=5", "chatter=0"])
+assert r.returncode == 0, r.stderr
+trials = ["pull", "inobs=swap.h5", "ntrials=100000", "seed=3", "outfile=swapped.h5", "chatter=0"]
+proc = ctx.start(trials)
+ckpt = w("swapped.h5.ckpt")
+start = time.time()
+while time.time() - start < 30 and not (os.path.exists(ckpt) and os.path.getsize(ckpt) > 2000):
+    time.sleep(0.05)
+proc.send_signal(signal.SIGTERM)
+proc.wait(timeout=30)
+ctx.check(proc.returncode == 75 and os.path.exists(ckpt), "pull interrupted by SIGTERM: exit 75, checkpoint kept",
+          proc.returncode)
+r = ctx.run(["simulate", "outfile=swap.h5", "duration=1800", "seed=6", "chatter=0", "clobber=yes"])
+assert r.returncode == 0, r.stderr
+kept = digest(ckpt)
+r = ctx.run(trials + ["resume=yes"])
+first = r.stderr.splitlines()[0] if r.stderr else ""
+ctx.check(r.returncode == 2 and "content of inobs" in first and "swapped.h5.ckpt" in first,
+          "resume after the input was replaced: exit 2, the line says the input's content changed", first)
+ctx.check(digest(ckpt) == kept and not os.path.exists(w("swapped.h5")),
+          "resume after the input was replaced: checkpoint untouched, no output")
+
+# resume=yes on a complete output: nothing to do for the run that wrote it, bad input for
+# another configuration (other parameters, another tool).
+r = ctx.run(["fit", EV, "outfile=done.h5", "chatter=0"])
+assert r.returncode == 0, r.stderr
+done = digest(w("done.h5"))
+for args, status, what in ((["fit", EV], 0, "the same run"),
+                           (["fit", EV, "emin=0.2"], 2, "other parameters"),
+                           (["lightcurve", EV, "tbins=2"], 2, "another tool")):
+    r = ctx.run(args + ["outfile=done.h5", "resume=yes", "chatter=0"])
+    ctx.check(r.returncode == status and digest(w("done.h5")) == done,
+              f"resume=yes on a complete output by {what}: exit {status}, output untouched",
+              (r.returncode, r.stdout, r.stderr))
+
 ctx.finish()

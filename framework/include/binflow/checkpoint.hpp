@@ -27,6 +27,11 @@ struct CompletedBin {
   bool bad_input = false;  ///< failed with a UsageError: the input is wrong, not the bin
 };
 
+/// The first line where two fingerprints differ, as "<holder> has '...', this run '...'":
+/// why a checkpoint (or a complete output) does not belong to this run.
+[[nodiscard]] std::string fingerprint_difference(std::string_view stored, std::string_view wanted,
+                                                 std::string_view holder);
+
 /// Rank 0 only. Not thread-safe.
 class Checkpoint {
 public:

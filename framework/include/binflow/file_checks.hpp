@@ -4,6 +4,7 @@
 // and two names that reach the same file are told apart from two files.
 #include <optional>
 #include <string>
+#include <vector>
 
 namespace binflow {
 
@@ -20,5 +21,13 @@ namespace binflow {
 /// (std::filesystem::equivalent) when both exist, else by their absolute, normalised
 /// paths with the existing leading directories resolved (so `./x` and `d/../x` match).
 [[nodiscard]] bool same_file(const std::string& a, const std::string& b);
+
+/// Rank-local. What identifies the content of an input, one line per file, for the checkpoint
+/// fingerprint (docs/framework.md, "Checkpoint"): for a regular file its size, modification
+/// time and a checksum of sampled pieces (the first and the last MiB and 16 blocks of 4 KiB
+/// spread over the rest); for a directory, every regular file below it (sorted, at most
+/// 10000) with its relative path, size, modification time and a checksum of its first 64 KiB.
+/// Nothing for a path that does not exist. IoError when a file cannot be read.
+[[nodiscard]] std::vector<std::string> input_identity(const std::string& path);
 
 }  // namespace binflow

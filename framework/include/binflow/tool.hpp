@@ -74,6 +74,10 @@ struct RunProvenance {
   std::string schedule;
   /// Every parameter, name -> value as text, in declaration order.
   std::vector<std::pair<std::string, std::string>> parameters;
+  /// What a checkpoint of this run is bound to (tool, result parameters, input contents):
+  /// written to HDF5 outputs as /run's `fingerprint`, so resume=yes on a complete output can
+  /// tell whether this run wrote it. Empty for runs without a checkpoint.
+  std::string fingerprint;
 
   using Value = std::variant<std::string, std::int64_t>;
   /// The run's own records, named and ordered as every output writes them after the
