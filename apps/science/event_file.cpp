@@ -254,6 +254,18 @@ Events EventFileReader::read_time_range(double t0, double t1) const {
   check_finite(events.energy, "energy");
   check_finite(events.ra, "ra");
   check_finite(events.dec, "dec");
+  // The domains of SCIENCE.md section 1: energies > 0 TeV, declinations within [-90, 90] deg.
+  const auto check_domain = [&](const std::vector<double>& column, std::string_view name,
+                                const auto& inside, std::string_view expected) {
+    for (std::size_t i = 0; i < column.size(); ++i) {
+      if (inside(column[i])) continue;
+      throw UsageError(fmt::format("{}: /events/{} is {} at row {}, expected {}", path_, name,
+                                   column[i], first + static_cast<std::int64_t>(i), expected));
+    }
+  };
+  check_domain(events.energy, "energy", [](double e) { return e > 0.0; }, "an energy > 0 TeV");
+  check_domain(events.dec, "dec", [](double d) { return std::abs(d) <= 90.0; },
+               "a declination in [-90, 90] deg");
   return events;
 }
 

@@ -46,6 +46,16 @@ os.mkdir(w("adir"))
 os.symlink("loop_b", w("loop_a"))
 os.symlink("loop_a", w("loop_b"))
 long_name = "x" * 296 + ".h5"
+# Values outside SCIENCE.md's domains, one per copy of the event file.
+import shutil  # noqa: E402
+
+import h5py  # noqa: E402
+
+for name, dataset, row, value in (("dec95.h5", "events/dec", 17, 95.0),
+                                  ("negative_energy.h5", "events/energy", 3, -1.0)):
+    shutil.copy(w("ev.h5"), w(name))
+    with h5py.File(w(name), "r+") as f:
+        f[dataset][row] = value
 
 EV = "inobs=ev.h5"
 # (name, args, status, stderr substring, files left byte-identical)
@@ -86,6 +96,11 @@ CASES = [
      ["lightcurve", EV, "outfile=" + long_name], 2, "File name too long", []),
     ("lightcurve symlink loop",
      ["lightcurve", "inobs=loop_a"], 2, "symbolic links", []),
+    ("lightcurve declination 95 deg in an event row",
+     ["lightcurve", "inobs=dec95.h5", "tbins=2", "outfile=dec_out.h5"], 2,
+     "/events/dec is 95 at row 17", ["dec95.h5"]),
+    ("fit negative energy in an event row", ["fit", "inobs=negative_energy.h5"], 2,
+     "/events/energy is -1 at row 3", ["negative_energy.h5"]),
     ("fit bad inobs, existing logfile untouched",
      ["fit", "inobs=missing.h5", "logfile=old.log"], 2, "missing.h5", ["old.log"]),
     ("fit FIFO as inobs", ["fit", "inobs=fifo"], 2, "is a FIFO", []),
@@ -124,7 +139,7 @@ CASES = [
 MPI_CASES = {"lightcurve FIFO as inobs refused at once", "lightcurve logfile == inobs refused",
              "lightcurve truncated HDF5 is bad input", "pull FIFO as inobs"}
 
-fixtures = ["ev.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
+fixtures = ["ev.h5", "dec95.h5", "negative_energy.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
             "old.log", "old.h5.ckpt"]
 
 
