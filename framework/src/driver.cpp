@@ -342,7 +342,6 @@ std::optional<int> Driver::prepare() {
   }
   tool_->configure(args);
   const StandardParameters& s = tool_->standard();
-  install_stop_handlers();
   const Runtime& runtime = runtime_.emplace(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)));
   budget_
       .emplace(ThreadBudget::negotiate(runtime, {s.nthreads, s.oversubscribe},
@@ -418,6 +417,14 @@ int Driver::run() {
                : (out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok);
   }
   if (out.interrupted) {
+    // A fresh run stopped before its first bin finished did no work: it leaves nothing.
+    if (checkpoint_ && !s.resume && out.table.size() == 0) {
+      checkpoint_->remove();
+      ctx.log().warn("{}interrupted by a signal before any bin finished; nothing was written",
+                     run_marker);
+      sink->flush();
+      return exit_status::interrupted;
+    }
     ctx.log().warn(
         "{}interrupted by a signal with {} bins done; the checkpoint {} is flushed: "
         "rerun with resume=yes to finish",
@@ -469,6 +476,9 @@ void report(int rank, int size, const std::exception& e) {
 int run_main(int argc, char** argv, const ToolRegistry& registry) {
   std::optional<Environment> env;
   try {
+    // First: a stop signal during MPI's start-up (a third of a second for a singleton) ends
+    // the run with exit_status::interrupted too, not by the default action.
+    install_stop_handlers();
     env.emplace(argc, argv);
   } catch (const std::exception& e) {
     report(0, 1, e);

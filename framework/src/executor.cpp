@@ -1,5 +1,7 @@
 #include "binflow/executor.hpp"
 
+#include <unistd.h>
+
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -45,7 +47,21 @@ using detail::Tag;
 std::atomic<bool> stop_flag{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "the stop flag must be signal-safe");
 
-extern "C" void on_stop_signal(int /*signal*/) { stop_flag.store(true, std::memory_order_relaxed); }
+// Before the run's work starts (inputs still being opened and checked, nothing written) a stop
+// signal ends the process at once: a blocked or slow open must not outlive it, and there is
+// nothing to flush. Afterwards it asks the executor to stop between bins.
+std::atomic<bool> work_started{false};
+static_assert(std::atomic<bool>::is_always_lock_free, "the work flag must be signal-safe");
+
+extern "C" void on_stop_signal(int /*signal*/) {
+  if (!work_started.load(std::memory_order_relaxed)) {
+    static constexpr char message[] =
+        "binflow: stopped by a signal before any work was done; nothing was written\n";
+    (void)!::write(STDERR_FILENO, message, sizeof message - 1);
+    ::_exit(exit_status::interrupted);
+  }
+  stop_flag.store(true, std::memory_order_relaxed);
+}
 
 constexpr double chunk_target_seconds = 10e-3;  // see the Dispatcher
 constexpr double report_interval_seconds = 0.05;
@@ -742,6 +758,8 @@ std::string_view schedule_name(Schedule schedule) {
 
 bool stop_requested() { return stop_flag.load(std::memory_order_relaxed); }
 
+void mark_work_started() { work_started.store(true, std::memory_order_relaxed); }
+
 void request_stop(bool value) { stop_flag.store(value, std::memory_order_relaxed); }
 
 void install_stop_handlers() {
@@ -749,7 +767,7 @@ void install_stop_handlers() {
   action.sa_handler = on_stop_signal;
   sigemptyset(&action.sa_mask);
   action.sa_flags = SA_RESTART;
-  for (const int signal : {SIGTERM, SIGUSR1}) {
+  for (const int signal : {SIGTERM, SIGINT, SIGUSR1}) {
     if (sigaction(signal, &action, nullptr) != 0) {
       throw IoError(fmt::format("cannot install the handler for signal {}", signal));
     }

@@ -203,6 +203,18 @@ ctx.check(r.returncode == 2 and "content of inobs" in first and "swapped.h5.ckpt
 ctx.check(digest(ckpt) == kept and not os.path.exists(w("swapped.h5")),
           "resume after the input was replaced: checkpoint untouched, no output")
 
+# A stop signal before the work starts (here during MPI's start-up and the input checks) ends
+# the run at once with the documented status 75 and one line; nothing is written.
+for sig in (signal.SIGTERM, signal.SIGINT):
+    files_before = listing()
+    proc = ctx.start(["lightcurve", EV, "tbins=4", "outfile=early.h5", "logfile=early.log"])
+    time.sleep(0.05)
+    proc.send_signal(sig)
+    out, err = proc.communicate(timeout=20)
+    ctx.check(proc.returncode == 75 and "before any work" in err and listing() == files_before,
+              f"{sig.name} before the first bin: exit 75, one line, nothing written",
+              (proc.returncode, err, sorted(set(listing()) - set(files_before))))
+
 # resume=yes on a complete output: nothing to do for the run that wrote it, bad input for
 # another configuration (other parameters, another tool).
 r = ctx.run(["fit", EV, "outfile=done.h5", "chatter=0"])
