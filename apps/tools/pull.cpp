@@ -115,17 +115,19 @@ Dl3Trials build_dl3_trials(const TrialSetup& setup, const science::FitSettings& 
   std::vector<science::dl3::TrialObservation> observations;
   std::vector<science::dl3::ObservationResponse> responses;
   double livetime = 0.0;
+  std::size_t observing = 0;
   for (const science::dl3::Observation& obs : data.observations()) {
     responses.emplace_back(obs, where.ra, where.dec);
     observations.push_back(
         {responses.back(),
          science::livetime(obs.gti, where.t0, where.t1, obs.deadtime_fraction())});
     livetime += observations.back().livetime;
+    observing += observations.back().livetime > 0.0 ? 1 : 0;
   }
   check_dl3_observations(data, observations, where);
   return Dl3Trials{science::dl3::RoiSimulator(std::move(observations), settings, setup.n0,
                                               setup.gamma, setup.beta),
-                   science::BinFitter(responses, settings), livetime};
+                   science::BinFitter(responses, settings), livetime, observing};
 }
 
 void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
@@ -136,9 +138,10 @@ void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
     source += s;
     background += b;
   }
-  log.info("trials: livetime {:.1f} s in {} observations; per trial {:.1f} source + {:.1f} "
-           "background events expected in the region of interest, where alone they are drawn",
-           dl3.livetime, dl3.simulator.observations(), source, background);
+  log.info("trials: livetime {:.1f} s in {} of {} observations; per trial {:.1f} source + "
+           "{:.1f} background events expected in the region of interest, where alone they are "
+           "drawn",
+           dl3.livetime, dl3.observing, dl3.simulator.observations(), source, background);
 }
 
 // Rank 0 opens and checks the set through AnalysisInput (the position and the time range

@@ -11,6 +11,7 @@
 //   draws its events inside the region of interest and fits them with those.
 //
 // The trial machinery and the summary statistics are shared with `binflow tsdist`.
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -36,7 +37,8 @@ namespace binflow::apps {
 struct Dl3Trials {
   science::dl3::RoiSimulator simulator;
   science::BinFitter fitter;
-  double livetime = 0.0;  ///< of the observations in [tmin, tmax), s
+  double livetime = 0.0;     ///< of the observations in [tmin, tmax), s
+  std::size_t observing = 0;  ///< observations with livetime in [tmin, tmax)
 };
 
 /// The observation, true model and analysis of every Monte Carlo trial of pull and tsdist.
