@@ -43,8 +43,7 @@ void add_summary(ToolOutput& out, spdlog::logger& log, const std::string& name,
 // the reason in the trial's message; empty (no events) is a result, not a failure.
 void require_fitted(const science::FitResult& fit, std::string_view what) {
   if (fit.status != bin_status::failed) return;
-  throw Error(
-      fmt::format("{} failed{}{}", what, fit.message.empty() ? "" : ": ", fit.message));
+  throw Error(fmt::format("{} failed{}{}", what, fit.message.empty() ? "" : ": ", fit.message));
 }
 
 // Trials compute on one thread, as the nested fit does: fit_threads stays 1 on any launch
@@ -53,8 +52,9 @@ constexpr int trial_threads = 1;
 
 TrialFit run_dl3_trial(BinContext& bin, const Dl3Trials& dl3, bool break_fit) {
   if (break_fit) {
-    throw Error("fail_trials: this trial fails on purpose (test hook; DL3 trials have no "
-                "nested fit to break)");
+    throw Error(
+        "fail_trials: this trial fails on purpose (test hook; DL3 trials have no "
+        "nested fit to break)");
   }
   // The stream of a nested simulate's first slice (SimulateTool gets derive_seed(0) as its
   // seed): the trial depends on (seed, k) alone.
@@ -67,6 +67,16 @@ TrialFit run_dl3_trial(BinContext& bin, const Dl3Trials& dl3, bool break_fit) {
   out.fit_threads = trial_threads;
   require_fitted(out.fit, "fit");
   return out;
+}
+
+// The nested fit resolves tmin and tmax on the simulated observation: checked once here on
+// the same GTIs, so that a range without livetime is bad input, not ntrials empty trials.
+void check_time_range(const AnalysisParameters& analysis, const science::Observation& obs,
+                      const std::string& source) {
+  const auto [t0, t1] = analysis.time_range(obs.gti, obs.info.mjdref, source);
+  if (!(science::livetime(obs.gti, t0, t1, obs.info.deadtime_fraction) > 0.0)) {
+    throw UsageError(fmt::format("tmin, tmax: [{}, {}) s holds no livetime of {}", t0, t1, source));
+  }
 }
 
 // Where and when the trials of a DL3 set are, as rank 0's AnalysisInput resolved them.
@@ -94,9 +104,9 @@ void check_dl3_observations(const science::dl3::DataSet& data,
                            data.observations()[o].obs_id, t.response.offset());
   }
   if (!(livetime > 0.0)) {
-    throw UsageError(fmt::format("tmin, tmax: [{}, {}) s holds no livetime of the observations "
-                                 "of {}",
-                                 where.t0, where.t1, data.inobs()));
+    throw UsageError(
+        fmt::format("tmin, tmax: [{}, {}) s holds no livetime of the observations of {}", where.t0,
+                    where.t1, data.inobs()));
   }
   if (!in_view) {
     throw UsageError(fmt::format(
@@ -118,9 +128,8 @@ Dl3Trials build_dl3_trials(const TrialSetup& setup, const science::FitSettings& 
   std::size_t observing = 0;
   for (const science::dl3::Observation& obs : data.observations()) {
     responses.emplace_back(obs, where.ra, where.dec);
-    observations.push_back(
-        {responses.back(),
-         science::livetime(obs.gti, where.t0, where.t1, obs.deadtime_fraction())});
+    observations.push_back({responses.back(), science::livetime(obs.gti, where.t0, where.t1,
+                                                                obs.deadtime_fraction())});
     livetime += observations.back().livetime;
     observing += observations.back().livetime > 0.0 ? 1 : 0;
   }
@@ -138,10 +147,11 @@ void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
     source += s;
     background += b;
   }
-  log.info("trials: livetime {:.1f} s in {} of {} observations; per trial {:.1f} source + "
-           "{:.1f} background events expected in the region of interest, where alone they are "
-           "drawn",
-           dl3.livetime, dl3.observing, dl3.simulator.observations(), source, background);
+  log.info(
+      "trials: livetime {:.1f} s in {} of {} observations; per trial {:.1f} source + "
+      "{:.1f} background events expected in the region of interest, where alone they are "
+      "drawn",
+      dl3.livetime, dl3.observing, dl3.simulator.observations(), source, background);
 }
 
 // Rank 0 opens and checks the set through AnalysisInput (the position and the time range
@@ -161,7 +171,9 @@ void prepare_dl3_trials(RunContext& ctx, TrialSetup& setup) {
     input.log_summary(ctx.log());
   });
   comm.broadcast(where);
-  if (!built) built.emplace(build_dl3_trials(setup, params.fit_settings(where.ra, where.dec), where));
+  if (!built) {
+    built.emplace(build_dl3_trials(setup, params.fit_settings(where.ra, where.dec), where));
+  }
   setup.analysis.ra = where.ra;
   setup.analysis.dec = where.dec;
   setup.dl3 = std::move(built);
@@ -247,33 +259,25 @@ TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit) {
 }
 
 void prepare_trials(RunContext& ctx, TrialSetup& setup) {
-  double& ra = setup.analysis.ra;
-  double& dec = setup.analysis.dec;
   const Communicator& comm = ctx.runtime().comm;
-  if (setup.inobs.empty()) {
-    // The nested fit resolves tmin and tmax on the simulated observation: check them on
-    // the same GTIs now, once, rather than fail every trial.
-    const science::ObservationInfo embedded;
-    comm.agree_on_root([&] {
-      (void)setup.analysis.time_range(science::default_observation(setup.duration).gti,
-                                      embedded.mjdref, "the embedded observation");
-    });
-    if (std::isnan(ra)) ra = embedded.ra_pnt;
-    if (std::isnan(dec)) dec = embedded.dec_pnt;
-    return;
+  if (!setup.inobs.empty()) {
+    comm.agree_on_root([&] { (void)science::dl3::input_kind(setup.inobs); });
+    if (science::dl3::input_kind(setup.inobs) != science::dl3::InputKind::event_file) {
+      prepare_dl3_trials(ctx, setup);
+      return;
+    }
   }
-  comm.agree_on_root([&] { (void)science::dl3::input_kind(setup.inobs); });
-  if (science::dl3::input_kind(setup.inobs) != science::dl3::InputKind::event_file) {
-    prepare_dl3_trials(ctx, setup);
-    return;
-  }
-  comm.agree_on_root([&] {
-    const science::Observation obs = science::EventFileReader(setup.inobs).observation();
-    (void)setup.analysis.time_range(obs.gti, obs.info.mjdref, setup.inobs);
-  });
-  const science::Observation obs = science::EventFileReader(setup.inobs).observation();
-  if (std::isnan(ra)) ra = obs.info.ra_pnt;
-  if (std::isnan(dec)) dec = obs.info.dec_pnt;
+  // The nested simulate reads the event file itself; its observation here only checks the
+  // time range and gives the default position.
+  const auto observation = [&] {
+    return setup.inobs.empty() ? science::default_observation(setup.duration)
+                               : science::EventFileReader(setup.inobs).observation();
+  };
+  const std::string source = setup.inobs.empty() ? "the embedded observation" : setup.inobs;
+  comm.agree_on_root([&] { check_time_range(setup.analysis, observation(), source); });
+  const science::ObservationInfo info = observation().info;
+  if (std::isnan(setup.analysis.ra)) setup.analysis.ra = info.ra_pnt;
+  if (std::isnan(setup.analysis.dec)) setup.analysis.dec = info.dec_pnt;
 }
 
 SampleSummary summarize(std::span<const double> values) {

@@ -37,7 +37,7 @@ namespace binflow::apps {
 struct Dl3Trials {
   science::dl3::RoiSimulator simulator;
   science::BinFitter fitter;
-  double livetime = 0.0;     ///< of the observations in [tmin, tmax), s
+  double livetime = 0.0;      ///< of the observations in [tmin, tmax), s
   std::size_t observing = 0;  ///< observations with livetime in [tmin, tmax)
 };
 
@@ -47,7 +47,7 @@ struct TrialSetup {
   /// Response and GTIs from this HDF5 event file or DL3 input (found from the content);
   /// empty = the embedded instrument.
   std::string inobs;
-  double duration = 1800.0;    ///< length of the embedded observation, s (ignored with inobs)
+  double duration = 1800.0;  ///< length of the embedded observation, s (ignored with inobs)
   double n0 = science::defaults::n0;        ///< true source flux at 1 TeV
   double gamma = science::defaults::gamma;  ///< true index (and the fitted index when fixed)
   double beta = science::defaults::beta;    ///< true background normalisation

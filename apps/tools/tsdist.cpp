@@ -70,8 +70,8 @@ ToolOutput TsdistTool::execute(RunContext& ctx) {
   ctx.log().info(
       "{} background-only trials of {}; background beta {}, test source at ({}, {}) with index "
       "{}; fit {}-{} TeV within {} deg",
-      setup.ntrials, setup.observation_text(), setup.beta, setup.analysis.ra, setup.analysis.dec, setup.gamma, setup.analysis.emin,
-      setup.analysis.emax, setup.analysis.theta_max);
+      setup.ntrials, setup.observation_text(), setup.beta, setup.analysis.ra, setup.analysis.dec,
+      setup.gamma, setup.analysis.emin, setup.analysis.emax, setup.analysis.theta_max);
   const Schema columns = schema();
   MapResult result =
       ctx.map("tsdist", BinPlan::trials(setup.ntrials), columns, [&](BinContext& bin) {
