@@ -92,18 +92,18 @@ struct Dl3Selection {
 void check_dl3_observations(const science::dl3::DataSet& data,
                             const std::vector<science::dl3::TrialObservation>& observations,
                             const Dl3Selection& where) {
-  double livetime = 0.0;
+  bool observed = false;
   bool in_view = false;
   std::string offsets;
   for (std::size_t o = 0; o < observations.size(); ++o) {
     const science::dl3::TrialObservation& t = observations[o];
     if (!(t.livetime > 0.0)) continue;
-    livetime += t.livetime;
+    observed = true;
     in_view = in_view || t.response.in_field_of_view();
     offsets += fmt::format("{}{} at {:.3g} deg", offsets.empty() ? "" : ", ",
                            data.observations()[o].obs_id, t.response.offset());
   }
-  if (!(livetime > 0.0)) {
+  if (!observed) {
     throw UsageError(
         fmt::format("tmin, tmax: [{}, {}) s holds no livetime of the observations of {}", where.t0,
                     where.t1, data.inobs()));
@@ -126,17 +126,26 @@ Dl3Trials build_dl3_trials(const TrialSetup& setup, const science::FitSettings& 
   std::vector<science::dl3::ObservationResponse> responses;
   double livetime = 0.0;
   std::size_t observing = 0;
+  std::vector<std::string> notes;
   for (const science::dl3::Observation& obs : data.observations()) {
     responses.emplace_back(obs, where.ra, where.dec);
-    observations.push_back({responses.back(), science::livetime(obs.gti, where.t0, where.t1,
-                                                                obs.deadtime_fraction())});
+    const science::dl3::ObservationResponse& r = responses.back();
+    observations.push_back(
+        {r, science::livetime(obs.gti, where.t0, where.t1, obs.deadtime_fraction())});
+    if (!(observations.back().livetime > 0.0)) continue;
     livetime += observations.back().livetime;
-    observing += observations.back().livetime > 0.0 ? 1 : 0;
+    ++observing;
+    if (!r.in_field_of_view()) {
+      notes.push_back(
+          fmt::format("OBS_ID {}: the source, {:.3g} deg from the pointing, is outside "
+                      "its field of view: background only",
+                      obs.obs_id, r.offset()));
+    }
   }
   check_dl3_observations(data, observations, where);
   return Dl3Trials{science::dl3::RoiSimulator(std::move(observations), settings, setup.n0,
                                               setup.gamma, setup.beta),
-                   science::BinFitter(responses, settings), livetime, observing};
+                   science::BinFitter(responses, settings), livetime, observing, std::move(notes)};
 }
 
 void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
@@ -152,6 +161,7 @@ void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
       "{:.1f} background events expected in the region of interest, where alone they are "
       "drawn",
       dl3.livetime, dl3.observing, dl3.simulator.observations(), source, background);
+  for (const std::string& note : dl3.notes) log.info("{}", note);
 }
 
 // Rank 0 opens and checks the set through AnalysisInput (the position and the time range

@@ -39,6 +39,8 @@ struct Dl3Trials {
   science::BinFitter fitter;
   double livetime = 0.0;      ///< of the observations in [tmin, tmax), s
   std::size_t observing = 0;  ///< observations with livetime in [tmin, tmax)
+  /// For the run log: the observations with livetime whose field of view misses the source.
+  std::vector<std::string> notes;
 };
 
 /// The observation, true model and analysis of every Monte Carlo trial of pull and tsdist.

@@ -146,6 +146,16 @@ close = all(np.allclose(by_time[c], first_id[c], rtol=1e-9, atol=0) for c in ("N
 ctx.check(np.array_equal(by_time["n_events"], first_id["n_events"]) and close,
           "tmin/tmax around the first run: the events of obs_id of it, fits equal to 1e-9")
 
+# A source 2.8 deg north of the fixture's: the southern run (3.3 deg off axis, beyond the
+# 3 deg offset axis) adds no source counts and is named in the log; the others still fit it.
+edge, _, r = run("pull", "edge_of_view", ["--inobs", dl3, "--ra", "83.6331", "--dec", "24.85", "--ntrials", "4"],
+                 ranks=None)
+ctx.check(np.all(read_group(edge)["status"] == "ok") and
+          re.search(r"OBS_ID 1003: the source, 3\.3\d* deg from the pointing, is outside its field of view",
+                    r.stdout) is not None,
+          "a source outside one run's field of view: the log names the run, the trials fit",
+          r.stdout[:1500])
+
 # ---- 3. ranks and schedules ------------------------------------------------------------------
 for tool, extra in (("pull", ["--free_index"]), ("tsdist", [])):
     args = ["--inobs", dl3, "--ntrials", "12", "--seed", "21", *extra]
