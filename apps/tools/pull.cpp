@@ -3,13 +3,18 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
+#include <string_view>
 #include <utility>
 
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "science/dl3.hpp"
+#include "science/dl3_response.hpp"
 #include "science/event_file.hpp"
+#include "science/gti.hpp"
 #include "science/observation.hpp"
+#include "tools/analysis_input.hpp"
 #include "tools/fit.hpp"
 #include "tools/simulate.hpp"
 
@@ -34,6 +39,157 @@ void add_summary(ToolOutput& out, spdlog::logger& log, const std::string& name,
   out.attributes.emplace_back(name + "_width_err", fmt::format("{}", s.width_err));
 }
 
+// A fit that failed (did not converge, or threw inside its own bin) fails the trial, with
+// the reason in the trial's message; empty (no events) is a result, not a failure.
+void require_fitted(const science::FitResult& fit, std::string_view what) {
+  if (fit.status != bin_status::failed) return;
+  throw Error(fmt::format("{} failed{}{}", what, fit.message.empty() ? "" : ": ", fit.message));
+}
+
+// Trials compute on one thread, as the nested fit does: fit_threads stays 1 on any launch
+// (it is a /results column), and one rank per core is how trials use a node.
+constexpr int trial_threads = 1;
+
+TrialFit run_dl3_trial(BinContext& bin, const Dl3Trials& dl3, bool break_fit) {
+  if (break_fit) {
+    throw Error(
+        "fail_trials: this trial fails on purpose (test hook; DL3 trials have no "
+        "nested fit to break)");
+  }
+  // The stream of a nested simulate's first slice (SimulateTool gets derive_seed(0) as its
+  // seed): the trial depends on (seed, k) alone.
+  RngStream draws(bin.rng().derive_seed(0), 0);
+  const science::RoiEvents events = dl3.simulator.draw(draws);
+  TrialFit out;
+  out.n_simulated = static_cast<std::int64_t>(events.energy.size());
+  out.roi_only = true;
+  out.fit = dl3.fitter.fit(events, trial_threads);
+  out.fit_threads = trial_threads;
+  require_fitted(out.fit, "fit");
+  return out;
+}
+
+// The nested fit resolves tmin and tmax on the simulated observation: checked once here on
+// the same GTIs, so that a range without livetime is bad input, not ntrials empty trials.
+void check_time_range(const AnalysisParameters& analysis, const science::Observation& obs,
+                      const std::string& source) {
+  const auto [t0, t1] = analysis.time_range(obs.gti, obs.info.mjdref, source);
+  if (!(science::livetime(obs.gti, t0, t1, obs.info.deadtime_fraction) > 0.0)) {
+    throw UsageError(fmt::format("tmin, tmax: [{}, {}) s holds no livetime of {}", t0, t1, source));
+  }
+}
+
+// Where and when the trials of a DL3 set are, as rank 0's AnalysisInput resolved them.
+struct Dl3Selection {
+  double ra = 0.0;
+  double dec = 0.0;
+  double t0 = 0.0;
+  double t1 = 0.0;
+};
+
+// Bad input of a DL3 set for trials: no livetime in [t0, t1), or the source outside the
+// field of view of every observation with livetime (no trial would hold a source count).
+void check_dl3_observations(const science::dl3::DataSet& data,
+                            const std::vector<science::dl3::TrialObservation>& observations,
+                            const Dl3Selection& where) {
+  bool observed = false;
+  bool in_view = false;
+  std::string offsets;
+  for (std::size_t o = 0; o < observations.size(); ++o) {
+    const science::dl3::TrialObservation& t = observations[o];
+    if (!(t.livetime > 0.0)) continue;
+    observed = true;
+    in_view = in_view || t.response.in_field_of_view();
+    offsets += fmt::format("{}{} at {:.3g} deg", offsets.empty() ? "" : ", ",
+                           data.observations()[o].obs_id, t.response.offset());
+  }
+  if (!observed) {
+    throw UsageError(
+        fmt::format("tmin, tmax: [{}, {}) s holds no livetime of the observations of {}", where.t0,
+                    where.t1, data.inobs()));
+  }
+  if (!in_view) {
+    throw UsageError(fmt::format(
+        "ra, dec: the source at ({}, {}) deg is outside the field of view (the effective area's "
+        "offset axis) of every observation of {} (OBS_ID {}): no source to simulate",
+        where.ra, where.dec, data.inobs(), offsets));
+  }
+}
+
+// Per observation its response at the source and its livetime in [t0, t1), in the data
+// set's order (the order of the fitter's parts).
+Dl3Trials build_dl3_trials(const TrialSetup& setup, const science::FitSettings& settings,
+                           const Dl3Selection& where) {
+  const science::dl3::DataSet data =
+      science::dl3::DataSet::open(setup.inobs, setup.analysis.obs_ids());
+  std::vector<science::dl3::TrialObservation> observations;
+  std::vector<science::dl3::ObservationResponse> responses;
+  double livetime = 0.0;
+  std::size_t observing = 0;
+  std::vector<std::string> notes;
+  for (const science::dl3::Observation& obs : data.observations()) {
+    responses.emplace_back(obs, where.ra, where.dec);
+    const science::dl3::ObservationResponse& r = responses.back();
+    observations.push_back(
+        {r, science::livetime(obs.gti, where.t0, where.t1, obs.deadtime_fraction())});
+    if (!(observations.back().livetime > 0.0)) continue;
+    livetime += observations.back().livetime;
+    ++observing;
+    if (!r.in_field_of_view()) {
+      notes.push_back(
+          fmt::format("OBS_ID {}: the source, {:.3g} deg from the pointing, is outside "
+                      "its field of view: background only",
+                      obs.obs_id, r.offset()));
+    }
+  }
+  check_dl3_observations(data, observations, where);
+  return Dl3Trials{science::dl3::RoiSimulator(std::move(observations), settings, setup.n0,
+                                              setup.gamma, setup.beta),
+                   science::BinFitter(responses, settings), livetime, observing, std::move(notes)};
+}
+
+void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
+  double source = 0.0;
+  double background = 0.0;
+  for (std::size_t o = 0; o < dl3.simulator.observations(); ++o) {
+    const auto [s, b] = dl3.simulator.expected(o);
+    source += s;
+    background += b;
+  }
+  log.info(
+      "trials: livetime {:.1f} s in {} of {} observations; per trial {:.1f} source + "
+      "{:.1f} background events expected in the region of interest, where alone they are "
+      "drawn",
+      dl3.livetime, dl3.observing, dl3.simulator.observations(), source, background);
+  for (const std::string& note : dl3.notes) log.info("{}", note);
+}
+
+// Rank 0 opens and checks the set through AnalysisInput (the position and the time range
+// resolved as every tool resolves them) and builds its trials; the other ranks take the
+// resolved position and range and build theirs. A DL3 open decompresses every .fits.gz (0.2 s
+// for the 4 runs of the small fixture), so each rank opens the set as few times as it can.
+void prepare_dl3_trials(RunContext& ctx, TrialSetup& setup) {
+  AnalysisParameters params = setup.fit_parameters();
+  params.inobs = setup.inobs;
+  const Communicator& comm = ctx.runtime().comm;
+  Dl3Selection where;
+  std::optional<Dl3Trials> built;
+  comm.agree_on_root([&] {
+    const AnalysisInput input(params);
+    where = {input.settings().ra, input.settings().dec, input.t0(), input.t1()};
+    built.emplace(build_dl3_trials(setup, params.fit_settings(where.ra, where.dec), where));
+    input.log_summary(ctx.log());
+  });
+  comm.broadcast(where);
+  if (!built) {
+    built.emplace(build_dl3_trials(setup, params.fit_settings(where.ra, where.dec), where));
+  }
+  setup.analysis.ra = where.ra;
+  setup.analysis.dec = where.dec;
+  setup.dl3 = std::move(built);
+  log_dl3_trials(ctx.log(), *setup.dl3);
+}
+
 }  // namespace
 
 void TrialSetup::declare_trials(ParameterSet& params) {
@@ -41,14 +197,25 @@ void TrialSetup::declare_trials(ParameterSet& params) {
              Range<std::int64_t>{1, std::int64_t{1} << 40});
   params
       .add("inobs", inobs,
-           "event file whose response, GTIs, deadtime and pointing are simulated (its events "
-           "are not used); empty = the embedded instrument and a default observation of "
-           "`duration` s")
+           "HDF5 event file, DL3 FITS file, DL3 index directory or text list of DL3 files "
+           "whose responses, GTIs, deadtime and pointings are simulated (its events are not "
+           "used); empty = the embedded instrument and a default observation of `duration` s")
       .input_file(true);
+  params.add("obs_id", analysis.obs_id,
+             "OBS_IDs of a DL3 inobs to simulate, comma-separated (default: all)");
   params.add("duration", duration,
              "length of the embedded observation, s (1800 = one 30-minute run; ignored with "
              "inobs)",
              Range<double>{1.0, 1e10});
+  analysis.declare(params, AnalysisParameters::time);
+}
+
+AnalysisParameters TrialSetup::fit_parameters() const {
+  AnalysisParameters p = analysis;
+  p.inobs.clear();
+  p.gamma_ref = gamma;
+  p.calc_ts = true;
+  return p;
 }
 
 SimulateTool::Request TrialSetup::simulation() const {
@@ -68,49 +235,59 @@ SimulateTool::Request TrialSetup::simulation() const {
 
 FitTool::Request TrialSetup::fit(SimulateTool::Result simulated, bool break_fit) const {
   FitTool::Request r;
-  r.analysis = analysis;
-  r.analysis.inobs.clear();
-  r.analysis.gamma_ref = gamma;
-  r.analysis.calc_ts = true;
+  r.analysis = fit_parameters();
   if (break_fit) r.analysis.emin = 0.0;
   r.observation = std::move(simulated.observation);
   r.events = std::move(simulated.events);
   return r;
 }
 
+std::string TrialSetup::observation_text() const {
+  if (inobs.empty()) return fmt::format("a {} s embedded observation", duration);
+  if (dl3) return "the responses and GTIs of the DL3 observations of " + inobs;
+  return "the response and GTIs of " + inobs;
+}
+
+std::string TrialFit::events_text() const {
+  if (roi_only) return fmt::format("{} events drawn in the region", n_simulated);
+  return fmt::format("{} events simulated, {} in the region", n_simulated, fit.n_events);
+}
+
 TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit) {
-  const NestedRun how{.threads = 1, .chatter = setup.chatter};
+  if (setup.dl3) return run_dl3_trial(bin, *setup.dl3, break_fit);
+  const NestedRun how{.threads = trial_threads, .chatter = setup.chatter};
   SimulateTool simulate;
   SimulateTool::Result simulated = bin.call(simulate, setup.simulation(), how);
   TrialFit out;
   out.n_simulated = static_cast<std::int64_t>(simulated.events.size());
   FitTool fit;
   FitTool::Result result = bin.call(fit, setup.fit(std::move(simulated), break_fit), how);
-  // A fit that failed (did not converge, or threw inside its own bin) fails the trial, with
-  // the reason in the trial's message; empty (no events) is a result, not a failure.
-  if (result.fit.status == bin_status::failed) {
-    throw Error(fmt::format("nested fit failed{}{}", result.fit.message.empty() ? "" : ": ",
-                            result.fit.message));
-  }
+  require_fitted(result.fit, "nested fit");
   out.fit = std::move(result.fit);
   out.fit_threads = result.threads;
   return out;
 }
 
 void prepare_trials(RunContext& ctx, TrialSetup& setup) {
-  double& ra = setup.analysis.ra;
-  double& dec = setup.analysis.dec;
-  if (setup.inobs.empty()) {
-    const science::ObservationInfo embedded;
-    if (std::isnan(ra)) ra = embedded.ra_pnt;
-    if (std::isnan(dec)) dec = embedded.dec_pnt;
-    return;
+  const Communicator& comm = ctx.runtime().comm;
+  if (!setup.inobs.empty()) {
+    comm.agree_on_root([&] { (void)science::dl3::input_kind(setup.inobs); });
+    if (science::dl3::input_kind(setup.inobs) != science::dl3::InputKind::event_file) {
+      prepare_dl3_trials(ctx, setup);
+      return;
+    }
   }
-  ctx.runtime().comm.agree_on_root([&] { (void)science::EventFileReader(setup.inobs); });
-  const science::Observation obs = science::EventFileReader(setup.inobs).observation();
-  if (obs.gti.size() == 0) throw UsageError(fmt::format("{}: /gti is empty", setup.inobs));
-  if (std::isnan(ra)) ra = obs.info.ra_pnt;
-  if (std::isnan(dec)) dec = obs.info.dec_pnt;
+  // The nested simulate reads the event file itself; its observation here only checks the
+  // time range and gives the default position.
+  const auto observation = [&] {
+    return setup.inobs.empty() ? science::default_observation(setup.duration)
+                               : science::EventFileReader(setup.inobs).observation();
+  };
+  const std::string source = setup.inobs.empty() ? "the embedded observation" : setup.inobs;
+  comm.agree_on_root([&] { check_time_range(setup.analysis, observation(), source); });
+  const science::ObservationInfo info = observation().info;
+  if (std::isnan(setup.analysis.ra)) setup.analysis.ra = info.ra_pnt;
+  if (std::isnan(setup.analysis.dec)) setup.analysis.dec = info.dec_pnt;
 }
 
 SampleSummary summarize(std::span<const double> values) {
@@ -197,7 +374,7 @@ Schema PullTool::schema(bool free_index, bool calc_ulim) {
     s.add({"ul_covers", ColumnType::i64, "", "1 if N0_ul >= true N0, else 0"});
   }
   s.add({"fit_threads", ColumnType::i64, "",
-         "thread budget of the nested fit (diagnostic of nested invocation: always 1)"});
+         "thread budget of the nested fit (DL3: of the trial's fit); always 1"});
   return s;
 }
 
@@ -210,13 +387,12 @@ Row PullTool::run_pull_trial(BinContext& bin, const TrialSetup& setup,
   const AnalysisParameters& a = setup.analysis;
   bin.set_status(f.status);
   if (f.status != bin_status::ok) {
-    bin.log().info("{} events simulated, {} in the region: fit status {}{}{}", trial.n_simulated,
-                   f.n_events, f.status, f.message.empty() ? "" : ": ", f.message);
+    bin.log().info("{}: fit status {}{}{}", trial.events_text(), f.status,
+                   f.message.empty() ? "" : ": ", f.message);
   } else {
     bin.log().info(
-        "{} events simulated, {} in the region: N0 = {:.4e} +- {:.2e}, beta = {:.4f} +- "
-        "{:.4f}{}, TS = {:.1f}",
-        trial.n_simulated, f.n_events, f.n0, f.n0_err, f.beta, f.beta_err,
+        "{}: N0 = {:.4e} +- {:.2e}, beta = {:.4f} +- {:.4f}{}, TS = {:.1f}", trial.events_text(),
+        f.n0, f.n0_err, f.beta, f.beta_err,
         a.free_index ? fmt::format(", gamma = {:.3f} +- {:.3f}", f.gamma, f.gamma_err) : "", f.ts);
   }
   RowBuilder row(columns);
@@ -265,10 +441,8 @@ ToolOutput PullTool::execute(RunContext& ctx) {
   setup.chatter = std::max(0, ctx.settings().chatter - 1);
   prepare_trials(ctx, setup);
   ctx.log().info("{} trials of {}; true model N0 {} at 1 TeV, gamma {}, beta {} at ({}, {})",
-                 setup.ntrials,
-                 setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
-                                     : "the response and GTIs of " + setup.inobs,
-                 setup.n0, setup.gamma, setup.beta, setup.analysis.ra, setup.analysis.dec);
+                 setup.ntrials, setup.observation_text(), setup.n0, setup.gamma, setup.beta,
+                 setup.analysis.ra, setup.analysis.dec);
   const AnalysisParameters& a = setup.analysis;
   ctx.log().info("fit: {}-{} TeV within {} deg, index {}{}", a.emin, a.emax, a.theta_max,
                  a.free_index ? "free" : "fixed",

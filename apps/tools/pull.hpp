@@ -2,12 +2,18 @@
 // `binflow pull`: the ctools cspull of binflow. Each Monte Carlo trial simulates an
 // observation of a known model and fits it; the pulls (fit - true) / error over many trials
 // check the fit's bias and errors (SCIENCE.md section 6). A trial is one bin of
-// BinPlan::trials: it runs `simulate` (in memory) and `fit` nested through
-// BinContext::invoke, each with one thread on MPI_COMM_SELF and a seed derived from the
-// trial's stream (seed, k), so the results do not depend on ranks, threads or schedule.
+// BinPlan::trials, on one thread, seeded from the trial's stream (seed, k), so the results
+// do not depend on ranks, threads or schedule:
+// - embedded instrument or an HDF5 event file: `simulate` (in memory) and `fit` nested
+//   through BinContext::call, on MPI_COMM_SELF;
+// - DL3 data (SCIENCE.md section 7): no nested tool; the observations' responses, a
+//   dl3::RoiSimulator and a BinFitter are built once per run (Dl3Trials) and every trial
+//   draws its events inside the region of interest and fits them with those.
 //
 // The trial machinery and the summary statistics are shared with `binflow tsdist`.
+#include <cstddef>
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <utility>
@@ -16,52 +22,89 @@
 #include "binflow/bin_context.hpp"
 #include "binflow/tool.hpp"
 #include "science/defaults.hpp"
+#include "science/dl3_simulate.hpp"
+#include "science/likelihood.hpp"
 #include "tools/analysis.hpp"
 #include "tools/fit.hpp"
 #include "tools/simulate.hpp"
 
 namespace binflow::apps {
 
+/// What every trial on DL3 data shares, built once per run by prepare_trials (every rank
+/// builds the same): the simulator of the true model inside the region of interest of each
+/// observation, with the observation's response at the source and its livetime in
+/// [tmin, tmax), and the fitter of the same responses. Immutable and thread-safe.
+struct Dl3Trials {
+  science::dl3::RoiSimulator simulator;
+  science::BinFitter fitter;
+  double livetime = 0.0;      ///< of the observations in [tmin, tmax), s
+  std::size_t observing = 0;  ///< observations with livetime in [tmin, tmax)
+  /// For the run log: the observations with livetime whose field of view misses the source.
+  std::vector<std::string> notes;
+};
+
 /// The observation, true model and analysis of every Monte Carlo trial of pull and tsdist.
 struct TrialSetup {
   std::int64_t ntrials = 100;  ///< trial k draws from the stream (seed, k)
-  std::string inobs;           ///< response and GTIs from this event file; empty = embedded
-  double duration = 1800.0;    ///< length of the embedded observation, s (ignored with inobs)
+  /// Response and GTIs from this HDF5 event file or DL3 input (found from the content);
+  /// empty = the embedded instrument.
+  std::string inobs;
+  double duration = 1800.0;  ///< length of the embedded observation, s (ignored with inobs)
   double n0 = science::defaults::n0;        ///< true source flux at 1 TeV
   double gamma = science::defaults::gamma;  ///< true index (and the fitted index when fixed)
   double beta = science::defaults::beta;    ///< true background normalisation
-  /// Where and what the trials fit: energy range, region (ra and dec NaN = the pointing,
-  /// resolved by prepare_trials), free_index, calc_ulim, confidence. gamma_ref and calc_ts
-  /// are not parameters of the trials (the true gamma; always on).
+  /// Where and what the trials fit: obs_id (DL3), tmin and tmax, energy range, region (ra
+  /// and dec NaN = the pointing, or the DL3 observations' common target, resolved by
+  /// prepare_trials), free_index, calc_ulim, confidence. gamma_ref and calc_ts are not
+  /// parameters of the trials (the true gamma; always on): see fit_parameters().
   AnalysisParameters analysis;
   int chatter = 1;  ///< of the nested tools (their lines go into the trial's log block)
+  /// Set by prepare_trials when inobs is DL3: the trials run on it, without nested tools.
+  std::optional<Dl3Trials> dl3;
 
-  /// Declares `ntrials`, `inobs` and `duration` (how many trials, and the observation every
-  /// trial simulates).
+  /// Declares `ntrials`, `inobs`, `obs_id`, `duration`, `tmin` and `tmax` (how many trials,
+  /// and the observation every trial simulates and fits).
   void declare_trials(ParameterSet& params);
+  /// `analysis` as every trial fits it: gamma_ref the true gamma, calc_ts on.
+  [[nodiscard]] AnalysisParameters fit_parameters() const;
   /// The nested simulation of the true model.
   [[nodiscard]] SimulateTool::Request simulation() const;
   /// The nested fit of `simulated`; `break_fit` gives it an invalid emin (test hook).
   [[nodiscard]] FitTool::Request fit(SimulateTool::Result simulated, bool break_fit = false) const;
+  /// For the run log: what the trials simulate ("a 1800 s embedded observation", "the
+  /// response and GTIs of obs.h5", "the responses and GTIs of the DL3 observations of dir").
+  [[nodiscard]] std::string observation_text() const;
 };
 
-/// What one trial's nested fit returned.
+/// What one trial's fit returned.
 struct TrialFit {
-  science::FitResult fit;        ///< status ok or empty (a failed fit fails the trial)
-  std::int64_t n_simulated = 0;  ///< events the nested simulate drew (whole IRF grid)
-  std::int64_t fit_threads = 0;  ///< thread budget the nested fit's bin ran with
+  science::FitResult fit;  ///< status ok or empty (a failed fit fails the trial)
+  /// Events simulated: on the whole IRF grid by a nested simulate (embedded, HDF5), only
+  /// inside the region of interest for DL3 (roi_only; they are the fit's events).
+  std::int64_t n_simulated = 0;
+  bool roi_only = false;
+  std::int64_t fit_threads = 0;  ///< thread budget the fit ran with (always 1)
+
+  /// "7612 events simulated, 3807 in the region" or, for DL3, "24023 events drawn in the
+  /// region": the start of a trial's log line.
+  [[nodiscard]] std::string events_text() const;
 };
 
-/// One trial inside `bin`: a nested in-memory `simulate`, then a nested `fit` of its events,
-/// both through bin.call (one thread, MPI_COMM_SELF, seeds derived from the bin's stream;
-/// their log lines go into the bin's block). Throws what the nested tools throw, and Error
-/// when the fit's status is failed, so a nested failure fails this bin only. `break_fit`
-/// passes the fit an invalid parameter.
+/// One trial inside `bin`, on one thread. Embedded and HDF5: a nested in-memory `simulate`,
+/// then a nested `fit` of its events, both through bin.call (MPI_COMM_SELF, seeds derived
+/// from the bin's stream; their log lines go into the bin's block). DL3: setup.dl3 draws the
+/// events from the stream (bin.rng().derive_seed(0), 0), the one the nested simulate's first
+/// slice would use, and fits them. Throws what the nested tools throw, and Error when the
+/// fit's status is failed, so a failure fails this bin only. `break_fit` (test hook) passes
+/// the nested fit an invalid parameter, or fails a DL3 trial with a message saying so.
 TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit = false);
 
-/// Resolves the source position (NaN = the pointing of `inobs`, or the embedded Crab
-/// pointing) and checks `inobs` on rank 0 (collective over ctx's communicator: bad input
-/// ends every rank with one line, exit status 2).
+/// Collective over ctx's communicator. Checks `inobs` and tmin/tmax on rank 0 (bad input
+/// ends every rank with one line, exit status 2) and resolves the source position (NaN =
+/// the pointing of the event file, the DL3 observations' common RA_OBJ/DEC_OBJ, or the
+/// embedded Crab pointing). For DL3 input it builds setup.dl3 on every rank: bad input too
+/// is a DL3 set where no observation has livetime in [tmin, tmax), or where the source lies
+/// outside the field of view (the effective area's offset axis) of every such observation.
 void prepare_trials(RunContext& ctx, TrialSetup& setup);
 
 /// Mean and width (sample standard deviation) of the finite values of a sample, with their

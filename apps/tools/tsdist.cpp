@@ -49,7 +49,7 @@ Schema TsdistTool::schema() {
       {"beta", ColumnType::f64, "", "fitted background normalisation"},
       {"beta_err", ColumnType::f64, "", "1-sigma error of beta"},
       {"fit_threads", ColumnType::i64, "",
-       "thread budget of the nested fit (diagnostic of nested invocation: always 1)"},
+       "thread budget of the nested fit (DL3: of the trial's fit); always 1"},
   };
 }
 
@@ -70,11 +70,8 @@ ToolOutput TsdistTool::execute(RunContext& ctx) {
   ctx.log().info(
       "{} background-only trials of {}; background beta {}, test source at ({}, {}) with index "
       "{}; fit {}-{} TeV within {} deg",
-      setup.ntrials,
-      setup.inobs.empty() ? fmt::format("a {} s embedded observation", setup.duration)
-                          : "the response and GTIs of " + setup.inobs,
-      setup.beta, setup.analysis.ra, setup.analysis.dec, setup.gamma, setup.analysis.emin,
-      setup.analysis.emax, setup.analysis.theta_max);
+      setup.ntrials, setup.observation_text(), setup.beta, setup.analysis.ra, setup.analysis.dec,
+      setup.gamma, setup.analysis.emin, setup.analysis.emax, setup.analysis.theta_max);
   const Schema columns = schema();
   MapResult result =
       ctx.map("tsdist", BinPlan::trials(setup.ntrials), columns, [&](BinContext& bin) {
@@ -82,9 +79,8 @@ ToolOutput TsdistTool::execute(RunContext& ctx) {
         const science::FitResult& fit = f.fit;
         bin.set_status(fit.status);
         const bool ok = fit.status == bin_status::ok;
-        bin.log().info("{} events simulated, {} in the region: TS = {:.3f}, N0 = {:.3e}{}{}",
-                       f.n_simulated, fit.n_events, fit.ts, fit.n0, ok ? "" : ", status ",
-                       ok ? "" : fit.status);
+        bin.log().info("{}: TS = {:.3f}, N0 = {:.3e}{}{}", f.events_text(), fit.ts, fit.n0,
+                       ok ? "" : ", status ", ok ? "" : fit.status);
         return RowBuilder(columns)
             .set("n_events", fit.n_events)
             .set("ts", fit.ts)

@@ -3,7 +3,8 @@
 // N0 = 0), each fitted with the source free (N0 >= 0); the distribution of the test
 // statistic is compared with its asymptotic form, half a chi^2 with one degree of freedom
 // (Chernoff: N0 sits on its bound), so P(TS > 2.706) = 0.05 (SCIENCE.md section 6). Trials
-// run the same nested simulate and fit as `binflow pull` (see pull.hpp).
+// run as `binflow pull`'s do (see pull.hpp): a nested simulate and fit, or on DL3 input a
+// draw inside the region of interest and a fit shared by all trials.
 #include <cstdint>
 #include <string>
 

@@ -80,6 +80,19 @@ ctx.check(np.all(by_duration["n_events"] > 14000), "--duration 3600: about twice
           by_duration["n_events"])
 same, why = identical(by_duration, by_file)
 ctx.check(same, "--inobs of a default one-hour file = --duration 3600, bit for bit", why)
+# tmin/tmax select what the nested fit takes of the simulated observation (the first of its
+# two runs here); a range without livetime is bad input, checked before any trial.
+first_run = read_group(run("pull", "pull_tmax", ["--ntrials", "6", "--inobs", obs, "--tmax", "1800"])[0])
+ctx.check(np.all(first_run["status"] == "ok") and
+          abs(first_run["n_events"].mean() / by_file["n_events"].mean() - 0.5) < 0.05,
+          "--tmax 1800: the fit takes the first of the two runs (half the events)",
+          (first_run["n_events"], by_file["n_events"]))
+for where in (["--inobs", obs], []):
+    r = ctx.run(["pull", "--ntrials", "2", *where, "--tmin", "1810", "--tmax", "1900",
+                 "--outfile", ctx.path("gap.h5")])
+    ctx.check(r.returncode == 2 and "no livetime" in r.stderr and not os.path.exists(ctx.path("gap.h5")),
+              f"pull {' '.join(where) or '(embedded)'} with tmin/tmax in a gap: exit 2, no livetime",
+              r.stderr[-500:])
 
 # --- Summary attributes agree with the table. -------------------------------------------------
 out, _, _ = run("pull", "pull_free", ["--ntrials", "30", "--free_index", "--seed", "4"])
