@@ -221,7 +221,7 @@ void AnalysisInput::log_summary(spdlog::logger& log) const {
   }
   std::vector<std::int64_t> ids;
   for (const auto& obs : data_->observations()) ids.push_back(obs.obs_id);
-  log.info("{}: DL3 {}, {} observations (OBS_ID {}), {} events; {}", params_.inobs,
+  log.info("{}: {}, {} observations (OBS_ID {}), {} events; {}", params_.inobs,
            science::dl3::to_string(data_->kind()), ids.size(), fmt::join(ids, " "), n_events(),
            selection);
   for (const std::string& note : data_->notes()) log.info("{}", note);
