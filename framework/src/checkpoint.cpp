@@ -166,9 +166,9 @@ void Checkpoint::write_pending(bool sync) {
   if (!pending_.empty()) {
     if (std::fwrite(pending_.data(), 1, pending_.size(), file_) != pending_.size() ||
         std::fflush(file_) != 0) {
-      throw IoError(
-          fmt::format("{}: cannot write the checkpoint ({})", path_, std::strerror(errno)));
+      fail("write");
     }
+    holds_bins_ = holds_bins_ || pending_records_ > 0;
     pending_.clear();
     pending_records_ = 0;
   }
@@ -177,9 +177,22 @@ void Checkpoint::write_pending(bool sync) {
   // fflush already survives a killed process; fdatasync is for a crashed node and costs
   // milliseconds, so it is rarer.
   if (sync) {
-    fdatasync(fileno(file_));
+    if (fdatasync(fileno(file_)) != 0 && errno != EINVAL) fail("sync");
     last_sync_ = now;
   }
+}
+
+void Checkpoint::fail(const char* what) {
+  const std::string reason = std::strerror(errno);
+  // A journal that holds no bin (a fresh run's header, say) is of no use to a resume and
+  // would block the corrected rerun: a run that did no work leaves nothing.
+  if (!holds_bins_ && loaded_.empty()) {
+    std::fclose(file_);
+    file_ = nullptr;
+    std::error_code ec;
+    std::filesystem::remove(path_, ec);
+  }
+  throw IoError(fmt::format("{}: cannot {} the checkpoint ({})", path_, what, reason));
 }
 
 void Checkpoint::remove() {

@@ -301,6 +301,7 @@ public:
   std::optional<int> prepare();
   // The run; a failure here may be on one rank only.
   int run();
+  int run_tool();
   // After bad input found during a fresh run: its journal holds nothing worth resuming.
   void discard_checkpoint() {
     if (checkpoint_ && !tool_->standard().resume) checkpoint_->remove();
@@ -380,7 +381,19 @@ void Driver::log_placement(RunContext& ctx) const {
   for (const std::string& w : placement.rank_warnings()) ctx.log().warn("{}{}", run_marker, w);
 }
 
+// A log that could not be written ends the run with exit 3 and one line, after the results
+// (written or not) are settled: nothing finished is lost for a full log disk.
 int Driver::run() {
+  const int status = run_tool();
+  if (!sink_) return status;
+  sink_->close();
+  const std::string error = sink_->write_error();
+  if (error.empty()) return status;
+  std::fprintf(stderr, "binflow: error: %s\n", error.c_str());
+  return status == exit_status::ok || status == exit_status::bins_failed ? exit_status::io : status;
+}
+
+int Driver::run_tool() {
   const StandardParameters& s = tool_->standard();
   // Tools without bins (info) print straight to the console and have no log sink.
   if (world_.is_root() && !sink_) sink_ = std::make_unique<RunLogSink>("", s.chatter > 0);

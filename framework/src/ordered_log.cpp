@@ -182,7 +182,7 @@ void RunLogSink::open_file() {
   if (file_ == nullptr) {
     throw IoError(fmt::format("{}: cannot open the log file ({})", logfile_, std::strerror(errno)));
   }
-  std::fwrite(held_.data(), 1, held_.size(), file_);
+  if (std::fwrite(held_.data(), 1, held_.size(), file_) != held_.size()) record_file_error("write");
   held_ = std::string();
 }
 
@@ -191,11 +191,25 @@ RunLogSink::~RunLogSink() {
   if (file_ != nullptr) std::fclose(file_);
 }
 
+// The first error of the log file is kept and the file dropped: a full disk must not turn
+// every later line into another error, nor stop the run whose results are still to be written.
+void RunLogSink::record_file_error(const char* what) {
+  if (write_error_.empty()) {
+    write_error_ = fmt::format("{}: cannot {} the log file ({}); the log is incomplete", logfile_,
+                               what, std::strerror(errno));
+  }
+  std::fclose(file_);
+  file_ = nullptr;
+}
+
 void RunLogSink::write(std::string_view text) {
   std::lock_guard lock(mutex_);
-  if (console_) std::fwrite(text.data(), 1, text.size(), stdout);
+  if (console_ && std::fwrite(text.data(), 1, text.size(), stdout) != text.size() &&
+      write_error_.empty()) {
+    write_error_ = fmt::format("standard output: cannot write ({})", std::strerror(errno));
+  }
   if (file_ != nullptr) {
-    std::fwrite(text.data(), 1, text.size(), file_);
+    if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) record_file_error("write");
   } else if (!opened_ && !logfile_.empty()) {
     held_ += text;
   }
@@ -212,9 +226,28 @@ void RunLogSink::flush() {
   flush_locked();
 }
 
+void RunLogSink::close() {
+  std::lock_guard lock(mutex_);
+  flush_locked();
+  if (file_ != nullptr) {
+    if (std::fclose(file_) != 0 && write_error_.empty()) {
+      write_error_ = fmt::format("{}: cannot close the log file ({}); the log is incomplete",
+                                 logfile_, std::strerror(errno));
+    }
+    file_ = nullptr;
+  }
+}
+
+std::string RunLogSink::write_error() {
+  std::lock_guard lock(mutex_);
+  return write_error_;
+}
+
 void RunLogSink::flush_locked() {
-  if (console_) std::fflush(stdout);
-  if (file_ != nullptr) std::fflush(file_);
+  if (console_ && std::fflush(stdout) != 0 && write_error_.empty()) {
+    write_error_ = fmt::format("standard output: cannot write ({})", std::strerror(errno));
+  }
+  if (file_ != nullptr && std::fflush(file_) != 0) record_file_error("write");
 }
 
 std::shared_ptr<spdlog::logger> make_target_logger(const std::string& name, LogTarget target,

@@ -215,6 +215,37 @@ for sig in (signal.SIGTERM, signal.SIGINT):
               f"{sig.name} before the first bin: exit 75, one line, nothing written",
               (proc.returncode, err, sorted(set(listing()) - set(files_before))))
 
+# Write errors: a full disk for the log, the checkpoint, the console. Each is one line and exit
+# 3; what was finished stays (the results when only the log failed); a journal that holds no
+# bin is removed. The full disk is a 64 KiB tmpfs (root; skipped with the reason otherwise).
+full = w("full")
+os.mkdir(full)
+mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", full],
+                         capture_output=True, text=True)
+if mounted.returncode != 0:
+    print(f"skip the full-disk cases: cannot mount a tmpfs ({mounted.stderr.strip()})")
+else:
+    try:
+        with open(os.path.join(full, "pad"), "wb") as f:
+            f.write(b"\0" * (60 * 1024))
+        r = ctx.run(["lightcurve", EV, "tbins=200", "chatter=2", "logfile=full/lc.log",
+                     "outfile=lc_full_log.h5"])
+        ctx.check(r.returncode == 3 and "lc.log: cannot write the log file (No space left on device)"
+                  in r.stderr and os.path.exists(w("lc_full_log.h5")),
+                  "log on a full disk: exit 3, one line, the results written", (r.returncode, r.stderr))
+        r = ctx.run(["lightcurve", EV, "tbins=200", "chatter=0", "outfile=full/lc.h5"])
+        ctx.check(r.returncode == 3 and "cannot write the checkpoint" in r.stderr and
+                  sorted(os.listdir(full)) == ["lc.log", "pad"],
+                  "checkpoint on a full disk: exit 3, one line, no stale journal left",
+                  (r.returncode, r.stderr, os.listdir(full)))
+        with open("/dev/full", "w") as devfull:
+            r = subprocess.run(ctx.command(["fit", EV, "chatter=2"]), env=ctx.env, cwd=ctx.workdir,
+                               stdout=devfull, stderr=subprocess.PIPE, text=True, timeout=60)
+        ctx.check(r.returncode == 3 and "standard output: cannot write" in r.stderr,
+                  "console on /dev/full: exit 3, one line", (r.returncode, r.stderr))
+    finally:
+        subprocess.run(["umount", full], check=False)
+
 # resume=yes on a complete output: nothing to do for the run that wrote it, bad input for
 # another configuration (other parameters, another tool).
 r = ctx.run(["fit", EV, "outfile=done.h5", "chatter=0"])

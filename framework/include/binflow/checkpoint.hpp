@@ -65,12 +65,15 @@ public:
 private:
   void open_for_append(std::int64_t keep_bytes);
   void write_pending(bool sync);
+  /// IoError for a failed `what` (write, sync); removes a journal that holds no bin first.
+  [[noreturn]] void fail(const char* what);
   std::string path_;
   std::string fingerprint_;
   std::FILE* file_ = nullptr;
   std::int64_t keep_bytes_ = 0;  // what open() keeps of the old file (the loaded records)
   bool opened_ = false;
   std::vector<CompletedBin> loaded_;
+  bool holds_bins_ = false;  // a record of this run reached the file
   std::string pending_;
   std::size_t pending_records_ = 0;
   std::chrono::steady_clock::time_point last_write_;

@@ -90,10 +90,17 @@ public:
   void open_file();
   void write(std::string_view text);
   void flush();
+  /// Flushes and closes the log file, checking both.
+  void close();
+  /// The first failed write (log file or console) as one line, or empty. A failed log file is
+  /// written no further; the run goes on (its results are not lost) and ends with exit 3.
+  [[nodiscard]] std::string write_error();
 
 private:
   void flush_locked();
+  void record_file_error(const char* what);
   std::mutex mutex_;
+  std::string write_error_;
   std::string logfile_;
   bool opened_ = false;
   std::string held_;  // for the file, until open_file()
