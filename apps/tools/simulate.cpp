@@ -168,9 +168,6 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
     out.stats.wall = wall;
     return out;
   }
-  // The checks have passed: from here a stop signal no longer ends the process at once (the
-  // writer finishes what it started; docs/framework.md, "Signals").
-  ctx.inputs_checked();
   // Only what changes the events: the file is the same bits for any launch geometry.
   const auto provenance = parameter_values(ParameterSet::Which::results_only);
   const std::string& outfile = standard().outfile;

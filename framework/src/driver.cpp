@@ -244,6 +244,24 @@ void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvena
   file.close();
 }
 
+// The temporaries `<outfile>.tmp.<pid>[.gz]` that runs killed during their final write left
+// (kill -9 gives no chance to clean up): the run that completes the output removes them.
+void remove_stale_temporaries(const std::string& outfile) {
+  const fs::path out(outfile);
+  const fs::path dir = out.has_parent_path() ? out.parent_path() : fs::path(".");
+  const std::string prefix = out.filename().string() + ".tmp.";
+  std::error_code ec;
+  for (const fs::directory_entry& e : fs::directory_iterator(dir, ec)) {
+    const std::string name = e.path().filename().string();
+    if (name.rfind(prefix, 0) != 0) continue;
+    std::string rest = name.substr(prefix.size());
+    if (ends_with_ignoring_case(rest, ".gz")) rest.resize(rest.size() - 3);
+    if (rest.empty() || rest.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::error_code ignored;
+    fs::remove(e.path(), ignored);
+  }
+}
+
 // The final output appears under its name only when complete: written to a temporary name
 // in the same directory, then renamed. A FITS name ending in .gz keeps that ending: the
 // tool's FITS writer compresses what it writes to such a name.
@@ -263,6 +281,7 @@ void write_output(const Tool& tool, bool fits, const ToolOutput& out, const RunP
     fs::remove(temporary, ignored);
     throw;
   }
+  remove_stale_temporaries(outfile);
 }
 
 std::string run_summary(const RunStats& stats) {
@@ -366,6 +385,15 @@ std::optional<int> Driver::prepare() {
     print(fmt::format("{} is complete and has no checkpoint: nothing to resume\n", s.outfile));
     return exit_status::ok;
   }
+  // A stop signal during the start-up (MPI, parameters, output checks): stop before anything
+  // is opened. Collective, so that every rank leaves alike even if one was signalled.
+  if (world_.max(stop_requested() ? 1 : 0) != 0) {
+    if (world_.is_root()) {
+      std::fputs("binflow: stopped by a signal before any work was done; nothing was written\n",
+                 stderr);
+    }
+    return exit_status::interrupted;
+  }
   return std::nullopt;
 }
 
@@ -422,6 +450,16 @@ int Driver::run_tool() {
     log_placement(ctx);
   }
   ToolOutput out = tool_->run(ctx);
+  // Stopped by a signal before any bin finished in a fresh run: no work, so nothing is left
+  // (the log file and the checkpoint are not opened, or the journal holding no bin removed).
+  if (out.interrupted && out.table.size() == 0 && !s.resume) {
+    if (checkpoint_) checkpoint_->remove();
+    if (ctx.is_root()) {
+      std::fputs("binflow: stopped by a signal before any work was done; nothing was written\n",
+                 stderr);
+    }
+    return exit_status::interrupted;
+  }
   ctx.inputs_checked();
   if (!ctx.is_root() || !out.has_results) {
     if (sink) sink->flush();
@@ -430,14 +468,6 @@ int Driver::run_tool() {
                : (out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok);
   }
   if (out.interrupted) {
-    // A fresh run stopped before its first bin finished did no work: it leaves nothing.
-    if (checkpoint_ && !s.resume && out.table.size() == 0) {
-      checkpoint_->remove();
-      ctx.log().warn("{}interrupted by a signal before any bin finished; nothing was written",
-                     run_marker);
-      sink->flush();
-      return exit_status::interrupted;
-    }
     ctx.log().warn(
         "{}interrupted by a signal with {} bins done; the checkpoint {} is flushed: "
         "rerun with resume=yes to finish",

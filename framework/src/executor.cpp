@@ -1,7 +1,5 @@
 #include "binflow/executor.hpp"
 
-#include <unistd.h>
-
 #include <sys/prctl.h>
 #include <sys/resource.h>
 
@@ -47,21 +45,7 @@ using detail::Tag;
 std::atomic<bool> stop_flag{false};
 static_assert(std::atomic<bool>::is_always_lock_free, "the stop flag must be signal-safe");
 
-// Before the run's work starts (inputs still being opened and checked, nothing written) a stop
-// signal ends the process at once: a blocked or slow open must not outlive it, and there is
-// nothing to flush. Afterwards it asks the executor to stop between bins.
-std::atomic<bool> work_started{false};
-static_assert(std::atomic<bool>::is_always_lock_free, "the work flag must be signal-safe");
-
-extern "C" void on_stop_signal(int /*signal*/) {
-  if (!work_started.load(std::memory_order_relaxed)) {
-    static constexpr char message[] =
-        "binflow: stopped by a signal before any work was done; nothing was written\n";
-    (void)!::write(STDERR_FILENO, message, sizeof message - 1);
-    ::_exit(exit_status::interrupted);
-  }
-  stop_flag.store(true, std::memory_order_relaxed);
-}
+extern "C" void on_stop_signal(int /*signal*/) { stop_flag.store(true, std::memory_order_relaxed); }
 
 constexpr double chunk_target_seconds = 10e-3;  // see the Dispatcher
 constexpr double report_interval_seconds = 0.05;
@@ -758,8 +742,6 @@ std::string_view schedule_name(Schedule schedule) {
 
 bool stop_requested() { return stop_flag.load(std::memory_order_relaxed); }
 
-void mark_work_started() { work_started.store(true, std::memory_order_relaxed); }
-
 void request_stop(bool value) { stop_flag.store(value, std::memory_order_relaxed); }
 
 void install_stop_handlers() {
@@ -791,6 +773,17 @@ RunContext::~RunContext() = default;
 
 MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Schema& schema,
                           const BinFunction& fn) {
+  // A stop signal before the run's first map: leave before the log file and the checkpoint
+  // are opened (collective: every rank leaves alike, even if one alone was signalled).
+  if (!nested_ && !mapped_) {
+    mapped_ = true;
+    const int stop = stop_requested() ? 1 : 0;
+    if ((runtime_.size() == 1 ? stop : runtime_.comm.max(stop)) != 0) {
+      MapResult nothing;
+      nothing.interrupted = true;
+      return nothing;
+    }
+  }
   inputs_checked();
   // One rank (every nested run) makes no MPI call at all: a nested run may execute on rank
   // 0's compute thread, and MPI_THREAD_FUNNELED allows MPI on the main thread only. With

@@ -43,7 +43,7 @@ fs::path normalised(const std::string& path) {
 constexpr std::uint64_t mib = std::uint64_t{1} << 20;
 constexpr std::uint64_t block = 4096;
 constexpr int sampled_blocks = 16;
-constexpr std::uint64_t directory_head = 64 * 1024;
+constexpr std::uint64_t directory_head = std::uint64_t{64} * 1024;
 constexpr std::size_t directory_files = 10000;
 
 // FNV-1a over the pieces [offset, offset + length) of `path`, in the order given.

@@ -246,6 +246,17 @@ else:
     finally:
         subprocess.run(["umount", full], check=False)
 
+# Temporaries left by runs killed during their final write are removed by the run that
+# completes the output; other files are not touched.
+for name in ("fresh.h5.tmp.99999", "fresh.h5.tmp.12.gz", "fresh.h5.tmp.notes"):
+    with open(w(name), "w") as f:
+        f.write("left behind")
+r = ctx.run(["fit", EV, "outfile=fresh.h5", "chatter=0"])
+ctx.check(r.returncode == 0 and not os.path.exists(w("fresh.h5.tmp.99999")) and
+          not os.path.exists(w("fresh.h5.tmp.12.gz")) and os.path.exists(w("fresh.h5.tmp.notes")),
+          "the run that writes an output removes the temporaries killed runs left for it",
+          sorted(x for x in listing() if x.startswith("fresh")))
+
 # resume=yes on a complete output: nothing to do for the run that wrote it, bad input for
 # another configuration (other parameters, another tool).
 r = ctx.run(["fit", EV, "outfile=done.h5", "chatter=0"])

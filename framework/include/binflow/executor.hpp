@@ -57,16 +57,12 @@ struct MapResult {
 /// The bin function: fills one row of the tool's schema.
 using BinFunction = std::function<Row(BinContext&)>;
 
-/// Set by SIGTERM/SIGINT/SIGUSR1 once the work has started (see install_stop_handlers); read
-/// by the executor between bins.
+/// Set by SIGTERM/SIGINT/SIGUSR1 (see install_stop_handlers); read by the driver before the
+/// work starts and by the executor between bins.
 [[nodiscard]] bool stop_requested();
-/// Installs async-signal-safe handlers for SIGTERM, SIGINT and SIGUSR1: before
-/// mark_work_started() they end the process at once with exit_status::interrupted (nothing
-/// has been written), afterwards they set stop_requested().
+/// Installs async-signal-safe handlers for SIGTERM, SIGINT and SIGUSR1 that set
+/// stop_requested().
 void install_stop_handlers();
-/// From here on a stop signal stops the run between bins (RunContext::inputs_checked calls it
-/// before the hook that opens the log file and the checkpoint).
-void mark_work_started();
 /// For tests: set or clear the stop flag as a signal would.
 void request_stop(bool value = true);
 
@@ -97,7 +93,6 @@ public:
   /// tool that never maps may call it earlier than the end of its run. Runs the hook set by
   /// on_inputs_checked() the first time, nothing after. Not thread-safe.
   void inputs_checked() {
-    if (!nested_) mark_work_started();
     if (!inputs_checked_) return;
     const std::function<void()> hook = std::move(inputs_checked_);
     inputs_checked_ = nullptr;
@@ -118,7 +113,8 @@ private:
   std::shared_ptr<spdlog::logger> log_;
   Checkpoint* checkpoint_;
   bool nested_;
-  std::function<void()> inputs_checked_;
+  std::function<void()> inputs_checked_;  // rank 0 only (the log file and the checkpoint)
+  bool mapped_ = false;                    // a map has started (every rank)
 };
 
 }  // namespace binflow
