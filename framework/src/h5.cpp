@@ -1,9 +1,12 @@
 #include "binflow/h5.hpp"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <mutex>
+#include <new>
 #include <system_error>
 #include <utility>
 
@@ -315,6 +318,27 @@ std::size_t dataset_length(hid_t space, const std::string& label) {
   return static_cast<std::size_t>(dims);
 }
 
+// A vector for a dataset of `n` elements, as its file claims: a claim beyond this machine's
+// memory (a damaged or hostile header) is bad input naming the dataset, not std::bad_alloc (a
+// bug's exit status) or the out-of-memory killer.
+template <typename T>
+std::vector<T> allocate_claimed(std::size_t n, const std::string& label) {
+  const auto pages = static_cast<double>(sysconf(_SC_PHYS_PAGES));
+  const auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double bytes = static_cast<double>(n) * static_cast<double>(sizeof(T));
+  const auto fail = [&] {
+    return UsageError(fmt::format("{}: claims {} elements ({:.3g} GiB), more than this machine "
+                                  "can hold ({:.3g} GiB)",
+                                  label, n, bytes / 0x1p30, pages * page / 0x1p30));
+  };
+  if (pages > 0 && page > 0 && bytes > pages * page) throw fail();
+  try {
+    return std::vector<T>(n);
+  } catch (const std::bad_alloc&) {
+    throw fail();
+  }
+}
+
 template <typename T>
 std::vector<T> read_numbers(const Location& loc, const std::string& name, hid_t mem_type,
                             std::initializer_list<H5T_class_t> accepted,
@@ -323,7 +347,7 @@ std::vector<T> read_numbers(const Location& loc, const std::string& name, hid_t 
   const Handle dataset = open_dataset(loc, name, label);
   checked_type(H5Dget_type(dataset.get()), "H5Dget_type", accepted, expected, label);
   const Handle space(check_h5(H5Dget_space(dataset.get()), "H5Dget_space", label), H5Sclose);
-  std::vector<T> values(dataset_length(space.get(), label));
+  std::vector<T> values = allocate_claimed<T>(dataset_length(space.get(), label), label);
   if (!values.empty()) {
     check_h5(H5Dread(dataset.get(), mem_type, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()),
              "H5Dread", label);

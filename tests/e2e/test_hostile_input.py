@@ -51,6 +51,11 @@ import shutil  # noqa: E402
 
 import h5py  # noqa: E402
 
+# A header claiming a dataset of 2^36 doubles (512 GiB) in a 2 MB file.
+shutil.copy(w("ev.h5"), w("huge_claim.h5"))
+with h5py.File(w("huge_claim.h5"), "r+") as f:
+    del f["gti/start"]
+    f.create_dataset("gti/start", shape=(2**36,), dtype="f8", chunks=(1024,))
 for name, dataset, row, value in (("dec95.h5", "events/dec", 17, 95.0),
                                   ("negative_energy.h5", "events/energy", 3, -1.0)):
     shutil.copy(w("ev.h5"), w(name))
@@ -99,6 +104,9 @@ CASES = [
     ("lightcurve declination 95 deg in an event row",
      ["lightcurve", "inobs=dec95.h5", "tbins=2", "outfile=dec_out.h5"], 2,
      "/events/dec is 95 at row 17", ["dec95.h5"]),
+    ("lightcurve dataset claiming 512 GiB",
+     ["lightcurve", "inobs=huge_claim.h5", "outfile=old.h5", "clobber=yes"], 2,
+     "/gti/start: claims 68719476736 elements", ["huge_claim.h5", "old.h5.ckpt"]),
     ("fit negative energy in an event row", ["fit", "inobs=negative_energy.h5"], 2,
      "/events/energy is -1 at row 3", ["negative_energy.h5"]),
     ("fit bad inobs, existing logfile untouched",
@@ -139,7 +147,7 @@ CASES = [
 MPI_CASES = {"lightcurve FIFO as inobs refused at once", "lightcurve logfile == inobs refused",
              "lightcurve truncated HDF5 is bad input", "pull FIFO as inobs"}
 
-fixtures = ["ev.h5", "dec95.h5", "negative_energy.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
+fixtures = ["ev.h5", "huge_claim.h5", "dec95.h5", "negative_energy.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
             "old.log", "old.h5.ckpt"]
 
 
