@@ -1,6 +1,7 @@
 #include "binflow/executor.hpp"
 
 #include <sys/prctl.h>
+#include <unistd.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -771,8 +772,31 @@ RunContext::RunContext(Runtime runtime, ThreadBudget budget, RunSettings setting
 
 RunContext::~RunContext() = default;
 
+namespace {
+
+// Rank 0 holds every row of a map (cells of the tool's columns plus bin, status and message)
+// until the output is written: their size must fit in the machine's memory.
+void check_result_memory(std::string_view name, const BinPlan& plan, const Schema& schema) {
+  const auto pages = static_cast<double>(sysconf(_SC_PHYS_PAGES));
+  const auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double memory = pages * page;
+  const double per_row = static_cast<double>((schema.size() + 3) * sizeof(Cell) + sizeof(Row));
+  const double needed = static_cast<double>(plan.size()) * per_row;
+  if (memory > 0.0 && needed > memory) {
+    throw UsageError(fmt::format(
+        "{}: {} bins are too many: their results alone need about {:.3g} GiB on rank 0, more "
+        "than this machine's memory ({:.3g} GiB); use fewer bins",
+        name, plan.size(), needed / 0x1p30, memory / 0x1p30));
+  }
+}
+
+}  // namespace
+
 MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Schema& schema,
                           const BinFunction& fn) {
+  // A binning the results of which cannot fit in rank 0's memory is bad input, said before
+  // any bin runs (not std::bad_alloc or the out-of-memory killer hours later).
+  runtime_.comm.agree_on_root([&] { check_result_memory(name, plan, schema); });
   // A stop signal before the run's first map: leave before the log file and the checkpoint
   // are opened (collective: every rank leaves alike, even if one alone was signalled).
   if (!nested_ && !mapped_) {

@@ -254,6 +254,19 @@ else:
     finally:
         subprocess.run(["umount", full], check=False)
 
+# A binning whose results cannot fit in memory (10^8 bins of about 1 KB of cells each on rank
+# 0) is refused before any bin runs, not left to the out-of-memory killer.
+with open("/proc/meminfo") as f:
+    memory_kib = int(next(line for line in f if line.startswith("MemTotal")).split()[1])
+if memory_kib * 1024 < 50e9:
+    r = ctx.run(["lightcurve", EV, "tbins=100000000", "outfile=too_many.h5", "chatter=0"], timeout=120)
+    ctx.check(r.returncode == 2 and "100000000 bins are too many" in r.stderr and
+              not any(x.startswith("too_many") for x in listing()),
+              "10^8 light-curve bins: exit 2 before any bin, one line, nothing written",
+              (r.returncode, r.stderr))
+else:
+    print(f"skip the 10^8-bin case: {memory_kib / 2**20:.0f} GiB of memory would hold its results")
+
 # Temporaries left by runs killed during their final write are removed by the run that
 # completes the output; other files are not touched.
 for name in ("fresh.h5.tmp.99999", "fresh.h5.tmp.12.gz", "fresh.h5.tmp.notes"):
