@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The unit and multi-rank tests under AddressSanitizer and UndefinedBehaviorSanitizer, in a
+# build of their own (build-asan/; not part of the suite: a second full build doubles CI time).
+#   scripts/sanitize.sh [ctest arguments]      (default: -L "unit|mpi")
+# Leak detection is off: Open MPI and HDF5 keep allocations until exit by design. UBSan stops
+# at the first finding (halt_on_error), so any finding fails the test that hit it.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+build=$BINFLOW_ROOT/build-asan
+flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+cmake -S "$BINFLOW_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
+cmake --build "$build" -j "$NPROC"
+export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export OMPI_MCA_rmaps_base_oversubscribe=1
+cd "$build"
+if [[ $# -eq 0 ]]; then set -- -L "unit|mpi"; fi
+ctest --output-on-failure -j "$NPROC" "$@"
