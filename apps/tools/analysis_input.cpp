@@ -95,6 +95,10 @@ void AnalysisInput::open() {
   double ra = std::numeric_limits<double>::quiet_NaN();
   double dec = ra;
   if (science::dl3::input_kind(inobs) == science::dl3::InputKind::event_file) {
+    if (!params_.obs_ids().empty()) {
+      throw UsageError(fmt::format(
+          "obs_id: selects observations of a DL3 input, and {} is an HDF5 event file", inobs));
+    }
     event_file_ = std::make_unique<const EventFile>(inobs);
     const science::Observation& obs = event_file_->reader.observation();
     gti_ = obs.gti;

@@ -208,6 +208,7 @@ with open(truncated, "wb") as f:
 bad = {
     "an obs_id that is not there": (["inobs=" + dl3, "obs_id=999"], "999"),
     "an obs_id that is not a number": (["inobs=" + dl3, "obs_id=12a"], "obs_id"),
+    "an obs_id with an HDF5 event file": (["inobs=" + ctx.path("lc.h5"), "obs_id=1001"], "obs_id"),
     "a truncated DL3 file": (["inobs=" + truncated], "truncated.fits"),
     "a list naming a missing file": (["inobs=" + ctx.path("missing_list.txt")], "missing_list.txt"),
 }
