@@ -43,6 +43,8 @@ public:
   ~AnalysisInput();
 
   [[nodiscard]] bool is_dl3() const { return data_ != nullptr; }
+  /// The DL3 data set, or nullptr for an HDF5 event file.
+  [[nodiscard]] const science::dl3::DataSet* data_set() const { return data_.get(); }
   /// The good time intervals on the input's time axis (sorted, disjoint).
   [[nodiscard]] const science::Gti& gti() const { return gti_; }
   /// The selection [tmin, tmax), s on the time axis.

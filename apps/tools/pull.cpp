@@ -118,10 +118,8 @@ void check_dl3_observations(const science::dl3::DataSet& data,
 
 // Per observation its response at the source and its livetime in [t0, t1), in the data
 // set's order (the order of the fitter's parts).
-Dl3Trials build_dl3_trials(const TrialSetup& setup, const science::FitSettings& settings,
-                           const Dl3Selection& where) {
-  const science::dl3::DataSet data =
-      science::dl3::DataSet::open(setup.inobs, setup.analysis.obs_ids());
+Dl3Trials build_dl3_trials(const TrialSetup& setup, const science::dl3::DataSet& data,
+                           const science::FitSettings& settings, const Dl3Selection& where) {
   std::vector<science::dl3::TrialObservation> observations;
   std::vector<science::dl3::ObservationResponse> responses;
   double livetime = 0.0;
@@ -167,7 +165,8 @@ void log_dl3_trials(spdlog::logger& log, const Dl3Trials& dl3) {
 // Rank 0 opens and checks the set through AnalysisInput (the position and the time range
 // resolved as every tool resolves them) and builds its trials; the other ranks take the
 // resolved position and range and build theirs. A DL3 open decompresses every .fits.gz (0.2 s
-// for the 4 runs of the small fixture), so each rank opens the set as few times as it can.
+// for the 4 runs of the small fixture), so each rank opens the set once: rank 0 builds from
+// its AnalysisInput's data set.
 void prepare_dl3_trials(RunContext& ctx, TrialSetup& setup) {
   AnalysisParameters params = setup.fit_parameters();
   params.inobs = setup.inobs;
@@ -177,12 +176,15 @@ void prepare_dl3_trials(RunContext& ctx, TrialSetup& setup) {
   comm.agree_on_root([&] {
     const AnalysisInput input(params);
     where = {input.settings().ra, input.settings().dec, input.t0(), input.t1()};
-    built.emplace(build_dl3_trials(setup, params.fit_settings(where.ra, where.dec), where));
+    built.emplace(
+        build_dl3_trials(setup, *input.data_set(), params.fit_settings(where.ra, where.dec), where));
     input.log_summary(ctx.log());
   });
   comm.broadcast(where);
   if (!built) {
-    built.emplace(build_dl3_trials(setup, params.fit_settings(where.ra, where.dec), where));
+    const science::dl3::DataSet data =
+        science::dl3::DataSet::open(setup.inobs, setup.analysis.obs_ids());
+    built.emplace(build_dl3_trials(setup, data, params.fit_settings(where.ra, where.dec), where));
   }
   setup.analysis.ra = where.ra;
   setup.analysis.dec = where.dec;

@@ -1,7 +1,6 @@
 #include "binflow/executor.hpp"
 
 #include <sys/prctl.h>
-#include <unistd.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -25,6 +24,7 @@
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
 #include "map_protocol.hpp"
+#include "memory.hpp"
 #include "serialize.hpp"
 
 // The executor is three pieces around one protocol (map_protocol.hpp): rank 0's loop
@@ -777,9 +777,7 @@ namespace {
 // Rank 0 holds every row of a map (cells of the tool's columns plus bin, status and message)
 // until the output is written: their size must fit in the machine's memory.
 void check_result_memory(std::string_view name, const BinPlan& plan, const Schema& schema) {
-  const auto pages = static_cast<double>(sysconf(_SC_PHYS_PAGES));
-  const auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
-  const double memory = pages * page;
+  const double memory = detail::physical_memory_bytes();
   const double per_row = static_cast<double>((schema.size() + 3) * sizeof(Cell) + sizeof(Row));
   const double needed = static_cast<double>(plan.size()) * per_row;
   if (memory > 0.0 && needed > memory) {

@@ -1,7 +1,5 @@
 #include "binflow/h5.hpp"
 
-#include <unistd.h>
-
 #include <algorithm>
 #include <cstdio>
 #include <filesystem>
@@ -15,6 +13,7 @@
 #include "binflow/error.hpp"
 #include "binflow/file_checks.hpp"
 #include "binflow/runtime.hpp"
+#include "memory.hpp"
 
 namespace binflow::h5 {
 namespace {
@@ -323,15 +322,14 @@ std::size_t dataset_length(hid_t space, const std::string& label) {
 // bug's exit status) or the out-of-memory killer.
 template <typename T>
 std::vector<T> allocate_claimed(std::size_t n, const std::string& label) {
-  const auto pages = static_cast<double>(sysconf(_SC_PHYS_PAGES));
-  const auto page = static_cast<double>(sysconf(_SC_PAGESIZE));
+  const double memory = detail::physical_memory_bytes();
   const double bytes = static_cast<double>(n) * static_cast<double>(sizeof(T));
   const auto fail = [&] {
     return UsageError(fmt::format("{}: claims {} elements ({:.3g} GiB), more than this machine "
                                   "can hold ({:.3g} GiB)",
-                                  label, n, bytes / 0x1p30, pages * page / 0x1p30));
+                                  label, n, bytes / 0x1p30, memory / 0x1p30));
   };
-  if (pages > 0 && page > 0 && bytes > pages * page) throw fail();
+  if (memory > 0.0 && bytes > memory) throw fail();
   try {
     return std::vector<T>(n);
   } catch (const std::bad_alloc&) {

@@ -4,8 +4,10 @@ Debian (python3-h5py, python3-numpy)."""
 import argparse
 import os
 import shutil
+import signal
 import subprocess
 import sys
+import time
 
 import h5py
 import numpy as np
@@ -90,6 +92,36 @@ def descendants(pid):
             out.append(child)
             todo.append(child)
     return out
+
+
+def wait_for_progress(path, proc, min_bytes=4000, limit=60.0):
+    """Whether `path` (a checkpoint, a log) grows beyond `min_bytes` while `proc` runs."""
+    start = time.time()
+    while time.time() - start < limit:
+        if os.path.exists(path) and os.path.getsize(path) > min_bytes:
+            return True
+        if proc.poll() is not None:
+            return False
+        time.sleep(0.02)
+    return False
+
+
+def kill9(proc):
+    """SIGKILL to `proc` and every process below it (the ranks under mpirun); its status."""
+    for pid in [proc.pid] + descendants(proc.pid):
+        try:
+            os.kill(pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    proc.wait()
+    return proc.returncode
+
+
+def skip_without_gammapy(err):
+    """Exit 77 (ctest's skip) saying why, when Gammapy or its stack cannot be imported."""
+    print(f"skip: gammapy is not importable with {sys.executable} ({err}); "
+          "install Debian's python3-gammapy (scripts/setup.sh does)")
+    sys.exit(77)
 
 
 def read_group(path, group="results"):

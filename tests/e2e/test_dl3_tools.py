@@ -21,7 +21,7 @@ import subprocess
 import sys
 import time
 
-from e2e_common import Context, identical, read_group
+from e2e_common import Context, identical, read_group, skip_without_gammapy
 
 ctx = Context()
 try:
@@ -31,9 +31,7 @@ try:
     from gammapy.estimators import FluxPoints
     from gammapy.modeling.models import PowerLawSpectralModel
 except ImportError as err:
-    print(f"skip: gammapy is not importable with {sys.executable} ({err}); "
-          "install Debian's python3-gammapy (scripts/setup.sh does)")
-    sys.exit(77)
+    skip_without_gammapy(err)
 
 here = os.path.dirname(os.path.abspath(__file__))
 dl3 = ctx.path("dl3")

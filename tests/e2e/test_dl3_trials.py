@@ -20,21 +20,19 @@ import json
 import math
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 
-from e2e_common import Context, descendants, identical, read_attributes, read_group
+from e2e_common import (Context, identical, kill9, read_attributes, read_group, skip_without_gammapy,
+                        wait_for_progress)
 
 ctx = Context()
 try:
     import numpy as np
     import gammapy  # noqa: F401  (the fixture script imports it; fail here with the reason)
 except ImportError as err:
-    print(f"skip: gammapy is not importable with {sys.executable} ({err}); "
-          "install Debian's python3-gammapy (scripts/setup.sh does)")
-    sys.exit(77)
+    skip_without_gammapy(err)
 
 here = os.path.dirname(os.path.abspath(__file__))
 dl3 = ctx.path("dl3")
@@ -168,26 +166,6 @@ for tool, extra in (("pull", ["--free_index"]), ("tsdist", [])):
 
 
 # ---- 4. kill -9 mid-run, then resume -----------------------------------------------------------
-def wait_for_progress(path, proc, min_bytes=4000, limit=60.0):
-    begin = time.time()
-    while time.time() - begin < limit:
-        if os.path.exists(path) and os.path.getsize(path) > min_bytes:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.02)
-    return False
-
-
-def kill9(proc):
-    for pid in [proc.pid] + descendants(proc.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-
-
 killed = ctx.path("tsdist_killed.h5")
 proc = ctx.start(["tsdist", *ts_args, "--outfile", killed, "--chatter", "0"], ranks=2)
 progressed = wait_for_progress(killed + ".ckpt", proc)

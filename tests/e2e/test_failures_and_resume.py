@@ -4,9 +4,9 @@
 import os
 import signal
 import subprocess
-import time
 
-from e2e_common import Context, descendants, identical, log_without_run_lines, read_group
+from e2e_common import (Context, descendants, identical, kill9, log_without_run_lines, read_group,
+                        wait_for_progress)
 
 ctx = Context()
 
@@ -51,17 +51,6 @@ def comparable_log(path):
     return [line for line in log_without_run_lines(path) if not line.startswith("wrote ")]
 
 
-def wait_for_progress(path, proc, min_bytes=4000, limit=60.0):
-    start = time.time()
-    while time.time() - start < limit:
-        if os.path.exists(path) and os.path.getsize(path) > min_bytes:
-            return True
-        if proc.poll() is not None:
-            return False
-        time.sleep(0.05)
-    return False
-
-
 def interrupted_then_resumed(name, ranks, stop):
     out = ctx.path(name + ".h5")
     proc = ctx.start(args + ["--outfile", out], ranks=ranks)
@@ -87,16 +76,6 @@ def is_binflow(pid):
         return os.readlink(f"/proc/{pid}/exe") == ctx.binflow
     except OSError:
         return False
-
-
-def kill9(proc):
-    for pid in [proc.pid] + descendants(proc.pid):
-        try:
-            os.kill(pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-    proc.wait()
-    return proc.returncode
 
 
 def sigterm_ranks(proc):

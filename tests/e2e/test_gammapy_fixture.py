@@ -18,7 +18,7 @@ import subprocess
 import sys
 import time
 
-from e2e_common import Context
+from e2e_common import Context, skip_without_gammapy
 
 ctx = Context()
 try:
@@ -31,9 +31,7 @@ try:
     import gammapy
     from gammapy.data import DataStore
 except ImportError as err:
-    print(f"skip: gammapy is not importable with {sys.executable} ({err}); "
-          "install Debian's python3-gammapy (scripts/setup.sh does)")
-    sys.exit(77)
+    skip_without_gammapy(err)
 
 here = os.path.dirname(os.path.abspath(__file__))
 fixture = os.path.join(here, "gammapy_dl3_fixture.py")

@@ -194,9 +194,7 @@ assert r.returncode == 0, r.stderr
 trials = ["pull", "inobs=swap.h5", "ntrials=100000", "seed=3", "outfile=swapped.h5", "chatter=0"]
 proc = ctx.start(trials)
 ckpt = w("swapped.h5.ckpt")
-start = time.time()
-while time.time() - start < 30 and not (os.path.exists(ckpt) and os.path.getsize(ckpt) > 2000):
-    time.sleep(0.05)
+e2e_common.wait_for_progress(ckpt, proc, min_bytes=2000, limit=30)
 proc.send_signal(signal.SIGTERM)
 proc.wait(timeout=30)
 ctx.check(proc.returncode == 75 and os.path.exists(ckpt), "pull interrupted by SIGTERM: exit 75, checkpoint kept",

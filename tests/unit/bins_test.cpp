@@ -17,6 +17,7 @@
 #include "binflow/error.hpp"
 #include "science/binning.hpp"
 #include "temp_dir.hpp"
+#include "usage_message.hpp"
 
 namespace {
 
@@ -28,14 +29,7 @@ constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 constexpr double kInf = std::numeric_limits<double>::infinity();
 
 // The exact message of the UsageError that `fn` throws ("" if it throws none).
-std::string usage_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const binflow::UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
+using binflow::testing_support::usage_message;
 
 // Indices 0..n-1 in order, every bin non-empty, neighbours sharing their edge exactly.
 void expect_contiguous(const BinPlan& plan) {

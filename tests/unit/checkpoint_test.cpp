@@ -21,6 +21,7 @@
 #include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
+#include "usage_message.hpp"
 
 namespace {
 
@@ -92,14 +93,7 @@ void expect_same(const CompletedBin& got, const CompletedBin& want) {
   EXPECT_EQ(got.stats.resumed, want.stats.resumed);
 }
 
-std::string usage_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
+using binflow::testing_support::usage_message;
 
 class CheckpointTest : public testing::Test {
 protected:

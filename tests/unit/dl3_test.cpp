@@ -32,6 +32,7 @@
 #include "science/likelihood.hpp"
 #include "science/units.hpp"
 #include "temp_dir.hpp"
+#include "usage_message.hpp"
 
 namespace {
 
@@ -44,14 +45,7 @@ using binflow::fits::File;
 constexpr double pi = std::numbers::pi;
 constexpr double sr_to_deg2 = (180.0 / pi) * (180.0 / pi);
 
-std::string usage_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "(no UsageError)";
-}
+using binflow::testing_support::usage_message;
 
 // ---- writing GADF files ----
 

@@ -24,6 +24,7 @@
 #include "science/integrate.hpp"
 #include "science/response.hpp"
 #include "science/simulate.hpp"
+#include "usage_message.hpp"
 
 namespace {
 
@@ -138,14 +139,7 @@ std::string write_file(const std::string& name, Events events, const Defects& de
 }
 
 // The message of the UsageError `fn` throws ("" if it throws none).
-std::string usage_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
+using binflow::testing_support::usage_message;
 
 void expect_same(const Events& a, const Events& b) {
   ASSERT_EQ(a.size(), b.size());

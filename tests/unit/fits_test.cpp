@@ -17,6 +17,7 @@
 
 #include "binflow/error.hpp"
 #include "temp_dir.hpp"
+#include "usage_message.hpp"
 
 namespace {
 
@@ -31,14 +32,7 @@ std::string file_bytes(const std::string& path) {
   return bytes;
 }
 
-std::string usage_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const binflow::UsageError& e) {
-    return e.what();
-  }
-  return "(no UsageError)";
-}
+using binflow::testing_support::usage_message;
 
 class FitsFile : public binflow::testing_support::TempDirTest {
 protected:

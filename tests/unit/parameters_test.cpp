@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
+#include "usage_message.hpp"
 
 namespace {
 
@@ -27,14 +28,7 @@ using binflow::UsageError;
 using Args = std::vector<std::string>;
 
 // The message of the UsageError that `fn` throws ("" if it throws none).
-std::string usage_message(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const UsageError& e) {
-    return e.what();
-  }
-  return "";
-}
+using binflow::testing_support::usage_message;
 
 // A tool's parameters with one of every type; the values at construction are the defaults.
 struct Tool {
