@@ -774,10 +774,11 @@ std::int64_t EventReader::lower_bound(double t, std::int64_t lo, std::int64_t hi
       search_window, where_ + " TIME:");
 }
 
-Events EventReader::read_time_range(double t0, double t1) {
+Events EventReader::read_time_range(double t0, double t1, const BeforeRead& before_read) {
   if (!(t0 < t1) || rows_ == 0) return {};
   const std::int64_t first = lower_bound(t0, 0, rows_);
   const std::int64_t last = lower_bound(t1, first, rows_);
+  if (before_read && last > first) before_read(last - first);
   return read_rows(first, last - first);
 }
 

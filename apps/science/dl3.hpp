@@ -134,7 +134,8 @@ public:
   /// rows until the bracket is small, then the four columns of the range are read. The rows
   /// read are checked (TIME finite and sorted, ENERGY finite and > 0, RA finite, DEC finite and
   /// within [-90, 90]): UsageError "file[EVENTS] TIME: is not sorted (row 1042 < row 1041)".
-  [[nodiscard]] Events read_time_range(double t0, double t1);
+  /// `before_read`, if set, is called with the row count before the columns are read.
+  [[nodiscard]] Events read_time_range(double t0, double t1, const BeforeRead& before_read = {});
   /// All events of the observation.
   [[nodiscard]] Events read_all();
 

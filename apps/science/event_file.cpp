@@ -223,13 +223,14 @@ std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_
       search_window, path_ + ": /events/time");
 }
 
-Events EventFileReader::read_time_range(double t0, double t1) const {
+Events EventFileReader::read_time_range(double t0, double t1, const BeforeRead& before_read) const {
   Events events;
   if (!(t0 < t1) || rows_ == 0) return events;
   const std::int64_t first = lower_bound(t0, 0, rows_);
   const std::int64_t last = lower_bound(t1, first, rows_);
   const std::int64_t count = last - first;
   if (count == 0) return events;
+  if (before_read) before_read(count);
   events.time = read_time(first, count);
   events.energy = energy_.read(first, count);
   events.ra = ra_.read(first, count);

@@ -45,7 +45,9 @@ public:
   /// /events/time probes single elements until the bracket is small (O(log N) reads), then
   /// the four columns are read for that row range only. UsageError naming the file, dataset
   /// and row if the times read are not sorted or not finite, or energy/ra/dec not finite.
-  [[nodiscard]] Events read_time_range(double t0, double t1) const;
+  /// `before_read`, if set, is called with the row count before the columns are read.
+  [[nodiscard]] Events read_time_range(double t0, double t1,
+                                       const BeforeRead& before_read = {}) const;
 
   /// Elements of /events/time read so far, probes included (to check that a range read
   /// does not read the file).

@@ -36,8 +36,14 @@ struct FitSettings {
   double confidence = defaults::confidence;
 };
 
+/// Bytes a fit holds per event of the region of interest beyond the RoiEvents (its
+/// per-event columns: ln E, ln aeff - theta^2/2 sigma^2, the PSF norm, b_i / B, a_i / A).
+inline constexpr std::size_t fit_bytes_per_event = 5 * sizeof(double);
+
 /// The events of one bin inside the region of interest, and its livetime.
 struct RoiEvents {
+  /// Bytes of one event held in memory (energy and theta).
+  static constexpr std::size_t row_bytes = 2 * sizeof(double);
   std::vector<double> energy;  ///< TeV
   std::vector<double> theta;   ///< deg from the source
   double livetime = 0.0;       ///< s (with parts: the sum of theirs)

@@ -2,6 +2,7 @@
 // The data of one observation as SCIENCE.md section 1 defines it: response tables,
 // good time intervals, pointing and bookkeeping, and event lists.
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,8 @@ struct Observation {
 
 /// Events in column form (all four columns have the same length).
 struct Events {
+  /// Bytes of one event held in memory (its four columns).
+  static constexpr std::size_t row_bytes = 4 * sizeof(double);
   std::vector<double> time;    ///< MET s
   std::vector<double> energy;  ///< TeV
   std::vector<double> ra;      ///< deg
@@ -57,5 +60,9 @@ struct Events {
     dec.reserve(n);
   }
 };
+
+/// Called by the event readers with the number of rows they are about to read, before they
+/// allocate for them (a memory_limit check); may throw to stop the read.
+using BeforeRead = std::function<void(std::int64_t rows)>;
 
 }  // namespace binflow::science

@@ -594,7 +594,13 @@ Events simulate_events(const Observation& observation, const Response& response,
 }
 
 // Slices differ in cost (GTI overlap, the time profile), hence the dynamic schedule.
-Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads) {
+Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads,
+                       const BeforeRead& before_allocate) {
+  if (before_allocate) {
+    std::int64_t drawn = 0;
+    for (std::int64_t k = 0; k < simulator.slices(); ++k) drawn += simulator.counts(seed, k).total();
+    before_allocate(drawn);
+  }
   std::vector<Events> parts(static_cast<std::size_t>(simulator.slices()));
   parallel_for(
       threads, simulator.slices(),

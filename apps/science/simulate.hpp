@@ -180,8 +180,10 @@ private:
 Events simulate_events(const Observation& observation, const Response& response,
                        const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
                        double slice, int threads);
-/// The same with a simulator already built.
-Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads);
+/// The same with a simulator already built; `before_allocate`, if set, is called with the
+/// number of events drawn (the slices' counts) before any event is made.
+Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads,
+                       const BeforeRead& before_allocate = {});
 
 /// What simulate_to_file did (the same on every rank).
 struct SimulationSummary {

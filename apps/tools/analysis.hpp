@@ -10,6 +10,7 @@
 
 #include <spdlog/logger.h>
 
+#include "binflow/memory_limit.hpp"
 #include "binflow/parameters.hpp"
 #include "binflow/table.hpp"
 #include "science/defaults.hpp"
@@ -80,6 +81,10 @@ void append_fit_result(Row& row, const science::FitResult& fit);
 science::FitResult fit_result_from_row(const Table& table, std::size_t row);
 /// The run log's line of the source position, region, energies and index of `settings`.
 void log_fit_settings(spdlog::logger& log, const science::FitSettings& settings);
+
+/// Before the fit of `roi`: its per-event arrays checked against memory_limit (the bin
+/// fails with MemoryLimitExceeded if they would not fit).
+void check_fit_memory(const MemoryLimit& memory, const science::RoiEvents& roi);
 /// Writes the fit result into a bin's log block: the values (the index as fixed unless
 /// `index_free`), or the status and why.
 void log_fit_result(spdlog::logger& log, const science::FitResult& fit, bool index_free);

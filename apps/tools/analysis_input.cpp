@@ -156,8 +156,10 @@ science::dl3::EventReader& AnalysisInput::dl3_reader(std::size_t observation) co
 
 science::RoiEvents AnalysisInput::read_pieces(
     const science::Gti& gti, double deadtime_fraction, double t0, double t1,
-    const science::FitSettings& settings, const std::function<bool(double)>& keep, double window,
-    const std::function<science::Events(double, double)>& read) const {
+    const science::FitSettings& settings, const MemoryLimit& memory,
+    const std::function<bool(double)>& keep, double window,
+    const std::function<science::Events(double, double, const science::BeforeRead&)>& read)
+    const {
   science::RoiEvents out;
   // Windows start at each GTI start (clipped to [t0, t1)), so they do not depend on who reads.
   for (std::size_t i = 0; i < gti.size(); ++i) {
@@ -165,7 +167,14 @@ science::RoiEvents AnalysisInput::read_pieces(
     const double hi = std::min(t1, gti.stop[i]);
     for (double a = lo; a < hi;) {
       const double b = hi - a > window ? a + window : hi;
-      science::Events events = read(a, b);
+      // The piece's rows, then at most as many selected (a bound: the selection is not
+      // known before the read).
+      const science::BeforeRead check = [&](std::int64_t rows) {
+        memory.check(static_cast<double>(rows) * static_cast<double>(science::Events::row_bytes +
+                                                                      science::RoiEvents::row_bytes),
+                     fmt::format("reading {} events of [{:.10g}, {:.10g}) s", rows, a, b));
+      };
+      science::Events events = read(a, b, check);
       if (keep) events = filtered(std::move(events), keep);
       const science::RoiEvents part =
           science::select_roi(events, gti, a, b, deadtime_fraction, settings);
@@ -180,20 +189,25 @@ science::RoiEvents AnalysisInput::read_pieces(
 
 science::RoiEvents AnalysisInput::read_roi(double t0, double t1,
                                            const science::FitSettings& settings,
+                                           const MemoryLimit& memory,
                                            const std::function<bool(double)>& keep,
                                            double window) const {
   if (!data_) {
     const science::Observation& obs = event_file_->reader.observation();
     const science::EventFileReader& reader = event_file_->reader;
-    return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, keep, window,
-                       [&](double a, double b) { return reader.read_time_range(a, b); });
+    return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, memory, keep,
+                       window, [&](double a, double b, const science::BeforeRead& check) {
+                         return reader.read_time_range(a, b, check);
+                       });
   }
   science::RoiEvents out;
   for (const std::size_t o : data_->overlapping(t0, t1)) {
     const science::dl3::Observation& obs = data_->observations()[o];
     const science::RoiEvents part =
-        read_pieces(obs.gti, obs.deadtime_fraction(), t0, t1, settings, keep, window,
-                    [&](double a, double b) { return dl3_reader(o).read_time_range(a, b); });
+        read_pieces(obs.gti, obs.deadtime_fraction(), t0, t1, settings, memory, keep, window,
+                    [&](double a, double b, const science::BeforeRead& check) {
+                      return dl3_reader(o).read_time_range(a, b, check);
+                    });
     out.append_part(o, part);
   }
   return out;

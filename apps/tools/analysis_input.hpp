@@ -63,9 +63,12 @@ public:
   /// read one GTI piece of at most `window` seconds at a time (memory follows the selection,
   /// not the input); `keep(time)`, when given, drops events before the selection (phase
   /// bins). For DL3, one part per observation overlapping [t0, t1), in the data set's order.
-  /// Not thread-safe (HDF5 and cfitsio handles): call it from the bin's thread.
+  /// Each piece's events and their selection are checked against `memory` before they are
+  /// read (MemoryLimitExceeded fails the bin). Not thread-safe (HDF5 and cfitsio handles):
+  /// call it from the bin's thread.
   [[nodiscard]] science::RoiEvents read_roi(double t0, double t1,
                                             const science::FitSettings& settings,
+                                            const MemoryLimit& memory,
                                             const std::function<bool(double)>& keep = {},
                                             double window = 3600.0) const;
   /// Livetime of [t0, t1), s (summed over the observations).
@@ -82,8 +85,10 @@ private:
   science::dl3::EventReader& dl3_reader(std::size_t observation) const;
   [[nodiscard]] science::RoiEvents read_pieces(
       const science::Gti& gti, double deadtime_fraction, double t0, double t1,
-      const science::FitSettings& settings, const std::function<bool(double)>& keep,
-      double window, const std::function<science::Events(double, double)>& read) const;
+      const science::FitSettings& settings, const MemoryLimit& memory,
+      const std::function<bool(double)>& keep, double window,
+      const std::function<science::Events(double, double, const science::BeforeRead&)>& read)
+      const;
 
   struct EventFile;  // an HDF5 event file and its response
 

@@ -83,7 +83,7 @@ ToolOutput FitTool::execute(RunContext& ctx) {
     log_fit_settings(ctx.log(), settings);
     const science::BinFitter fitter(science::Response(obs.irf, source), settings);
     return fit(ctx, selection, fitter,
-               [&](double t0, double t1, const science::FitSettings& s) {
+               [&](double t0, double t1, const science::FitSettings& s, const MemoryLimit&) {
                  return science::select_roi(in_memory, obs.gti, t0, t1, obs.info.deadtime_fraction,
                                             s);
                });
@@ -95,8 +95,8 @@ ToolOutput FitTool::execute(RunContext& ctx) {
   input.log_summary(ctx.log());
   log_fit_settings(ctx.log(), input.settings());
   return fit(ctx, {input.t0(), input.t1()}, input.fitter(input.settings()),
-             [&](double t0, double t1, const science::FitSettings& s) {
-               return input.read_roi(t0, t1, s);
+             [&](double t0, double t1, const science::FitSettings& s, const MemoryLimit& memory) {
+               return input.read_roi(t0, t1, s, memory);
              });
 }
 
@@ -109,7 +109,8 @@ ToolOutput FitTool::fit(RunContext& ctx, std::pair<double, double> selection,
   const Schema columns = schema();
   MapResult result = ctx.map(
       "fit", BinPlan::from_edges(science::time_axis(), lo, hi), columns, [&](BinContext& bin) {
-        const science::RoiEvents roi = roi_of(t0, t1, settings);
+        const science::RoiEvents roi = roi_of(t0, t1, settings, bin.memory_limit());
+        check_fit_memory(bin.memory_limit(), roi);
         const science::FitResult f = fitter.fit(roi, bin.budget().threads());
         bin.set_status(f.status);
         bin.log().info("{} events in the region of interest, livetime {:.1f} s", f.n_events,

@@ -60,9 +60,9 @@ protected:
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  /// The events of the region of interest in [t0, t1) for `settings`.
-  using RoiSource =
-      std::function<science::RoiEvents(double t0, double t1, const science::FitSettings&)>;
+  /// The events of the region of interest in [t0, t1) for `settings`, read within `memory`.
+  using RoiSource = std::function<science::RoiEvents(
+      double t0, double t1, const science::FitSettings&, const MemoryLimit& memory)>;
   /// The one-bin map over the selection [t0, t1).
   ToolOutput fit(RunContext& ctx, std::pair<double, double> selection,
                  const science::BinFitter& fitter, const RoiSource& roi_of) const;

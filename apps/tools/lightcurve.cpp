@@ -51,7 +51,8 @@ BinPlan LightcurveTool::make_plan(const AnalysisInput& input) const {
 Row LightcurveTool::fit_time_bin(BinContext& bin, const AnalysisInput& input,
                                  const science::BinFitter& fitter) const {
   const Bin& b = bin.bin();
-  const science::RoiEvents roi = input.read_roi(b.lo, b.hi, fitter.settings());
+  const science::RoiEvents roi = input.read_roi(b.lo, b.hi, fitter.settings(), bin.memory_limit());
+  check_fit_memory(bin.memory_limit(), roi);
   const science::FitResult f = fitter.fit(roi, bin.budget().threads());
   bin.set_status(f.status);
   bin.log().info("{} events in the region of interest{}, livetime {:.1f} s", f.n_events,

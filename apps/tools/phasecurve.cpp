@@ -100,11 +100,12 @@ ToolOutput PhasecurveTool::execute(RunContext& ctx) {
       const double phase = ephemeris.phase(t);
       return phase >= lo && phase < hi;
     };
-    science::RoiEvents roi = input.read_roi(t0, t1, settings, in_bin, window_);
+    science::RoiEvents roi = input.read_roi(t0, t1, settings, bin.memory_limit(), in_bin, window_);
     // Exposure is uniform in phase (SCIENCE.md section 5): every observation's share too.
     const double phase_share = b.hi - b.lo;
     roi.livetime = total_livetime * phase_share;
     for (science::RoiEvents::Part& part : roi.parts) part.livetime *= phase_share;
+    check_fit_memory(bin.memory_limit(), roi);
     const science::FitResult f = fitter.fit(roi, bin.budget().threads());
     bin.set_status(f.status);
     bin.log().info("{} events in the region of interest and the phase bin, livetime {:.1f} s",

@@ -154,8 +154,15 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
       p_.ra, p_.dec, p_.n0, p_.gamma, p_.profile, p_.beta, p_.theta_sim, obs.irf.energy.front(),
       obs.irf.energy.back());
   if (std::exchange(in_memory_, false)) {
-    Result result{science::simulate_events(simulator, ctx.settings().seed, ctx.budget().threads()),
-                  obs};
+    // The slices' events and their concatenation are held at once.
+    const MemoryLimit& memory = ctx.settings().memory_limit;
+    const science::BeforeRead check = [&memory](std::int64_t events) {
+      memory.check(2.0 * static_cast<double>(events) * science::Events::row_bytes,
+                   fmt::format("simulating {} events", events));
+    };
+    Result result{
+        science::simulate_events(simulator, ctx.settings().seed, ctx.budget().threads(), check),
+        obs};
     const auto [expected_source, expected_background] = simulator.expected();
     const double wall = wall_seconds() - start;
     ctx.log().info("{} events simulated in memory ({:.1f} source and {:.1f} background expected)",

@@ -196,7 +196,9 @@ ToolOutput SpectrumTool::execute(RunContext& ctx) {
     science::FitSettings settings = base;
     settings.emin = b.lo;
     settings.emax = b.hi;
-    const science::RoiEvents roi = input.read_roi(input.t0(), input.t1(), settings);
+    const science::RoiEvents roi =
+        input.read_roi(input.t0(), input.t1(), settings, bin.memory_limit());
+    check_fit_memory(bin.memory_limit(), roi);
     const science::FitResult f = input.fitter(settings).fit(roi, bin.budget().threads());
     bin.set_status(f.status);
     const double e_ref = std::sqrt(b.lo * b.hi);

@@ -36,8 +36,8 @@ ToolOutput BinContext::run_nested(Tool& tool, int threads) {
       text = eol == std::string_view::npos ? std::string_view{} : text.substr(eol + 1);
     }
   };
-  RunContext child(Runtime::self(), ThreadBudget::nested(threads), tool.standard().run_settings(),
-                   std::move(into_bin), nullptr, true);
+  RunContext child(Runtime::self(), ThreadBudget::nested(threads),
+                   tool.standard().run_settings(memory_limit_), std::move(into_bin), nullptr, true);
   const ThreadBudgetScope scope(child.budget());
   return tool.run(child);
 }

@@ -210,11 +210,12 @@ void write_run_group(const h5::Location& file, const RunStats& stats) {
   bins.write("peak_rss", rss, "KiB", "peak resident memory of the process after the bin");
   bins.write("resumed", resumed, "", "1 if taken from the checkpoint of an earlier run");
   const h5::Location ranks = run.create_group("ranks");
-  std::vector<std::int64_t> r_rank, r_bins;
+  std::vector<std::int64_t> r_rank, r_bins, r_rss;
   std::vector<double> busy, idle, efficiency;
   for (const RankStats& r : stats.ranks) {
     r_rank.push_back(r.rank);
     r_bins.push_back(r.bins);
+    r_rss.push_back(r.peak_rss_kib);
     busy.push_back(r.busy);
     idle.push_back(r.idle);
     efficiency.push_back(stats.efficiency_of(r));
@@ -224,6 +225,7 @@ void write_run_group(const h5::Location& file, const RunStats& stats) {
   ranks.write("busy", busy, "s", "time spent inside bins");
   ranks.write("idle", idle, "s", "wall time not spent inside bins");
   ranks.write("efficiency", efficiency, "", "busy / wall");
+  ranks.write("peak_rss", r_rss, "KiB", "peak resident memory of the rank's process");
   run.write_attribute("efficiency", stats.efficiency());
   run.write_attribute("imbalance", stats.imbalance());
 }
@@ -285,9 +287,18 @@ void write_output(const Tool& tool, bool fits, const ToolOutput& out, const RunP
 }
 
 std::string run_summary(const RunStats& stats) {
-  return fmt::format(
+  std::string out = fmt::format(
       "{}wall {:.3f} s on {} ranks, parallel efficiency {:.3f}, load imbalance {:.3f}", run_marker,
       stats.wall, stats.ranks.size(), stats.efficiency(), stats.imbalance());
+  const auto largest = std::max_element(
+      stats.ranks.begin(), stats.ranks.end(),
+      [](const RankStats& a, const RankStats& b) { return a.peak_rss_kib < b.peak_rss_kib; });
+  if (largest != stats.ranks.end() && largest->peak_rss_kib > 0) {
+    out += fmt::format(", peak memory {} on rank {}",
+                       format_memory_size(1024.0 * static_cast<double>(largest->peak_rss_kib)),
+                       largest->rank);
+  }
+  return out;
 }
 
 // The checkpoint belongs to one tool, the parameters that change its results and the content
@@ -339,6 +350,7 @@ private:
   std::unique_ptr<Tool> tool_;
   std::optional<Runtime> runtime_;
   std::optional<ThreadBudget> budget_;
+  MemoryLimit memory_limit_;  // this rank's
   std::string fingerprint_;  // rank 0: what the checkpoint and the output are bound to
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RunLogSink> sink_;  // rank 0
@@ -363,10 +375,9 @@ std::optional<int> Driver::prepare() {
   tool_->configure(args);
   const StandardParameters& s = tool_->standard();
   const Runtime& runtime = runtime_.emplace(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)));
-  budget_
-      .emplace(ThreadBudget::negotiate(runtime, {s.nthreads, s.oversubscribe},
-                                       LaunchEnvironment::from_environ()))
-      .apply();
+  const LaunchEnvironment launch = LaunchEnvironment::from_environ();
+  budget_.emplace(ThreadBudget::negotiate(runtime, {s.nthreads, s.oversubscribe}, launch)).apply();
+  memory_limit_ = MemoryLimit::resolve(s.memory_limit, launch, runtime.local_size());
   if (!tool_->writes_outfile() && !tool_->uses_bins()) return std::nullopt;
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
@@ -431,7 +442,8 @@ int Driver::run_tool() {
   };
   const int ranks = world_.size();
   if (!runtime_ || !budget_) throw InternalError("driver: run() before prepare()");
-  RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(), target, checkpoint_.get(),
+  RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(memory_limit_), target,
+                 checkpoint_.get(),
                  false);
   // The log file is truncated only when the tool's checks of its inputs have passed: at its
   // first map, or when a tool that never maps returns. The lines before are held for it.
@@ -448,6 +460,11 @@ int Driver::run_tool() {
     ctx.log().info("{}{} ranks, schedule {}, {} threads on rank 0", run_marker, ranks, s.schedule,
                    ctx.budget().threads());
     log_placement(ctx);
+    if (!memory_limit_.none()) {
+      ctx.log().info("{}memory_limit {} per rank ({})", run_marker,
+                     format_memory_size(static_cast<double>(memory_limit_.bytes())),
+                     memory_limit_.source());
+    }
   }
   ToolOutput out = tool_->run(ctx);
   // Stopped by a signal before any bin finished in a fresh run: no work, so nothing is left

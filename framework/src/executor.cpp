@@ -62,14 +62,18 @@ double process_cpu_seconds() {
   return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
 }
 
+std::int64_t process_peak_rss_kib() {
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);
+  return usage.ru_maxrss;
+}
+
 // getrusage costs a system call; the peak moves slowly, so it is read at most every 10 ms.
 std::int64_t peak_rss_kib(double now) {
   thread_local double last = -1.0;
   thread_local std::int64_t peak = 0;
   if (now - last >= 0.01) {
-    rusage usage{};
-    getrusage(RUSAGE_SELF, &usage);
-    peak = usage.ru_maxrss;
+    peak = process_peak_rss_kib();
     last = now;
   }
   return peak;
@@ -114,7 +118,8 @@ public:
                                    : fmt::format("bin {} [{:.10g}, {:.10g}) {}", bin.index, bin.lo,
                                                  bin.hi, plan_.axis().unit));
     BinContext ctx(bin, log_.logger(),
-                   RngStream(settings_.seed, static_cast<std::uint64_t>(bin.index)), budget_);
+                   RngStream(settings_.seed, static_cast<std::uint64_t>(bin.index)), budget_,
+                   settings_.memory_limit);
     CompletedBin out;
     out.position = position;
     const double start = now_seconds();
@@ -604,6 +609,7 @@ private:
         const detail::Finished f = detail::decode_finished(message.bytes);
         rank_stats_[source].busy = f.busy;
         rank_stats_[source].bins = f.bins;
+        rank_stats_[source].peak_rss_kib = f.peak_rss_kib;
         worker_finished_[source] = true;
         if (f.interrupted) interrupt();
         return;
@@ -698,7 +704,8 @@ private:
 
   void finish(bool interrupted) const {
     channel_.send(0, Tag::finished,
-                  detail::encode_finished({interrupted, runner_.busy(), runner_.bins()}));
+                  detail::encode_finished(
+                      {interrupted, runner_.busy(), runner_.bins(), process_peak_rss_kib()}));
     // Drain a stop that crossed our finish, then wait for the release.
     while (channel_.wait_from(0).tag != Tag::release) {
     }
@@ -870,6 +877,7 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
     result.stats.wall = now_seconds() - t0;
     ranks[0].busy = runner.busy();
     ranks[0].bins = runner.bins();
+    ranks[0].peak_rss_kib = process_peak_rss_kib();
     for (RankStats& r : ranks) r.idle = std::max(0.0, result.stats.wall - r.busy);
     result.stats.ranks = std::move(ranks);
     result.failed = c.failed();

@@ -6,8 +6,8 @@
 //   rank 0 -> worker   assign    [first i64][count i64]: positions first..first+count-1 of
 //                                the pending list; count 0 = no more work (dynamic only)
 //   rank 0 -> worker   stop      (empty) stop taking bins: a signal or max_failures
-//   worker -> rank 0   finished  [interrupted u8][busy f64][bins i64]: the worker's last
-//                                report has been sent
+//   worker -> rank 0   finished  [interrupted u8][busy f64][bins i64][peak_rss_kib i64]: the
+//                                worker's last report has been sent
 //   rank 0 -> worker   release   (empty) every message of the map has been received
 //
 // A worker under the dynamic schedule keeps one report with want_work in flight and gets
@@ -147,6 +147,7 @@ struct Finished {
   bool interrupted = false;
   double busy = 0.0;
   std::int64_t bins = 0;
+  std::int64_t peak_rss_kib = 0;
 };
 
 inline std::string encode_finished(const Finished& f) {
@@ -155,6 +156,7 @@ inline std::string encode_finished(const Finished& f) {
   w.put<std::uint8_t>(f.interrupted ? 1 : 0);
   w.put<double>(f.busy);
   w.put<std::int64_t>(f.bins);
+  w.put<std::int64_t>(f.peak_rss_kib);
   return out;
 }
 
@@ -164,6 +166,7 @@ inline Finished decode_finished(const std::string& bytes) {
   f.interrupted = r.get<std::uint8_t>() != 0;
   f.busy = r.get<double>();
   f.bins = r.get<std::int64_t>();
+  f.peak_rss_kib = r.get<std::int64_t>();
   return f;
 }
 

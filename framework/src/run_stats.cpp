@@ -38,6 +38,7 @@ void RunStats::merge_totals(const RunStats& other) {
     ranks[r].busy += other.ranks[r].busy;
     ranks[r].idle += other.ranks[r].idle;
     ranks[r].bins += other.ranks[r].bins;
+    ranks[r].peak_rss_kib = std::max(ranks[r].peak_rss_kib, other.ranks[r].peak_rss_kib);
   }
 }
 

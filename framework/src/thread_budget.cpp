@@ -21,6 +21,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/memory_limit.hpp"
 #include "text.hpp"
 
 namespace binflow {
@@ -273,6 +274,21 @@ std::optional<int> read_count(const std::function<const char*(const char*)>& loo
   return first;
 }
 
+// Slurm exports --mem and --mem-per-cpu in MiB; a unit is accepted too. 0 asks for the
+// whole node, which is no bound of binflow's to keep.
+std::optional<std::int64_t> read_slurm_memory(
+    const std::function<const char*(const char*)>& lookup, const char* name) {
+  const char* raw = lookup(name);
+  if (raw == nullptr || trim(raw).empty()) return std::nullopt;
+  const std::string_view text = trim(raw);
+  const bool digits_only = text.find_first_not_of("0123456789") == std::string_view::npos;
+  const std::optional<std::int64_t> bytes =
+      parse_memory_size(digits_only ? std::string(text) + "MiB" : std::string(text));
+  if (!bytes) throw UsageError(fmt::format("{}={} is not a memory size in MiB", name, raw));
+  if (*bytes == 0) return std::nullopt;
+  return bytes;
+}
+
 // ---------------------------------------------------------------------------------------
 // BLAS runtimes loaded in the process, found the way threadpoolctl finds them
 
@@ -412,6 +428,8 @@ LaunchEnvironment LaunchEnvironment::from_lookup(
   env.slurm_cpus_per_task = read_count(lookup, "SLURM_CPUS_PER_TASK", false);
   env.srun_cpus_per_task = read_count(lookup, "SRUN_CPUS_PER_TASK", false);
   if (lookup("PBS_JOBID") != nullptr) env.pbs_ncpus = read_count(lookup, "NCPUS", false);
+  env.slurm_mem_per_cpu = read_slurm_memory(lookup, "SLURM_MEM_PER_CPU");
+  env.slurm_mem_per_node = read_slurm_memory(lookup, "SLURM_MEM_PER_NODE");
   return env;
 }
 

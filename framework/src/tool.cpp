@@ -10,8 +10,9 @@
 
 namespace binflow {
 
-RunSettings StandardParameters::run_settings() const {
-  return RunSettings{parse_schedule(schedule), max_failures, chatter, seed};
+RunSettings StandardParameters::run_settings(MemoryLimit resolved_memory_limit) const {
+  return RunSettings{parse_schedule(schedule), max_failures, chatter, seed,
+                     std::move(resolved_memory_limit)};
 }
 
 ToolOutput ToolOutput::from(MapResult result) {
@@ -91,6 +92,11 @@ void Tool::declare_standard(ParameterSet& p) {
   p.add("max_failures", s.max_failures,
         "stop taking new bins after this many bins failed; 0 = never stop",
         Range<std::int64_t>{0, {}})
+      .launch_only();
+  p.add("memory_limit", s.memory_limit,
+        "resident memory per rank: a bin whose events would not fit fails instead of the "
+        "rank being killed; auto (the scheduler's memory per task, if any), none, or a size "
+        "such as 2GB, 1.5GiB, 800M")
       .launch_only();
 }
 

@@ -12,6 +12,7 @@
 #include <spdlog/logger.h>
 
 #include "binflow/bins.hpp"
+#include "binflow/memory_limit.hpp"
 #include "binflow/rng.hpp"
 #include "binflow/table.hpp"
 #include "binflow/thread_budget.hpp"
@@ -41,13 +42,17 @@ struct NestedRun {
 /// Not thread-safe: one per bin, used by the thread that runs the bin.
 class BinContext {
 public:
-  BinContext(const Bin& bin, spdlog::logger& log, RngStream rng, const ThreadBudget& budget)
-      : bin_(bin), log_(log), rng_(rng), budget_(budget) {}
+  BinContext(const Bin& bin, spdlog::logger& log, RngStream rng, const ThreadBudget& budget,
+             const MemoryLimit& memory_limit)
+      : bin_(bin), log_(log), rng_(rng), budget_(budget), memory_limit_(memory_limit) {}
   [[nodiscard]] const Bin& bin() const { return bin_; }
   [[nodiscard]] spdlog::logger& log() { return log_; }
   /// The stream (seed, bin index).
   [[nodiscard]] RngStream& rng() { return rng_; }
   [[nodiscard]] const ThreadBudget& budget() const { return budget_; }
+  /// The run's memory_limit: check allocations the input sizes against it before making
+  /// them (MemoryLimit::check fails the bin). Nested runs inherit it.
+  [[nodiscard]] const MemoryLimit& memory_limit() const { return memory_limit_; }
   /// Overrides the row's status (bin_status::ok by default; e.g. bin_status::empty).
   /// bin_status::failed is set by the executor when the function throws.
   void set_status(std::string_view status) { status_ = std::string(status); }
@@ -77,6 +82,7 @@ private:
   spdlog::logger& log_;
   RngStream rng_;
   const ThreadBudget& budget_;
+  const MemoryLimit& memory_limit_;
   std::string status_ = std::string(bin_status::ok);
   std::uint64_t invocations_ = 0;
 };

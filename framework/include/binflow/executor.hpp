@@ -14,6 +14,7 @@
 
 #include "binflow/bin_context.hpp"
 #include "binflow/bins.hpp"
+#include "binflow/memory_limit.hpp"
 #include "binflow/ordered_log.hpp"
 #include "binflow/rng.hpp"
 #include "binflow/run_stats.hpp"
@@ -41,6 +42,7 @@ struct RunSettings {
   std::int64_t max_failures = 0;  ///< stop taking bins after this many failures; 0 = never
   int chatter = 2;
   std::uint64_t seed = 1;
+  MemoryLimit memory_limit{};  ///< per rank; bins check their large allocations against it
 };
 
 /// Outcome of a map; the table and statistics are filled on rank 0 only.

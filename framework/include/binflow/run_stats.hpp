@@ -28,6 +28,7 @@ struct RankStats {
   double busy = 0.0;  ///< s spent inside bins
   double idle = 0.0;  ///< s of the map's wall time not spent inside bins
   std::int64_t bins = 0;
+  std::int64_t peak_rss_kib = 0;  ///< the process's peak resident set at the end of the map
 };
 
 /// The statistics of one map, or of a run made of several. Filled on rank 0.
@@ -42,9 +43,9 @@ struct RunStats {
   [[nodiscard]] double imbalance() const;
   /// busy / wall of one rank.
   [[nodiscard]] double efficiency_of(const RankStats& rank) const;
-  /// Adds the wall time and the per-rank totals (busy, idle, bins) of another map that ran
-  /// on the same ranks after this one; its per-bin records stay its own (they are keyed by
-  /// that map's bin indices).
+  /// Adds the wall time and the per-rank totals (busy, idle, bins; the larger peak memory)
+  /// of another map that ran on the same ranks after this one; its per-bin records stay its
+  /// own (they are keyed by that map's bin indices).
   void merge_totals(const RunStats& other);
 };
 

@@ -3,6 +3,7 @@
 // threads of all ranks on a node never exceed its cores, and applied to every
 // threading runtime in the process (OpenMP, Eigen, any loaded BLAS, child programs).
 #include <array>
+#include <cstdint>
 #include <functional>
 #include <optional>
 #include <string>
@@ -12,14 +13,17 @@
 
 namespace binflow {
 
-/// Thread-related settings of the launch, read once at start-up (the only place
-/// binflow reads the environment for threads). Each one can only lower the cores a
-/// rank is granted, never raise them (see ThreadBudget::negotiate).
+/// The scheduler's settings of the launch, read once at start-up (the only place binflow
+/// reads the environment for threads and memory). Each thread setting can only lower the
+/// cores a rank is granted, never raise them (see ThreadBudget::negotiate); the memory
+/// ones give memory_limit=auto its value (see MemoryLimit::resolve).
 struct LaunchEnvironment {
   std::optional<int> omp_num_threads{};      ///< OMP_NUM_THREADS (PBS sets it from ompthreads)
   std::optional<int> slurm_cpus_per_task{};  ///< SLURM_CPUS_PER_TASK
   std::optional<int> srun_cpus_per_task{};   ///< SRUN_CPUS_PER_TASK
   std::optional<int> pbs_ncpus{};            ///< NCPUS (PBS Pro, per chunk)
+  std::optional<std::int64_t> slurm_mem_per_cpu{};   ///< SLURM_MEM_PER_CPU, bytes
+  std::optional<std::int64_t> slurm_mem_per_node{};  ///< SLURM_MEM_PER_NODE, bytes
 
   /// from_lookup over the process environment. Not thread-safe (getenv).
   static LaunchEnvironment from_environ();
@@ -27,7 +31,8 @@ struct LaunchEnvironment {
   /// count as unset; NCPUS is read only inside a PBS job (PBS_JOBID set), since the name
   /// is too generic to trust elsewhere. An OMP_NUM_THREADS list ("4,2", one value per
   /// nesting level) gives its first element. UsageError naming the variable for a value
-  /// that is not a positive integer (or a list of them).
+  /// that is not a positive integer (or a list of them). The SLURM_MEM_* values are MiB
+  /// (Slurm's unit) or a size with its unit; 0 (the whole node) counts as unset.
   static LaunchEnvironment from_lookup(const std::function<const char*(const char*)>& lookup);
 };
 

@@ -41,9 +41,11 @@ struct StandardParameters {
   std::uint64_t seed = 1;
   bool resume = false;
   std::int64_t max_failures = 0;
+  std::string memory_limit = "auto";  ///< resolved by the driver (MemoryLimit::resolve)
 
-  /// The executor's settings of a run with these parameters.
-  [[nodiscard]] RunSettings run_settings() const;
+  /// The executor's settings of a run with these parameters and the memory_limit resolved
+  /// for this rank (a nested run gets its caller's).
+  [[nodiscard]] RunSettings run_settings(MemoryLimit resolved_memory_limit) const;
 };
 
 /// What a tool's run produced. Filled on rank 0 (other ranks: empty table).
