@@ -17,6 +17,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/file_checks.hpp"
 #include "science/gti.hpp"
 #include "science/sorted_column.hpp"
 #include "science/units.hpp"
@@ -322,9 +323,8 @@ std::vector<ObservationSource> sources_from_list(const std::string& list) {
     std::vector<std::string> paths;
     for (const std::string& field : entry.fields) {
       const std::string path = resolve(base, field);
-      std::error_code ec;
-      if (!fs::is_regular_file(path, ec)) {
-        throw UsageError(fmt::format("{}: {}: no such file", origin, path));
+      if (const auto problem = input_file_problem(path, false, true)) {
+        throw UsageError(fmt::format("{}: {}: {}", origin, path, *problem));
       }
       if (!fits::has_fits_signature(path)) {
         throw UsageError(fmt::format("{}: {}: not a FITS file", origin, path));

@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 
 #include "binflow/error.hpp"
+#include "binflow/file_checks.hpp"
 
 namespace binflow::fits {
 
@@ -164,6 +165,10 @@ File File::open(const std::string& path) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) {
     throw UsageError(fmt::format("{}: cannot open: {}", path, std::strerror(ENOENT)));
+  }
+  // Before any read: a FIFO named by an index or a list would block the open forever.
+  if (const auto problem = input_file_problem(path, false, true)) {
+    throw UsageError(fmt::format("{}: {}", path, *problem));
   }
   if (!has_fits_signature(path)) throw UsageError(fmt::format("{}: not a FITS file", path));
   fitsfile* f = nullptr;

@@ -109,46 +109,79 @@ CASES = [
      "/gti/start: claims 68719476736 elements", ["huge_claim.h5", "old.h5.ckpt"]),
     ("fit negative energy in an event row", ["fit", "inobs=negative_energy.h5"], 2,
      "/events/energy is -1 at row 3", ["negative_energy.h5"]),
-    ("fit bad inobs, existing logfile untouched",
-     ["fit", "inobs=missing.h5", "logfile=old.log"], 2, "missing.h5", ["old.log"]),
-    ("fit FIFO as inobs", ["fit", "inobs=fifo"], 2, "is a FIFO", []),
-    ("fit logfile == inobs", ["fit", EV, "logfile=ev.h5"], 2, "same file as inobs", ["ev.h5"]),
-    ("fit truncated HDF5", ["fit", "inobs=truncated.h5"], 2, "truncated.h5", ["truncated.h5"]),
     ("spectrum outfile == ebinfile",
      ["spectrum", EV, "ebinalg=FILE", "ebinfile=ebins.txt", "outfile=ebins.txt", "clobber=yes"],
      2, "same file as ebinfile", ["ebins.txt"]),
-    ("spectrum FIFO as ebinfile", ["spectrum", EV, "ebinalg=FILE", "ebinfile=fifo"], 2,
-     "ebinfile: 'fifo' is a FIFO", []),
-    ("spectrum symlink loop as inobs", ["spectrum", "inobs=loop_b"], 2, "symbolic links", []),
-    ("phasecurve logfile == phbinfile",
-     ["phasecurve", EV, "f0=1", "phbinfile=phbins.txt", "logfile=phbins.txt"], 2,
-     "same file as phbinfile", ["phbins.txt"]),
-    ("phasecurve directory as phbinfile", ["phasecurve", EV, "f0=1", "phbinfile=adir"], 2,
-     "phbinfile: 'adir' is a directory", []),
-    ("simulate outfile == inirf",
-     ["simulate", "inirf=ev.h5", "outfile=ev.h5", "clobber=yes"], 2, "same file as inirf",
-     ["ev.h5"]),
-    ("simulate FIFO as inirf", ["simulate", "inirf=fifo", "outfile=sim.h5"], 2,
-     "inirf: 'fifo' is a FIFO", []),
-    ("simulate truncated inirf", ["simulate", "inirf=truncated.h5", "outfile=sim.h5"], 2,
-     "truncated.h5", ["truncated.h5"]),
-    ("simulate outfile == profile_file",
-     ["simulate", "profile=table", "profile_file=profile.txt", "outfile=profile.txt",
-      "clobber=yes"], 2, "same file as profile_file", ["profile.txt"]),
-    ("simulate FIFO as profile_file",
-     ["simulate", "profile=table", "profile_file=fifo", "outfile=sim.h5"], 2,
-     "profile_file: 'fifo' is a FIFO", []),
-    ("pull FIFO as inobs", ["pull", "inobs=fifo", "ntrials=2"], 2, "inobs: 'fifo' is a FIFO", []),
-    ("pull logfile == inobs", ["pull", EV, "ntrials=2", "logfile=ev.h5"], 2,
-     "same file as inobs", ["ev.h5"]),
-    ("pull symlink loop", ["pull", "inobs=loop_a", "ntrials=2"], 2, "symbolic links", []),
 ]
+
+# The matrix: every tool and every input file it reads, against each class of hostile path.
+# (tool, parameter, the other arguments that make the tool read it, a good file for it)
+EVENT_INPUTS = [
+    ("lightcurve", "inobs", ["tbins=2"], "ev.h5"),
+    ("fit", "inobs", [], "ev.h5"),
+    ("spectrum", "inobs", ["enumbins=2"], "ev.h5"),
+    ("phasecurve", "inobs", ["f0=1", "phbinfile=phbins.txt"], "ev.h5"),
+    ("pull", "inobs", ["ntrials=2"], "ev.h5"),
+    ("tsdist", "inobs", ["ntrials=2"], "ev.h5"),
+    ("simulate", "inirf", ["outfile=sim.h5"], "ev.h5"),
+]
+TEXT_INPUTS = [
+    ("lightcurve", "tbinfile", [EV, "tbinalg=FILE"], "bins.txt"),
+    ("spectrum", "ebinfile", [EV, "ebinalg=FILE"], "ebins.txt"),
+    ("phasecurve", "phbinfile", [EV, "f0=1"], "phbins.txt"),
+    ("simulate", "profile_file", ["profile=table", "outfile=sim.h5"], "profile.txt"),
+]
+with open(w("garbage.txt"), "w") as f:
+    f.write("a b c\n")
+with open(w("list_fifo.txt"), "w") as f:  # a DL3 list naming the FIFO
+    f.write(w("fifo") + "\n")
+with open(w("list_missing.txt"), "w") as f:
+    f.write(w("nowhere.fits") + "\n")
+
+
+for tool, param, extra, good in EVENT_INPUTS + TEXT_INPUTS:
+    text = good.endswith(".txt")
+    base = [tool] + extra
+    pairs = [
+        ("missing, existing logfile untouched", [f"{param}=missing.dat", "logfile=old.log"],
+         "missing.dat", ["old.log"]),
+        ("FIFO refused at once", [f"{param}=fifo", "logfile=old.log"],
+         f"{param}: 'fifo' is a FIFO", ["old.log"]),
+        ("symlink loop", [f"{param}=loop_a"], "symbolic links", []),
+        ("logfile == the input", [f"{param}={good}", f"logfile={good}"],
+         f"logfile: '{good}' is the same file as {param}", [good]),
+        ("outfile == the input, even with clobber",
+         [f"{param}={good}", f"outfile=./{good}", "clobber=yes"],
+         "is the same file as " + param, [good]),
+    ]
+    if text:
+        pairs += [("a directory", [f"{param}=adir"], f"{param}: 'adir' is a directory", []),
+                  ("malformed line", [f"{param}=garbage.txt", "logfile=old.log"],
+                   "garbage.txt:1: expected two numbers", ["old.log"])]
+    else:
+        pairs += [("truncated HDF5", [f"{param}=truncated.h5", "logfile=old.log"],
+                   "truncated.h5", ["truncated.h5", "old.log"])]
+        if param == "inobs":
+            pairs += [("a DL3 list naming a FIFO", ["inobs=list_fifo.txt"],
+                       "list_fifo.txt:1: " + w("fifo") + ": is a FIFO", []),
+                      ("a DL3 list naming a missing file", ["inobs=list_missing.txt"],
+                       "list_missing.txt:1: ", []),
+                      ("an empty directory as DL3 index", ["inobs=adir"], "adir", [])]
+    for what, args, expected, keep in pairs:
+        if tool == "simulate" and any(a.startswith("outfile=") for a in args):
+            base_args = [a for a in base if not a.startswith("outfile=")]
+        else:
+            base_args = base
+        CASES.append((f"{tool} {param}: {what}", base_args + args, 2, expected, keep))
+
 # A few under two ranks: rank 0 decides, both ranks agree, nobody hangs.
 MPI_CASES = {"lightcurve FIFO as inobs refused at once", "lightcurve logfile == inobs refused",
-             "lightcurve truncated HDF5 is bad input", "pull FIFO as inobs"}
+             "lightcurve truncated HDF5 is bad input", "pull inobs: FIFO refused at once",
+             "tsdist inobs: a DL3 list naming a FIFO"}
 
-fixtures = ["ev.h5", "huge_claim.h5", "dec95.h5", "negative_energy.h5", "truncated.h5", "bins.txt", "ebins.txt", "phbins.txt", "profile.txt",
-            "old.log", "old.h5.ckpt"]
+fixtures = ["ev.h5", "huge_claim.h5", "dec95.h5", "negative_energy.h5", "truncated.h5", "bins.txt",
+            "ebins.txt", "phbins.txt", "profile.txt", "old.log", "old.h5.ckpt", "garbage.txt",
+            "list_fifo.txt", "list_missing.txt"]
 
 
 def run_case(name, args, status, expected, keep, ranks):

@@ -672,7 +672,7 @@ TEST_F(Dl3, EveryBadInputIsOneLineNamingFileHduAndItem) {
             a + "[EVENTS]: OBS_ID 1 appears twice in " + path("twice.txt"));
   std::ofstream(path("missing.txt")) << "tt.fits\n\nnone.fits\n";
   EXPECT_EQ(usage_message([&] { (void)dl3::DataSet::open(path("missing.txt")); }),
-            path("missing.txt") + ":3: " + path("none.fits") + ": no such file");
+            path("missing.txt") + ":3: " + path("none.fits") + ": does not exist");
 }
 
 TEST_F(Dl3, BadEventRowsAreFoundWhenRead) {
