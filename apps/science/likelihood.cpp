@@ -1230,6 +1230,31 @@ void RoiEvents::append_part(std::size_t observation, const RoiEvents& more) {
   parts.push_back({observation, more.energy.size(), more.livetime});
 }
 
+namespace {
+
+// The RA differences a point within theta_max of a source at dec_src can have; every RA
+// difference near a pole, where the bound does not hold.
+class RaWindow {
+public:
+  RaWindow(double dec_src, double theta_max) {
+    if (std::abs(dec_src) + theta_max < 89.0) {
+      const double s = std::sin(theta_max * std::numbers::pi / 180.0) /
+                       std::cos(dec_src * std::numbers::pi / 180.0);
+      half_width_ = std::asin(std::min(s, 1.0)) * 180.0 / std::numbers::pi + 1e-9;
+    }
+  }
+  /// `dra` in deg, any multiple of 360 off.
+  [[nodiscard]] bool may_hold(double dra) const {
+    const double wrapped = std::abs(dra - 360.0 * std::nearbyint(dra / 360.0));
+    return wrapped < half_width_;
+  }
+
+private:
+  double half_width_ = 361.0;
+};
+
+}  // namespace
+
 RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
                      double deadtime_fraction, const FitSettings& settings) {
   RoiEvents roi;
@@ -1238,13 +1263,17 @@ RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
   const auto last = std::lower_bound(first, events.time.end(), t1);
   const auto begin = static_cast<std::size_t>(first - events.time.begin());
   const auto end = static_cast<std::size_t>(last - events.time.begin());
-  // |dec - dec_src| bounds the distance from below: a cheap rejection before the exact
-  // formula, with a margin far above its rounding.
+  // Cheap rejections before the exact formula, each with a margin far above its rounding, so
+  // that exactly the events the formula keeps pass them: |dec - dec_src| bounds the distance
+  // from below, and so does the RA difference (a point within theta of the source differs
+  // from it in RA by at most asin(sin theta / cos dec_src) while theta < 90 - |dec_src|).
   const double dec_window = settings.theta_max + 1e-9;
+  const RaWindow ra_window(settings.dec, settings.theta_max);
   for (std::size_t i = begin; i < end; ++i) {
     const double e = events.energy[i];
     if (!(e >= settings.emin && e <= settings.emax)) continue;
     if (std::abs(events.dec[i] - settings.dec) >= dec_window) continue;
+    if (!ra_window.may_hold(events.ra[i] - settings.ra)) continue;
     if (!in_gti(gti, events.time[i])) continue;
     const double theta = angular_distance(settings.ra, settings.dec, events.ra[i], events.dec[i]);
     if (!(theta < settings.theta_max)) continue;

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <cstdint>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <fmt/format.h>
@@ -53,5 +54,48 @@ std::int64_t lower_bound_sorted(const Read& read, double t, std::int64_t lo, std
   }
   return lo + (std::lower_bound(values.begin(), values.end(), t) - values.begin());
 }
+
+/// One value every `stride` rows of a sorted column (rows 0, stride, 2 stride, ...), read
+/// once per reader: a search then reads one bracket of at most `stride` rows instead of
+/// probing the file row by row (each probe is a library call of thousands of instructions).
+class SortedColumnIndex {
+public:
+  SortedColumnIndex() = default;
+  /// Checks the values (finite, ascending): UsageError "<column> is NaN at row 8192" or
+  /// "<column> is not sorted (row 8192 < row 4096)".
+  SortedColumnIndex(std::vector<double> values, std::int64_t stride, const std::string& column)
+      : values_(std::move(values)), stride_(stride) {
+    for (std::size_t k = 0; k < values_.size(); ++k) {
+      const auto row = static_cast<std::int64_t>(k) * stride_;
+      if (!std::isfinite(values_[k])) {
+        throw UsageError(fmt::format("{} is {} at row {}", column, describe_value(values_[k]), row));
+      }
+      if (k > 0 && values_[k] < values_[k - 1]) {
+        throw UsageError(
+            fmt::format("{} is not sorted (row {} < row {})", column, row, row - stride_));
+      }
+    }
+  }
+  [[nodiscard]] bool empty() const { return values_.empty(); }
+  [[nodiscard]] std::int64_t stride() const { return stride_; }
+
+  /// [lo, hi) narrowed to the rows where the first value >= t can be (the result may be the
+  /// narrowed hi): after the last indexed row below t, up to the first indexed row at or
+  /// above it. At most `stride` rows.
+  [[nodiscard]] std::pair<std::int64_t, std::int64_t> bracket(double t, std::int64_t lo,
+                                                              std::int64_t hi) const {
+    const auto k = static_cast<std::int64_t>(std::lower_bound(values_.begin(), values_.end(), t) -
+                                             values_.begin());
+    const std::int64_t below = k == 0 ? lo : (k - 1) * stride_ + 1;
+    const std::int64_t above =
+        k == static_cast<std::int64_t>(values_.size()) ? hi : k * stride_;
+    const std::int64_t narrowed_hi = std::clamp(above, lo, hi);
+    return {std::clamp(below, lo, narrowed_hi), narrowed_hi};
+  }
+
+private:
+  std::vector<double> values_;
+  std::int64_t stride_ = 1;
+};
 
 }  // namespace binflow::science

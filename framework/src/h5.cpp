@@ -657,6 +657,24 @@ std::vector<double> DoubleColumn::read(std::int64_t offset, std::int64_t count) 
   return values;
 }
 
+std::vector<double> DoubleColumn::read_every(std::int64_t stride) const {
+  if (stride < 1) throw InternalError(fmt::format("{}: read_every({})", label_, stride));
+  const std::int64_t count = (size_ + stride - 1) / stride;
+  std::vector<double> values(static_cast<std::size_t>(count));
+  if (count == 0) return values;
+  Handle file_space(check_h5(H5Dget_space(dataset_.get()), "H5Dget_space", label_), H5Sclose);
+  const hsize_t start = 0;
+  const auto step = static_cast<hsize_t>(stride);
+  const auto n = static_cast<hsize_t>(count);
+  check_h5(H5Sselect_hyperslab(file_space.get(), H5S_SELECT_SET, &start, &step, &n, nullptr),
+           "H5Sselect_hyperslab", label_);
+  const Handle mem_space = memory_space(count, label_);
+  check_h5(H5Dread(dataset_.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
+                   H5P_DEFAULT, values.data()),
+           "H5Dread", label_);
+  return values;
+}
+
 void Location::create_doubles(const std::string& name, std::int64_t size, std::int64_t chunk,
                               std::string_view unit, std::string_view description) const {
   const std::string label = child_name(*this, name);

@@ -240,8 +240,9 @@ TEST(EventFileReader, BinarySearchReadsOnlyAFewRowsOfAManyChunkFile) {
     const Events got = reader.read_time_range(t0, t1);
     const std::int64_t read = reader.time_rows_read() - before;
     expect_same(got, slice_of(ev, t0, t1));
-    // Two searches (each ~7 probes plus a window of at most 4096 rows) and the range.
-    EXPECT_LE(read, static_cast<std::int64_t>(got.size()) + std::int64_t{2} * (4096 + 64))
+    // Two searches (one read of at most 1024 rows each), the range, and once the index of
+    // one time per 1024 rows.
+    EXPECT_LE(read, static_cast<std::int64_t>(got.size()) + std::int64_t{2} * 1024 + 300000 / 1024 + 1)
         << "[" << t0 << ", " << t1 << ")";
   }
 }

@@ -6,6 +6,7 @@
 #include "science/likelihood.hpp"
 
 #include <algorithm>
+#include <array>
 #include <bit>
 #include <cmath>
 #include <cstdint>
@@ -531,6 +532,44 @@ TEST(SelectRoi, TimeGtiEnergyAndOffsetCuts) {
   EXPECT_NEAR(roi.theta[0], 0.1, 1e-12);
   EXPECT_EQ(roi.theta[3], 0.0);
   EXPECT_DOUBLE_EQ(roi.livetime, (90.0 + 50.0) * 0.95);
+}
+
+// The cheap rejections (declination band, RA window) keep exactly the events the exact
+// distance keeps, with the same theta bits: across RA = 0/360, at high declination, inside
+// the pole guard, and for large regions.
+TEST(Likelihood, SelectionEqualsTheExactDistanceEverywhere) {
+  RngStream rng(5, 0);
+  Gti gti;
+  gti.start = {0.0};
+  gti.stop = {1e6};
+  for (const auto& [ra, dec, theta_max] : {std::array{0.05, 22.0, 0.2}, std::array{359.9, -30.0, 0.5},
+                                           std::array{120.0, 75.0, 2.0}, std::array{10.0, 88.95, 0.1},
+                                           std::array{200.0, -89.5, 1.0}, std::array{83.6, 22.0, 12.0}}) {
+    FitSettings s;
+    s.ra = ra;
+    s.dec = dec;
+    s.theta_max = theta_max;
+    Events ev;
+    std::vector<double> expected_theta;
+    for (int i = 0; i < 20000; ++i) {
+      // Directions up to 3 theta_max away, some right at the boundary.
+      const double offset = i % 10 == 0 ? theta_max * (1.0 + (rng.uniform() - 0.5) * 1e-12)
+                                        : 3.0 * theta_max * rng.uniform();
+      const SkyDirection d = offset_direction(ra, dec, offset, 2.0 * std::numbers::pi * rng.uniform());
+      ev.time.push_back(static_cast<double>(i));
+      ev.energy.push_back(1.0);
+      ev.ra.push_back(i % 2 == 0 ? d.ra : d.ra - 360.0 * std::floor(d.ra / 360.0));
+      ev.dec.push_back(d.dec);
+      const double theta = angular_distance(ra, dec, ev.ra.back(), d.dec);
+      if (theta < theta_max) expected_theta.push_back(theta);
+    }
+    const RoiEvents roi = select_roi(ev, gti, 0.0, 1e6, 0.0, s);
+    ASSERT_EQ(roi.theta.size(), expected_theta.size()) << ra << " " << dec << " " << theta_max;
+    for (std::size_t k = 0; k < expected_theta.size(); ++k) {
+      ASSERT_EQ(std::bit_cast<std::uint64_t>(roi.theta[k]),
+                std::bit_cast<std::uint64_t>(expected_theta[k]));
+    }
+  }
 }
 
 }  // namespace
