@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# The threaded paths under ThreadSanitizer, in a build of their own (build-tsan/; not part
+# of the suite: a second full build doubles CI time). See docs/checking.md.
+#   scripts/tsan.sh            build, then the threaded tests and runs below
+#   scripts/tsan.sh -R regex   build, then only the ctest tests matching (no binflow runs)
+#
+# clang, because OpenMP under TSan needs LLVM's libomp and its OMPT tool Archer, which
+# tells TSan what OpenMP's barriers, reductions, locks and task waits order (libomp itself
+# is not instrumented: without Archer every `parallel for` that writes a shared result
+# reads as a race). Debian ships libarcher.so outside the loader's path, so it is named
+# here; the run fails unless Archer says it is active.
+# What the run covers: the multi-rank tests (the executor's compute thread beside rank 0's
+# service thread, nested runs, thread budgets), the unit tests that open OpenMP teams or
+# threads, and binflow's tools at 1 and 2 ranks with 2 threads per rank.
+set -euo pipefail
+source "$(dirname "$0")/env.sh"
+build=$BINFLOW_ROOT/build-tsan
+llvm=/usr/lib/llvm-19
+archer=$llvm/lib/libarcher.so
+for f in "$llvm/bin/clang++" "$archer" "$llvm/lib/clang/19/lib/linux/libclang_rt.tsan-x86_64.a"; do
+  [[ -e $f ]] || { echo "tsan.sh: $f is missing (clang-19 libomp-19-dev libclang-rt-19-dev)" >&2; exit 1; }
+done
+
+CC=clang-19 CXX=clang++-19 cmake -S "$BINFLOW_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+  -DBINFLOW_SANITIZE=thread -DBINFLOW_BUILD_BENCH=OFF > /dev/null
+grep -q '^OpenMP_CXX_FLAGS:STRING=-fopenmp=libomp$' "$build/CMakeCache.txt" ||
+  { echo "tsan.sh: CMake did not pick clang's libomp for OpenMP" >&2; exit 1; }
+cmake --build "$build" -j "$NPROC"
+
+# halt_on_error stays 0: every race is printed, and the process still exits with 66.
+# ignore_noninstrumented_modules: no reports from inside libomp, Open MPI, HDF5 or
+# libstdc++'s compiled part, whose accesses TSan cannot see (Archer's advice); races on
+# binflow's own memory are still seen in binflow's instrumented code.
+export TSAN_OPTIONS="exitcode=66 halt_on_error=0 second_deadlock_stack=1 ignore_noninstrumented_modules=1 \
+suppressions=$BINFLOW_ROOT/scripts/tsan.supp external_symbolizer_path=$(command -v llvm-symbolizer || true)"
+export OMP_TOOL_LIBRARIES=$archer
+export OMPI_MCA_rmaps_base_oversubscribe=1
+tsan_exe=$build/bin/binflow
+
+# Archer must really be loaded: otherwise OpenMP gets no happens-before at all.
+probe=$(ARCHER_OPTIONS=verbose=1 "$build/bin/parallel_test" --gtest_filter='*ParallelFor*' 2>&1 || true)
+grep -q "Archer detected OpenMP application with TSan" <<<"$probe" ||
+  { echo "tsan.sh: Archer is not active; its output:" >&2; echo "$probe" >&2; exit 1; }
+nm -C "$tsan_exe" | grep -q __tsan_init || { echo "tsan.sh: $tsan_exe is not instrumented" >&2; exit 1; }
+ldd "$tsan_exe" | grep -q 'libomp\.so' || { echo "tsan.sh: $tsan_exe does not use libomp" >&2; exit 1; }
+
+cd "$build"
+if [[ $# -gt 0 ]]; then
+  ctest --output-on-failure -j "$NPROC" "$@"
+  exit
+fi
+ctest --output-on-failure -j "$NPROC" -L mpi
+ctest --output-on-failure -j "$NPROC" \
+  -R '^(parallel_test|ordered_log_test|likelihood_test|fitter_pulls_test|dl3_simulate_test)\.'
+
+# binflow's tools at 1 and 2 ranks, 2 threads per rank (--oversubscribe: 4 threads on 2
+# cores). A race makes the rank exit 66, and the report is printed.
+work=$build/tsan_runs
+rm -rf "$work" && mkdir -p "$work"
+failures=0
+run() {
+  local name=$1
+  shift
+  local start=$SECONDS
+  if "$@" --outfile "$work/$name.h5" --nthreads 2 --oversubscribe yes > "$work/$name.log" 2>&1 &&
+     ! grep -q "ThreadSanitizer" "$work/$name.log"; then
+    echo "ok    $name ($((SECONDS - start)) s)"
+  else
+    echo "FAIL  $name: $*"
+    cat "$work/$name.log"
+    failures=$((failures + 1))
+  fi
+}
+np() { echo "$MPIEXEC_EXECUTABLE" -n "$1" "$tsan_exe"; }
+MPIEXEC_EXECUTABLE=$(sed -n 's/^MPIEXEC_EXECUTABLE:FILEPATH=//p' CMakeCache.txt)
+obs=$work/flare.h5  # written by the first run
+run flare "$tsan_exe" simulate --duration 3600 --profile flare --width 600 --seed 5
+run simulate_np2 $(np 2) simulate --duration 3600 --seed 6
+run lightcurve_np1 "$tsan_exe" lightcurve --inobs "$obs" --tbins 12 --chatter 3
+run lightcurve_np2 $(np 2) lightcurve --inobs "$obs" --tbins 12 --schedule dynamic --chatter 3
+run lightcurve_free_np2 $(np 2) lightcurve --inobs "$obs" --tbins 6 --free_index --schedule cyclic
+run synthetic_np1 "$tsan_exe" synthetic --bins 20 --cost_ms 1 --omp_work --log_lines 2 --chatter 3
+run synthetic_np2 $(np 2) synthetic --bins 40 --cost_ms 1 --cost_dist lognormal --omp_work --log_lines 2 --chatter 3
+run pull_np2 $(np 2) pull --ntrials 8 --seed 3 --duration 1800
+echo "$failures failed"
+((failures == 0))
