@@ -41,8 +41,9 @@ tsan_exe=$build/bin/binflow
 probe=$(ARCHER_OPTIONS=verbose=1 "$build/bin/parallel_test" --gtest_filter='*ParallelFor*' 2>&1 || true)
 grep -q "Archer detected OpenMP application with TSan" <<<"$probe" ||
   { echo "tsan.sh: Archer is not active; its output:" >&2; echo "$probe" >&2; exit 1; }
-nm -C "$tsan_exe" | grep -q __tsan_init || { echo "tsan.sh: $tsan_exe is not instrumented" >&2; exit 1; }
-ldd "$tsan_exe" | grep -q 'libomp\.so' || { echo "tsan.sh: $tsan_exe does not use libomp" >&2; exit 1; }
+# (grep without -q: an early exit would fail the pipeline's writer under pipefail)
+nm "$tsan_exe" | grep __tsan_init > /dev/null || { echo "tsan.sh: $tsan_exe is not instrumented" >&2; exit 1; }
+ldd "$tsan_exe" | grep 'libomp\.so' > /dev/null || { echo "tsan.sh: $tsan_exe does not use libomp" >&2; exit 1; }
 
 cd "$build"
 if [[ $# -gt 0 ]]; then
