@@ -17,33 +17,37 @@ source "$(dirname "$0")/env.sh"
 build=$BINFLOW_ROOT/build-tsan
 llvm=/usr/lib/llvm-19
 archer=$llvm/lib/libarcher.so
+die() { echo "tsan.sh: $*" >&2; exit 1; }
 for f in "$llvm/bin/clang++" "$archer" "$llvm/lib/clang/19/lib/linux/libclang_rt.tsan-x86_64.a"; do
-  [[ -e $f ]] || { echo "tsan.sh: $f is missing (clang-19 libomp-19-dev libclang-rt-19-dev)" >&2; exit 1; }
+  [[ -e $f ]] || die "$f is missing (Debian: clang-19 libomp-19-dev libclang-rt-19-dev)"
 done
 
 CC=clang-19 CXX=clang++-19 cmake -S "$BINFLOW_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DBINFLOW_SANITIZE=thread -DBINFLOW_BUILD_BENCH=OFF > /dev/null
 grep -q '^OpenMP_CXX_FLAGS:STRING=-fopenmp=libomp$' "$build/CMakeCache.txt" ||
-  { echo "tsan.sh: CMake did not pick clang's libomp for OpenMP" >&2; exit 1; }
+  die "CMake did not pick clang's libomp for OpenMP"
 cmake --build "$build" -j "$NPROC"
 
 # halt_on_error stays 0: every race is printed, and the process still exits with 66.
 # ignore_noninstrumented_modules: no reports from inside libomp, Open MPI, HDF5 or
 # libstdc++'s compiled part, whose accesses TSan cannot see (Archer's advice); races on
 # binflow's own memory are still seen in binflow's instrumented code.
-export TSAN_OPTIONS="exitcode=66 halt_on_error=0 second_deadlock_stack=1 ignore_noninstrumented_modules=1 \
-suppressions=$BINFLOW_ROOT/scripts/tsan.supp external_symbolizer_path=$(command -v llvm-symbolizer || true)"
+TSAN_OPTIONS="exitcode=66 halt_on_error=0 second_deadlock_stack=1 ignore_noninstrumented_modules=1"
+TSAN_OPTIONS+=" suppressions=$BINFLOW_ROOT/scripts/tsan.supp"
+TSAN_OPTIONS+=" external_symbolizer_path=$(command -v llvm-symbolizer || true)"
+export TSAN_OPTIONS
 export OMP_TOOL_LIBRARIES=$archer
 export OMPI_MCA_rmaps_base_oversubscribe=1
 tsan_exe=$build/bin/binflow
 
 # Archer must really be loaded: otherwise OpenMP gets no happens-before at all.
-probe=$(ARCHER_OPTIONS=verbose=1 "$build/bin/parallel_test" --gtest_filter='*ParallelFor*' 2>&1 || true)
+probe=$(ARCHER_OPTIONS=verbose=1 "$build/bin/parallel_test" --gtest_filter='*ParallelFor*' 2>&1 ||
+  true)
 grep -q "Archer detected OpenMP application with TSan" <<<"$probe" ||
-  { echo "tsan.sh: Archer is not active; its output:" >&2; echo "$probe" >&2; exit 1; }
+  die "Archer is not active; the probe printed:"$'\n'"$probe"
 # (grep without -q: an early exit would fail the pipeline's writer under pipefail)
-nm "$tsan_exe" | grep __tsan_init > /dev/null || { echo "tsan.sh: $tsan_exe is not instrumented" >&2; exit 1; }
-ldd "$tsan_exe" | grep 'libomp\.so' > /dev/null || { echo "tsan.sh: $tsan_exe does not use libomp" >&2; exit 1; }
+nm "$tsan_exe" | grep __tsan_init > /dev/null || die "$tsan_exe is not instrumented"
+ldd "$tsan_exe" | grep 'libomp\.so' > /dev/null || die "$tsan_exe does not use libomp"
 
 cd "$build"
 if [[ $# -gt 0 ]]; then
@@ -84,7 +88,8 @@ run lightcurve_np1 "$tsan_exe" lightcurve --inobs "$obs" --tbins 3 --chatter 3
 run lightcurve_np2 $(np 2) lightcurve --inobs "$obs" --tbins 4 --schedule dynamic --chatter 3
 run lightcurve_free_np2 $(np 2) lightcurve --inobs "$obs" --tbins 4 --free_index --schedule cyclic
 run synthetic_np1 "$tsan_exe" synthetic --bins 20 --cost_ms 1 --omp_work --log_lines 2 --chatter 3
-run synthetic_np2 $(np 2) synthetic --bins 40 --cost_ms 1 --cost_dist lognormal --omp_work --log_lines 2 --chatter 3
+run synthetic_np2 $(np 2) synthetic --bins 40 --cost_ms 1 --cost_dist lognormal --omp_work \
+  --log_lines 2 --chatter 3
 run pull_np2 $(np 2) pull --ntrials 8 --seed 3 --duration 1800
 echo "tsan.sh: $failures failed (ctest stages and binflow runs)"
 ((failures == 0))

@@ -27,8 +27,8 @@ memcheck_exit = 99
 def memcheck(name, args, env=None):
     """`binflow args` under memcheck; its exit status, Valgrind's log and the wall time."""
     log = ctx.path(name + ".valgrind.log")
-    command = [valgrind, "--tool=memcheck", f"--error-exitcode={memcheck_exit}", "--leak-check=full",
-               "--num-callers=50", "--track-origins=yes", f"--log-file={log}",
+    command = [valgrind, "--tool=memcheck", f"--error-exitcode={memcheck_exit}",
+               "--leak-check=full", "--num-callers=50", "--track-origins=yes", f"--log-file={log}",
                f"--suppressions={openmpi_supp}",
                f"--suppressions={os.path.join(root, 'scripts', 'valgrind.supp')}",
                ctx.binflow, *args]
@@ -52,8 +52,8 @@ def memcheck(name, args, env=None):
 
 # A 30-minute observation (about 66000 events) with a flare, written without Valgrind.
 obs = ctx.path("flare.h5")
-r = ctx.run(["simulate", "--duration", "1800", "--profile", "flare", "--width", "300", "--seed", "5",
-             "--outfile", obs])
+r = ctx.run(["simulate", "--duration", "1800", "--profile", "flare", "--width", "300",
+             "--seed", "5", "--outfile", obs])
 ctx.check(r.returncode == 0, "simulate the input", r.stderr)
 
 lightcurve = ["lightcurve", "--inobs", obs, "--tbins", "6", "--chatter", "3", "--nthreads", "1"]
