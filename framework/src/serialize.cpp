@@ -1,5 +1,8 @@
 #include "serialize.hpp"
 
+#include <array>
+#include <cstddef>
+
 #include "binflow/error.hpp"
 
 namespace binflow::detail {
@@ -52,6 +55,34 @@ Row get_row(ByteReader& r) {
   return row;
 }
 
+namespace {
+
+// BinStats travels in its in-memory layout (get<BinStats> reads it back, and journals
+// written before stay readable), but copied member by member into zeroed bytes: copying
+// the whole struct also carried its 15 padding bytes, uninitialised stack memory, into
+// checkpoints and MPI messages (Valgrind memcheck: "write(buf) points to uninitialised
+// byte(s)" from Checkpoint::flush_if_due, docs/checking.md).
+void put_stats(ByteWriter& w, const BinStats& s) {
+  static_assert(sizeof(BinStats) == 72 && std::is_standard_layout_v<BinStats>,
+                "BinStats changed: copy every member below");
+  std::array<char, sizeof(BinStats)> bytes{};
+  const auto member = [&bytes](std::size_t offset, const auto& value) {
+    std::memcpy(bytes.data() + offset, &value, sizeof value);
+  };
+  member(offsetof(BinStats, index), s.index);
+  member(offsetof(BinStats, rank), s.rank);
+  member(offsetof(BinStats, start), s.start);
+  member(offsetof(BinStats, end), s.end);
+  member(offsetof(BinStats, wall), s.wall);
+  member(offsetof(BinStats, cpu), s.cpu);
+  member(offsetof(BinStats, threads), s.threads);
+  member(offsetof(BinStats, peak_rss_kib), s.peak_rss_kib);
+  member(offsetof(BinStats, resumed), s.resumed);
+  w.put(bytes);
+}
+
+}  // namespace
+
 void put_completed(ByteWriter& w, const CompletedBin& bin) {
   w.put_string(bin.map);
   w.put(bin.position);
@@ -59,7 +90,7 @@ void put_completed(ByteWriter& w, const CompletedBin& bin) {
   w.put_string(bin.message);
   put_row(w, bin.row);
   w.put_string(bin.log);
-  w.put(bin.stats);
+  put_stats(w, bin.stats);
   w.put<std::uint8_t>(bin.bad_input ? 1 : 0);
 }
 
