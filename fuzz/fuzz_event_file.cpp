@@ -129,7 +129,11 @@ void attribute(FuzzedDataProvider& in, hid_t root, const char* name, const std::
 
 void write_doubles(hid_t at, const char* name, const std::vector<double>& values, hid_t dcpl,
                    hid_t file_type = H5T_IEEE_F64LE) {
-  const hid_t space = line_space(values.size());
+  // Chunks larger than a fixed extent are refused; the writer's datasets are extendable too.
+  const hsize_t n = values.size();
+  const hsize_t unlimited = H5S_UNLIMITED;
+  const hid_t space = checked(
+      H5Screate_simple(1, &n, dcpl == H5P_DEFAULT ? nullptr : &unlimited), "H5Screate_simple");
   const hid_t set = checked(H5Dcreate2(at, name, file_type, space, H5P_DEFAULT, dcpl, H5P_DEFAULT), "H5Dcreate2");
   if (!values.empty())
     checked(H5Dwrite(set, H5T_NATIVE_DOUBLE, H5S_ALL, H5S_ALL, H5P_DEFAULT, values.data()), "H5Dwrite");
