@@ -7,9 +7,10 @@
 set -euo pipefail
 source "$(dirname "$0")/env.sh"
 build=$BINFLOW_ROOT/build-asan
-flags="-fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined"
+# BINFLOW_SANITIZE instruments every binflow target (cmake/BinflowWarnings.cmake); the empty
+# flags clear those that build dirs of the earlier version of this script cached.
 cmake -S "$BINFLOW_ROOT" -B "$build" -DCMAKE_BUILD_TYPE=RelWithDebInfo \
-  -DCMAKE_CXX_FLAGS="$flags" -DCMAKE_EXE_LINKER_FLAGS="-fsanitize=address,undefined" > /dev/null
+  -DBINFLOW_SANITIZE=address,undefined -DCMAKE_CXX_FLAGS= -DCMAKE_EXE_LINKER_FLAGS= > /dev/null
 cmake --build "$build" -j "$NPROC"
 export ASAN_OPTIONS=detect_leaks=0:abort_on_error=0
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1

@@ -4,6 +4,7 @@
 #include <cctype>
 #include <cmath>
 #include <numbers>
+#include <utility>
 
 #include <fmt/format.h>
 
@@ -49,22 +50,34 @@ const std::array<Named, 24> named_units = {{
     {"counts", {1.0, {}}},
 }};
 
-Unit times(Unit a, const Unit& b) {
+// Powers of a dimension beyond this are no unit of a real file; the bound keeps nested
+// powers ("((s^99)^99)^99...", found by fuzz_units) from overflowing int.
+constexpr long max_power = 1000;
+
+// a * b into `a`; false when a power leaves [-max_power, max_power].
+bool times(Unit& a, const Unit& b) {
   a.factor *= b.factor;
-  a.dimension.energy += b.dimension.energy;
-  a.dimension.angle += b.dimension.angle;
-  a.dimension.time += b.dimension.time;
-  a.dimension.length += b.dimension.length;
-  return a;
+  for (auto [x, y] : {std::pair{&a.dimension.energy, b.dimension.energy},
+                      std::pair{&a.dimension.angle, b.dimension.angle},
+                      std::pair{&a.dimension.time, b.dimension.time},
+                      std::pair{&a.dimension.length, b.dimension.length}}) {
+    const long sum = static_cast<long>(*x) + y;
+    if (sum > max_power || sum < -max_power) return false;
+    *x = static_cast<int>(sum);
+  }
+  return true;
 }
 
-Unit power(Unit a, int p) {
+// a^p into `a`; false when a power leaves [-max_power, max_power].
+bool power(Unit& a, int p) {
   a.factor = std::pow(a.factor, p);
-  a.dimension.energy *= p;
-  a.dimension.angle *= p;
-  a.dimension.time *= p;
-  a.dimension.length *= p;
-  return a;
+  for (int* x : {&a.dimension.energy, &a.dimension.angle, &a.dimension.time,
+                 &a.dimension.length}) {
+    const long product = static_cast<long>(*x) * p;
+    if (product > max_power || product < -max_power) return false;
+    *x = static_cast<int>(product);
+  }
+  return true;
 }
 
 // Recursive descent over the unit string; fails by returning false.
@@ -102,8 +115,7 @@ private:
       }
       skip_blanks();
       Unit next;
-      if (!factor(next)) return false;
-      out = times(out, divide ? power(next, -1) : next);
+      if (!factor(next) || (divide && !power(next, -1)) || !times(out, next)) return false;
     }
   }
 
@@ -121,8 +133,7 @@ private:
                peek() == '+') {
       if (!exponent(p)) return false;
     }
-    out = power(out, p);
-    return true;
+    return power(out, p);
   }
 
   // exponent := ['('] [sign] digits [')']
@@ -217,6 +228,9 @@ std::optional<Unit> parse(std::string_view text) {
   if (text.empty()) return Unit{};
   Unit out;
   if (!Parser(text).parse(out)) return std::nullopt;
+  // "999999999^99" overflows to inf and "eV^-99" underflows to 0: no scale of a real file
+  // (found by fuzz_units); either would turn every value of the column into inf or 0.
+  if (!std::isfinite(out.factor) || !(out.factor > 0.0)) return std::nullopt;
   return out;
 }
 

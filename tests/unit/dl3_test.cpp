@@ -364,6 +364,16 @@ TEST(Dl3Units, ConvertsTheSpellingsOfGadfFiles) {
   }
 }
 
+// Found by fuzz_units (docs/checking.md): powers of powers overflowed int (undefined
+// behaviour) and scales overflowed to inf or underflowed to 0.
+TEST(Dl3Units, PowersAndScalesOutOfRangeAreNoUnit) {
+  using units::Quantity;
+  EXPECT_FALSE(units::parse("((((s99)99)99)99)99").has_value());
+  EXPECT_FALSE(units::factor("999999999^99 TeV", Quantity::energy).has_value());
+  EXPECT_FALSE(units::factor("eV99 TeV-98", Quantity::energy).has_value());
+  EXPECT_DOUBLE_EQ(units::factor("s99 s-98", Quantity::time).value_or(-1), 1.0);
+}
+
 TEST(Dl3Units, MessagesNameWhereAndWhatWasExpected) {
   using units::Quantity;
   EXPECT_EQ(usage_message([] {
