@@ -29,7 +29,9 @@
 #include "binflow/tool.hpp"
 
 // The Fortran interfaces of the reference LAPACK/BLAS (LP64), which every BLAS exports; the
-// trailing arguments are the hidden lengths of the character arguments (gfortran >= 8).
+// trailing arguments are the hidden lengths of the character arguments (gfortran >= 8). The
+// names are the libraries' symbols.
+// NOLINTBEGIN(readability-identifier-naming)
 extern "C" {
 void dgels_(const char* trans, const int* m, const int* n, const int* nrhs, double* a,
             const int* lda, double* b, const int* ldb, double* work, const int* lwork, int* info,
@@ -42,6 +44,7 @@ void dsyrk_(const char* uplo, const char* trans, const int* n, const int* k, con
             const double* a, const int* lda, const double* beta, double* c, const int* ldc,
             std::size_t uplo_len, std::size_t trans_len);
 }
+// NOLINTEND(readability-identifier-naming)
 
 namespace {
 
@@ -96,8 +99,9 @@ double ricker(double u) {
 class DetrendTool final : public binflow::Tool {
 public:
   static constexpr binflow::ToolInfo info{
-      "detrend", "linear least-squares detrending of synthetic seismic traces (LAPACK), one "
-                 "batch of traces per bin"};
+      "detrend",
+      "linear least-squares detrending of synthetic seismic traces (LAPACK), one "
+      "batch of traces per bin"};
   DetrendTool() : Tool(info) {}
 
 protected:
@@ -106,7 +110,8 @@ protected:
                binflow::Range<std::int64_t>{1, {}});
     params.add("traces", traces_, "traces per batch (right-hand sides of one fit)",
                binflow::Range<int>{1, 1 << 16});
-    params.add("samples", samples_, "samples per trace (at 100 Hz)", binflow::Range<int>{16, 1 << 22});
+    params.add("samples", samples_, "samples per trace (at 100 Hz)",
+               binflow::Range<int>{16, 1 << 22});
     params.add("order", order_, "degree of the polynomial trend (1: a straight line)",
                binflow::Range<int>{1, 6});
     params.add("snr", snr_, "peak amplitude of the arrival over the noise rms",
@@ -146,8 +151,9 @@ protected:
 private:
   [[nodiscard]] int terms() const { return order_ + 1; }
 
-  /// Normalised time of sample k, in [-1, 1]: keeps the powers of the design matrix of
-  /// order 1 (conditioning), as numpy.polyfit's scaling does.
+  /// Normalised time of sample k, in [-1, 1]: every column of the design matrix stays within
+  /// [-1, 1], so the fit is well conditioned up to degree 6 (powers of t in seconds would
+  /// span twenty orders of magnitude).
   [[nodiscard]] double tau(int k) const { return 2.0 * k / (samples_ - 1) - 1.0; }
 
   /// samples x terms, column j = tau^j.
@@ -184,9 +190,13 @@ private:
       const double arrival = duration * (0.25 + 0.5 * rng.uniform());
       arrivals[static_cast<std::size_t>(j)] = arrival;
       double* trace = &data[static_cast<std::size_t>(j) * un];
-      for (int k = 0; k < n; ++k) trace[k] = noise_rms * std::sqrt(3.0) * (2.0 * rng.uniform() - 1.0);
-      const int first = std::max(0, static_cast<int>((arrival - wavelet_half_width) * sampling_rate));
-      const int last = std::min(n, static_cast<int>((arrival + wavelet_half_width) * sampling_rate));
+      for (int k = 0; k < n; ++k) {
+        trace[k] = noise_rms * std::sqrt(3.0) * (2.0 * rng.uniform() - 1.0);
+      }
+      const int first =
+          std::max(0, static_cast<int>((arrival - wavelet_half_width) * sampling_rate));
+      const int last =
+          std::min(n, static_cast<int>((arrival + wavelet_half_width) * sampling_rate));
       for (int k = first; k < last; ++k) {
         trace[k] += snr_ * noise_rms * ricker(k / sampling_rate - arrival);
       }
@@ -200,7 +210,8 @@ private:
     std::vector<double> fitted(static_cast<std::size_t>(p) * m);  // p x m
     for (int j = 0; j < m; ++j) {
       for (int i = 0; i < p; ++i) {
-        fitted[static_cast<std::size_t>(j) * p + i] = solution[static_cast<std::size_t>(j) * un + i];
+        fitted[static_cast<std::size_t>(j) * p + i] =
+            solution[static_cast<std::size_t>(j) * un + i];
       }
     }
     // The detrended traces: data - A x.
@@ -214,10 +225,8 @@ private:
         const std::size_t at = static_cast<std::size_t>(j) * p + i;
         error[at] = fitted[at] - coefficients[at];
       }
-      if (p > 1) {
-        const double slope = error[static_cast<std::size_t>(j) * p + 1] * 2.0 / duration;
-        slope_sq += slope * slope;
-      }
+      const double slope = error[static_cast<std::size_t>(j) * p + 1] * 2.0 / duration;
+      slope_sq += slope * slope;
     }
     std::vector<double>& trend_error = solution;
     multiply(n, m, p, 1.0, design_.data(), error.data(), 0.0, trend_error.data());
@@ -244,7 +253,8 @@ private:
     double correlation_sq = 0.0;
     for (std::size_t j = 0; j < um; ++j) {
       for (std::size_t i = j + 1; i < um; ++i) {
-        const double r = products[j * um + i] / std::sqrt(products[i * um + i] * products[j * um + j]);
+        const double r =
+            products[j * um + i] / std::sqrt(products[i * um + i] * products[j * um + j]);
         correlation_sq += r * r;
       }
     }
