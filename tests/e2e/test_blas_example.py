@@ -141,7 +141,8 @@ class Run:
     def bin_budgets(self):
         """Thread budget each bin ran with, by bin index."""
         with h5py.File(self.outfile, "r") as f:
-            return {int(b): int(t) for b, t in zip(f["run/bins/bin"][()], f["run/bins/threads"][()])}
+            bins, threads = f["run/bins/bin"][()], f["run/bins/threads"][()]
+        return {int(b): int(t) for b, t in zip(bins, threads)}
 
     def busy(self, rank):
         """(busy threads, CPU seconds of every thread, the service thread's CPU or None).
