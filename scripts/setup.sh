@@ -8,6 +8,9 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libeigen3-dev libcfitsio-dev zlib1g-dev libspdlog-dev libfmt-dev libgtest-dev libcli11-dev
   libhwloc-dev
+  # OpenBLAS with its own pthread pool (BLAS + LAPACK): the BLAS whose threads binflow caps
+  # (tests/mpi/thread_budget_test.cpp, examples/detrend_tool.cpp and its e2e test).
+  libopenblas-pthread-dev
   python3 python3-h5py python3-numpy procps util-linux
   python3-gammapy  # Gammapy 1.0: the DL3 fixture and reference, and it reads the FITS results
   clang-tidy-19 libomp-19-dev  # the lint (scripts/tidy.sh); libomp-19-dev is clang's omp.h

@@ -25,7 +25,8 @@ if (step("cmake --install of the build tree", ["cmake", "--install", build, "--p
         and step("examples/ configures with find_package(binflow)",
                  ["cmake", "-S", os.path.join(repo, "examples"), "-B", example_build,
                   f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release"])
-        and step("binflow_example builds", ["cmake", "--build", example_build, "-j2"])):
+        and step("binflow_example builds",
+                 ["cmake", "--build", example_build, "--target", "binflow_example", "-j2"])):
     # Context.run launches ctx.binflow, plain or under mpiexec with the test environment.
     ctx.binflow = os.path.join(example_build, "binflow_example")
 
