@@ -768,7 +768,7 @@ RunContext::RunContext(Runtime runtime, ThreadBudget budget, RunSettings setting
                        LogTarget log_target, Checkpoint* checkpoint, bool nested)
     : runtime_(std::move(runtime)),
       budget_(std::move(budget)),
-      settings_(settings),
+      settings_(std::move(settings)),
       log_target_(std::move(log_target)),
       checkpoint_(checkpoint),
       nested_(nested) {

@@ -51,12 +51,12 @@ double unit_factor(std::string_view unit) {
 }  // namespace
 
 std::optional<std::int64_t> parse_memory_size(std::string_view text) {
-  const std::string_view trimmed = detail::trim(text);
+  const std::string trimmed(detail::trim(text));
   double value = 0.0;
-  const char* end = trimmed.data() + trimmed.size();
-  const auto [stop, error] = std::from_chars(trimmed.data(), end, value);
+  const char* end = trimmed.c_str() + trimmed.size();
+  const auto [stop, error] = std::from_chars(trimmed.c_str(), end, value);
   if (error != std::errc{} || !std::isfinite(value) || value < 0.0) return std::nullopt;
-  const double factor = unit_factor(lower(detail::trim(std::string_view(stop, end - stop))));
+  const double factor = unit_factor(lower(detail::trim(std::string_view(stop, end))));
   const double bytes = value * factor;
   // 2^62 bytes: far beyond any node, and safely inside int64.
   if (factor == 0.0 || bytes > 4.6e18) return std::nullopt;
