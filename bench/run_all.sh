@@ -15,5 +15,7 @@ echo "== light curves: throughput end to end, parallel efficiency, memory per ra
 /usr/bin/python3 "$BINFLOW_ROOT/bench/lightcurve_scaling.py" --binflow "$build/bin/binflow"
 echo "== statistics of pull and tsdist (2000 trials each; takes a few minutes)"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/pull_statistics.py" --binflow "$build/bin/binflow" --ranks 2
+echo "== instructions per event (callgrind; about 3 minutes with --all)"
+/usr/bin/python3 "$BINFLOW_ROOT/bench/instructions_per_event.py" --binflow "$build/bin/binflow" --all
 echo "== binflow against Gammapy 1.0 on the same DL3 files (about 80 s)"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/dl3_vs_gammapy.py" --binflow "$build/bin/binflow"
