@@ -165,14 +165,14 @@ OutputPlan check_output(const Tool& tool, const std::string& fingerprint) {
   if (access(dir.c_str(), W_OK) != 0) {
     throw UsageError(fmt::format("outfile: directory '{}' is not writable", dir.string()));
   }
-  if (!s.resume && !s.clobber && fs::exists(checkpoint_path(s.outfile))) {
+  if (!s.resume && !s.clobber && journal_exists(checkpoint_path(s.outfile))) {
     throw UsageError(
         fmt::format("outfile: {} holds the checkpoint of an interrupted run "
                     "(resume=yes continues it, clobber=yes starts again)",
                     checkpoint_path(s.outfile)));
   }
   if (fs::exists(out)) {
-    if (s.resume && !fs::exists(checkpoint_path(s.outfile))) {
+    if (s.resume && !journal_exists(checkpoint_path(s.outfile))) {
       check_complete_output(s.outfile, fingerprint, wants_fits(tool));
       return OutputPlan::nothing_to_do;
     }
@@ -340,6 +340,7 @@ private:
   std::optional<Runtime> runtime_;
   std::optional<ThreadBudget> budget_;
   std::string fingerprint_;  // rank 0: what the checkpoint and the output are bound to
+  std::optional<CheckpointLock> lock_;  // rank 0; outlives checkpoint_ (declared first)
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RunLogSink> sink_;  // rank 0
   std::string start_time_ = utc_now();
@@ -371,7 +372,11 @@ std::optional<int> Driver::prepare() {
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
     check_paths(*tool_);
-    if (!s.outfile.empty() && tool_->uses_bins()) fingerprint_ = checkpoint_fingerprint(*tool_);
+    if (!s.outfile.empty() && tool_->uses_bins()) {
+      // First: a second run on this outfile is refused before it looks at the checkpoint.
+      lock_.emplace(CheckpointLock::acquire(checkpoint_path(s.outfile), s.outfile));
+      fingerprint_ = checkpoint_fingerprint(*tool_);
+    }
     plan = check_output(*tool_, fingerprint_);
     if (plan == OutputPlan::write && !fingerprint_.empty()) {
       checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile), fingerprint_, s.resume);

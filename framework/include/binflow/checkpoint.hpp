@@ -32,6 +32,37 @@ struct CompletedBin {
 [[nodiscard]] std::string fingerprint_difference(std::string_view stored, std::string_view wanted,
                                                  std::string_view holder);
 
+/// Rank 0 only: the proof that this run alone works on `<outfile>.ckpt`, held for the
+/// run's life. A kernel lock (an open-file-description lock, `F_OFD_SETLK`, which NFS
+/// forwards to its lock manager) on the checkpoint file, so it dies with its process: a
+/// run killed by -9 never blocks the resume. Taken before the checkpoint is looked at:
+/// the file is created empty if missing (O_CREAT, so two runs starting at the same
+/// instant open the same file and the kernel lets one win). An empty file is no journal
+/// (a run that was starting); the lock removes it when released. Not thread-safe.
+class CheckpointLock {
+public:
+  /// Locks `path`, creating it empty if it is missing. UsageError naming the run in
+  /// progress (pid and host when the file system keeps them) if another process holds
+  /// it; IoError if the file cannot be created. A file system without locks (Lustre
+  /// mounted without `flock`) gives a warning on stderr and no lock.
+  [[nodiscard]] static CheckpointLock acquire(const std::string& path, std::string_view outfile);
+  CheckpointLock(CheckpointLock&& other) noexcept;
+  CheckpointLock& operator=(CheckpointLock&&) = delete;
+  CheckpointLock(const CheckpointLock&) = delete;
+  CheckpointLock& operator=(const CheckpointLock&) = delete;
+  /// Removes the file if it is still the empty one (no journal written), then unlocks.
+  ~CheckpointLock();
+
+private:
+  CheckpointLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+};
+
+/// Whether `path` holds a journal: it exists and is not empty (an empty file is the one a
+/// starting run's CheckpointLock created).
+[[nodiscard]] bool journal_exists(const std::string& path);
+
 /// Rank 0 only. Not thread-safe.
 class Checkpoint {
 public:
