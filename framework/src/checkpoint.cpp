@@ -180,7 +180,10 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
         header_ok = false;
       }
     }
-    if (!header_ok) throw UsageError(fmt::format("{}: not a binflow checkpoint", path_));
+    if (!header_ok) {
+      throw UsageError(fmt::format(
+          "{}: not a binflow checkpoint (clobber=yes replaces it, without resume=yes)", path_));
+    }
     if (stored != fingerprint_) {
       throw UsageError(
           fmt::format("{}: checkpoint was written by a different configuration ({}); "
@@ -189,7 +192,8 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
     }
     std::size_t offset = magic.size() + sizeof(std::uint64_t) + stored.size();
     keep = static_cast<std::int64_t>(offset);
-    // A record cut by kill -9, or one whose checksum fails, ends the usable journal.
+    // A record cut by kill -9, or one whose checksum fails, ends the usable journal. A cut
+    // tail is what a kill leaves; a failed checksum is damage, worth a warning.
     while (bytes.size() - offset >= 2 * sizeof(std::uint64_t)) {
       std::uint64_t length = 0;
       std::uint64_t sum = 0;
@@ -198,7 +202,13 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
       const std::size_t body = offset + 2 * sizeof(std::uint64_t);
       if (length > bytes.size() - body) break;
       const std::string_view payload(bytes.data() + body, length);
-      if (detail::checksum(payload) != sum) break;
+      if (detail::checksum(payload) != sum) {
+        damage_ = fmt::format(
+            "{}: the record at byte {} of {} fails its checksum (a damaged file): the {} bins "
+            "before it are kept, those after it are computed again",
+            path_, offset, bytes.size(), loaded_.size());
+        break;
+      }
       detail::ByteReader r(payload);
       loaded_.push_back(detail::get_completed(r));
       offset = body + length;

@@ -79,6 +79,9 @@ public:
   /// are run again on resume).
   [[nodiscard]] std::vector<CompletedBin> completed(std::string_view name) const;
   [[nodiscard]] std::size_t loaded() const { return loaded_.size(); }
+  /// Why the loaded journal ends before the file does, if a record failed its checksum (a
+  /// damaged file, not the cut tail a kill leaves); empty otherwise.
+  [[nodiscard]] const std::string& damage() const { return damage_; }
 
   /// Opens the file for this run: keeps the loaded records (resume) or replaces the old
   /// journal. Called when the tool's input checks have passed; idempotent.
@@ -104,6 +107,7 @@ private:
   std::int64_t keep_bytes_ = 0;  // what open() keeps of the old file (the loaded records)
   bool opened_ = false;
   std::vector<CompletedBin> loaded_;
+  std::string damage_;
   bool holds_bins_ = false;  // a record of this run reached the file
   std::string pending_;
   std::size_t pending_records_ = 0;
