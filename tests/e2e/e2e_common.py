@@ -284,3 +284,39 @@ class Tmpfs:
         free = st.f_bavail * st.f_frsize
         with open(os.path.join(self.path, name), "wb") as f:
             f.write(b"\0" * max(0, free - leave_bytes))
+
+
+class CreationWatch:
+    """inotify on a directory: wait() returns as soon as a file whose name starts with a
+    prefix is created there (polling the directory misses a write of a few milliseconds)."""
+
+    IN_CREATE = 0x100
+
+    def __init__(self, directory):
+        import ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.fd = self.libc.inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if self.fd < 0 or self.libc.inotify_add_watch(self.fd, directory.encode(),
+                                                      self.IN_CREATE) < 0:
+            raise OSError(ctypes.get_errno(), "inotify")
+
+    def wait(self, prefix, proc, limit=120.0):
+        import select
+        start = time.time()
+        while time.time() - start < limit:
+            ready, _, _ = select.select([self.fd], [], [], 0.05)
+            if ready:
+                data = os.read(self.fd, 1 << 16)
+                offset = 0
+                while offset + 16 <= len(data):
+                    length = int.from_bytes(data[offset + 12:offset + 16], "little")
+                    name = data[offset + 16:offset + 16 + length].rstrip(b"\0").decode()
+                    offset += 16 + length
+                    if name.startswith(prefix):
+                        return name
+            elif proc.poll() is not None:
+                return None
+        return None
+
+    def close(self):
+        os.close(self.fd)
