@@ -66,11 +66,14 @@ class Context(Checks):
         return subprocess.run(self.command(args, ranks, mpi_flags), env=full_env, cwd=self.workdir,
                               capture_output=True, text=True, timeout=timeout)
 
-    def start(self, args, ranks=None, env=None):
+    def start(self, args, ranks=None, env=None, stdout=subprocess.PIPE):
+        """The run in the background. Its stdout is a pipe nobody reads until the end unless
+        `stdout` says otherwise (subprocess.DEVNULL, a file): a run printing more than the
+        pipe holds (64 KiB: the result table of chatter=2) blocks there."""
         full_env = dict(self.env)
         full_env.update(env or {})
         return subprocess.Popen(self.command(args, ranks), env=full_env, cwd=self.workdir,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                stdout=stdout, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
 
 def descendants(pid):
