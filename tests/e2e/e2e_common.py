@@ -200,7 +200,18 @@ def binflow_pids(proc, binflow):
         except OSError:
             continue
         found.append((int(env.get(b"OMPI_COMM_WORLD_RANK", b"0")), pid))
-    return [pid for _, pid in sorted(found)]
+    # A singleton's MPI start-up forks the daemon it then executes (orted): that child is
+    # binflow for a moment, but no rank.
+    pids = {pid for _, pid in found}
+    return [pid for _, pid in sorted(found) if parent(pid) not in pids]
+
+
+def parent(pid):
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return int(f.read().rsplit(")", 1)[1].split()[1])
+    except OSError:
+        return None
 
 
 def catches(pid, sig):
