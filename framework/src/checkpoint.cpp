@@ -1,8 +1,14 @@
 #include "binflow/checkpoint.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
+#include <array>
 #include <cerrno>
+#include <ctime>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -31,7 +37,117 @@ std::string read_whole(const std::string& path) {
   return std::move(text).str();
 }
 
+// Who holds a checkpoint's lock, for the message of a second run: an OFD lock has no owner
+// pid (F_OFD_GETLK reports -1, and a lock held on another node has none here), so the holder
+// writes it as an extended attribute of the file. Best effort: a file system without user
+// attributes gives a message without it.
+constexpr const char* holder_attribute = "user.binflow.run";
+
+std::string holder_text() {
+  std::array<char, 256> host{};
+  if (gethostname(host.data(), host.size() - 1) != 0) host[0] = '\0';
+  const std::time_t t = std::time(nullptr);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  return fmt::format("pid {} on host {}, started {:04}-{:02}-{:02}T{:02}:{:02}:{:02}Z", getpid(),
+                     host.data(), tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour,
+                     tm.tm_min, tm.tm_sec);
+}
+
+std::string read_holder(int fd) {
+  std::array<char, 512> text{};
+  const ssize_t n = fgetxattr(fd, holder_attribute, text.data(), text.size() - 1);
+  return n > 0 ? std::string(text.data(), static_cast<std::size_t>(n)) : std::string();
+}
+
+// 0 when locked, EAGAIN when another process holds the lock, another errno when the file
+// system has no locks.
+int try_lock(int fd) {
+  struct flock lock {};
+  lock.l_type = F_WRLCK;
+  lock.l_whence = SEEK_SET;
+  if (fcntl(fd, F_OFD_SETLK, &lock) == 0) return 0;
+  if (errno == EAGAIN || errno == EACCES) return EAGAIN;
+  if (errno != EINVAL) return errno;
+  // A kernel before 3.15 has no OFD locks; flock is per open file description too.
+  if (flock(fd, LOCK_EX | LOCK_NB) == 0) return 0;
+  return errno == EWOULDBLOCK ? EAGAIN : errno;
+}
+
+bool same_inode(int fd, const std::string& path, bool* empty = nullptr) {
+  struct stat mine {};
+  struct stat named {};
+  if (fstat(fd, &mine) != 0 || stat(path.c_str(), &named) != 0) return false;
+  if (empty != nullptr) *empty = mine.st_size == 0;
+  return mine.st_dev == named.st_dev && mine.st_ino == named.st_ino;
+}
+
 }  // namespace
+
+bool journal_exists(const std::string& path) {
+  struct stat st {};
+  return stat(path.c_str(), &st) == 0 && (st.st_size > 0 || !S_ISREG(st.st_mode));
+}
+
+CheckpointLock CheckpointLock::acquire(const std::string& path, std::string_view outfile) {
+  struct stat st {};
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    throw UsageError(fmt::format("outfile: the checkpoint {} is not a regular file", path));
+  }
+  // The holder before us may remove the file (its run completed) between our open and our
+  // lock: then we locked a file nobody else will open, so open the name again.
+  for (int attempt = 0; attempt < 100; ++attempt) {
+    const int fd = ::open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0666);
+    if (fd < 0) {
+      throw IoError(
+          fmt::format("{}: cannot create the checkpoint ({})", path, std::strerror(errno)));
+    }
+    const int error = try_lock(fd);
+    if (error == EAGAIN) {
+      const std::string holder = read_holder(fd);
+      ::close(fd);
+      throw UsageError(fmt::format(
+          "outfile: another run is in progress on {} ({}{}holds the lock of {}): wait for it to "
+          "end, or choose another outfile",
+          outfile, holder, holder.empty() ? "" : ", ", path));
+    }
+    if (error != 0) {
+      std::fprintf(stderr,
+                   "binflow: warning: %s: cannot lock the checkpoint (%s); a second run started "
+                   "on this outfile would not be refused\n",
+                   path.c_str(), std::strerror(error));
+      return CheckpointLock(path, fd);
+    }
+    if (same_inode(fd, path)) {
+      const std::string holder = holder_text();
+      (void)fsetxattr(fd, holder_attribute, holder.data(), holder.size(), 0);
+      return CheckpointLock(path, fd);
+    }
+    ::close(fd);
+  }
+  throw IoError(fmt::format("{}: cannot lock the checkpoint (it is removed and created again "
+                            "without end)",
+                            path));
+}
+
+CheckpointLock::CheckpointLock(CheckpointLock&& other) noexcept
+    : path_(std::move(other.path_)), fd_(other.fd_) {
+  other.fd_ = -1;
+}
+
+CheckpointLock::~CheckpointLock() {
+  if (fd_ < 0) return;
+  bool empty = false;
+  if (same_inode(fd_, path_, &empty)) {
+    // Unlinked while locked, so a run waiting for the name opens a new file (acquire).
+    if (empty) {
+      ::unlink(path_.c_str());
+    } else {
+      (void)fremovexattr(fd_, holder_attribute);
+    }
+  }
+  ::close(fd_);
+}
 
 std::string fingerprint_difference(std::string_view stored, std::string_view wanted,
                                    std::string_view holder) {
@@ -51,7 +167,7 @@ std::string fingerprint_difference(std::string_view stored, std::string_view wan
 Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
     : path_(std::move(path)), fingerprint_(std::move(fingerprint)) {
   std::int64_t keep = 0;
-  if (resume && std::filesystem::exists(path_)) {
+  if (resume && journal_exists(path_)) {
     const std::string bytes = read_whole(path_);
     detail::ByteReader header(bytes);
     std::string stored;
@@ -64,7 +180,10 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
         header_ok = false;
       }
     }
-    if (!header_ok) throw UsageError(fmt::format("{}: not a binflow checkpoint", path_));
+    if (!header_ok) {
+      throw UsageError(fmt::format(
+          "{}: not a binflow checkpoint (clobber=yes replaces it, without resume=yes)", path_));
+    }
     if (stored != fingerprint_) {
       throw UsageError(
           fmt::format("{}: checkpoint was written by a different configuration ({}); "
@@ -73,7 +192,8 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
     }
     std::size_t offset = magic.size() + sizeof(std::uint64_t) + stored.size();
     keep = static_cast<std::int64_t>(offset);
-    // A record cut by kill -9, or one whose checksum fails, ends the usable journal.
+    // A record cut by kill -9, or one whose checksum fails, ends the usable journal. A cut
+    // tail is what a kill leaves; a failed checksum is damage, worth a warning.
     while (bytes.size() - offset >= 2 * sizeof(std::uint64_t)) {
       std::uint64_t length = 0;
       std::uint64_t sum = 0;
@@ -82,7 +202,13 @@ Checkpoint::Checkpoint(std::string path, std::string fingerprint, bool resume)
       const std::size_t body = offset + 2 * sizeof(std::uint64_t);
       if (length > bytes.size() - body) break;
       const std::string_view payload(bytes.data() + body, length);
-      if (detail::checksum(payload) != sum) break;
+      if (detail::checksum(payload) != sum) {
+        damage_ = fmt::format(
+            "{}: the record at byte {} of {} fails its checksum (a damaged file): the {} bins "
+            "before it are kept, those after it are computed again",
+            path_, offset, bytes.size(), loaded_.size());
+        break;
+      }
       detail::ByteReader r(payload);
       loaded_.push_back(detail::get_completed(r));
       offset = body + length;

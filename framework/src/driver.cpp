@@ -2,9 +2,11 @@
 // and the documented exit status.
 #include "binflow/driver.hpp"
 
+#include <pthread.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <csignal>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -165,14 +167,14 @@ OutputPlan check_output(const Tool& tool, const std::string& fingerprint) {
   if (access(dir.c_str(), W_OK) != 0) {
     throw UsageError(fmt::format("outfile: directory '{}' is not writable", dir.string()));
   }
-  if (!s.resume && !s.clobber && fs::exists(checkpoint_path(s.outfile))) {
+  if (!s.resume && !s.clobber && journal_exists(checkpoint_path(s.outfile))) {
     throw UsageError(
         fmt::format("outfile: {} holds the checkpoint of an interrupted run "
                     "(resume=yes continues it, clobber=yes starts again)",
                     checkpoint_path(s.outfile)));
   }
   if (fs::exists(out)) {
-    if (s.resume && !fs::exists(checkpoint_path(s.outfile))) {
+    if (s.resume && !journal_exists(checkpoint_path(s.outfile))) {
       check_complete_output(s.outfile, fingerprint, wants_fits(tool));
       return OutputPlan::nothing_to_do;
     }
@@ -352,6 +354,7 @@ private:
   std::optional<ThreadBudget> budget_;
   MemoryLimit memory_limit_;  // this rank's
   std::string fingerprint_;  // rank 0: what the checkpoint and the output are bound to
+  std::optional<CheckpointLock> lock_;  // rank 0; outlives checkpoint_ (declared first)
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RunLogSink> sink_;  // rank 0
   std::string start_time_ = utc_now();
@@ -382,10 +385,17 @@ std::optional<int> Driver::prepare() {
   OutputPlan plan = OutputPlan::write;
   world_.agree_on_root([&] {
     check_paths(*tool_);
-    if (!s.outfile.empty() && tool_->uses_bins()) fingerprint_ = checkpoint_fingerprint(*tool_);
+    if (!s.outfile.empty() && tool_->uses_bins()) {
+      // First: a second run on this outfile is refused before it looks at the checkpoint.
+      lock_.emplace(CheckpointLock::acquire(checkpoint_path(s.outfile), s.outfile));
+      fingerprint_ = checkpoint_fingerprint(*tool_);
+    }
     plan = check_output(*tool_, fingerprint_);
     if (plan == OutputPlan::write && !fingerprint_.empty()) {
       checkpoint_ = std::make_unique<Checkpoint>(checkpoint_path(s.outfile), fingerprint_, s.resume);
+      if (!checkpoint_->damage().empty()) {
+        std::fprintf(stderr, "binflow: warning: %s\n", checkpoint_->damage().c_str());
+      }
     }
     // Opens nothing: run() opens the log file once the tool's input checks have passed.
     if (plan == OutputPlan::write) sink_ = std::make_unique<RunLogSink>(s.logfile, s.chatter > 0);
@@ -522,6 +532,26 @@ int Driver::run_tool() {
   return out.failed > 0 || out.stopped_early ? exit_status::bins_failed : exit_status::ok;
 }
 
+// A stop signal during MPI's start-up is held until the start-up is done (then prepare()
+// sees it and the run exits 75): Open MPI 4.1's singleton start-up fails when a signal
+// interrupts its wait for the daemon it spawns ("Unable to start a daemon on the local
+// node"), SA_RESTART or not (e2e.test_faults, SIGTERM before the first bin on 1 rank).
+class DeferStopSignals {
+public:
+  DeferStopSignals() {
+    sigemptyset(&stops_);
+    for (const int s : {SIGTERM, SIGINT, SIGUSR1}) sigaddset(&stops_, s);
+    pthread_sigmask(SIG_BLOCK, &stops_, &before_);
+  }
+  DeferStopSignals(const DeferStopSignals&) = delete;
+  DeferStopSignals& operator=(const DeferStopSignals&) = delete;
+  ~DeferStopSignals() { pthread_sigmask(SIG_SETMASK, &before_, nullptr); }
+
+private:
+  sigset_t stops_{};
+  sigset_t before_{};
+};
+
 void report(int rank, int size, const std::exception& e) {
   if (size > 1) {
     std::fprintf(stderr, "binflow: error on rank %d: %s\n", rank, e.what());
@@ -539,6 +569,7 @@ int run_main(int argc, char** argv, const ToolRegistry& registry) {
     // First: a stop signal during MPI's start-up (a third of a second for a singleton) ends
     // the run with exit_status::interrupted too, not by the default action.
     install_stop_handlers();
+    const DeferStopSignals deferred;
     env.emplace(argc, argv);
   } catch (const std::exception& e) {
     report(0, 1, e);

@@ -53,6 +53,24 @@ herr_t collect_stack_ends(unsigned depth, const H5E_error2_t* entry, void* data)
   }
 }
 
+// The file drivers describe a failed system call over several lines, with a time stamp and
+// buffer addresses ("file write failed: time = ...\n, filename = ..., errno = 28, error
+// message = 'No space left on device', buf = 0x..."): a message is one line, so keep the
+// failure and the system's words ("file write failed: No space left on device").
+std::string one_line(std::string text) {
+  constexpr std::string_view key = "error message = '";
+  if (const auto at = text.find(key); at != std::string::npos) {
+    const auto from = at + key.size();
+    const auto to = text.find('\'', from);
+    const auto colon = text.find(':');
+    if (to != std::string::npos && colon != std::string::npos && colon < at) {
+      text = fmt::format("{}: {}", text.substr(0, colon), text.substr(from, to - from));
+    }
+  }
+  std::replace(text.begin(), text.end(), '\n', ' ');
+  return text;
+}
+
 // "unable to open file (file signature not found)": outermost and innermost descriptions of
 // the current error stack, which is then cleared. Unchecked for the same reason as id_name().
 std::string error_stack_text() {
@@ -63,8 +81,8 @@ std::string error_stack_text() {
     ends.inner.clear();
   }
   H5Eclear2(H5E_DEFAULT);
-  if (ends.inner.empty() || ends.inner == ends.outer) return ends.outer;
-  return fmt::format("{} ({})", ends.outer, ends.inner);
+  if (ends.inner.empty() || ends.inner == ends.outer) return one_line(ends.outer);
+  return fmt::format("{} ({})", one_line(ends.outer), one_line(ends.inner));
 }
 
 std::string_view base_name(std::string_view path) {

@@ -234,6 +234,7 @@ TEST_F(CheckpointDamage, TornLastRecordIsCutAndLaterAppendsAreReadable) {
       expect_same(got[0], make_bin("m", 0, "ok"));
       expect_same(got[1], make_bin("m", 1, "ok"));
       EXPECT_EQ(size(), two);  // the torn tail is gone
+      EXPECT_EQ(c.damage(), "");  // what a kill leaves is no damage
       c.append(make_bin("m", 9, "ok"));
     }
     Checkpoint r(path_, kFingerprint, true);
@@ -271,6 +272,66 @@ TEST_F(CheckpointDamage, CorruptMiddleRecordEndsTheUsableJournal) {
   const auto got = c.completed("m");
   ASSERT_EQ(got.size(), 1U);
   expect_same(got[0], make_bin("m", 0, "ok"));
+  EXPECT_NE(c.damage().find(fmt::format("the record at byte {} of {} fails its checksum",
+                                        layout_.after[0], pristine_.size())),
+            std::string::npos)
+      << c.damage();
+  EXPECT_NE(c.damage().find("the 1 bins before it are kept"), std::string::npos) << c.damage();
+}
+
+// One run per outfile: the lock is an open-file-description lock, so a second open of the same
+// file conflicts even in this process, as a second run's would.
+TEST_F(CheckpointTest, SecondLockOfTheSameCheckpointIsRefusedAsARunInProgress) {
+  {
+    const binflow::CheckpointLock first = binflow::CheckpointLock::acquire(path_, "out.h5");
+    ASSERT_TRUE(fs::exists(path_));
+    EXPECT_EQ(size(), 0U);
+    EXPECT_FALSE(binflow::journal_exists(path_));  // empty: a run that is starting
+    const std::string message =
+        usage_message([&] { (void)binflow::CheckpointLock::acquire(path_, "out.h5"); });
+    EXPECT_EQ(message.rfind("outfile: another run is in progress on out.h5 (pid ", 0), 0U)
+        << message;
+    EXPECT_NE(message.find(fmt::format("holds the lock of {})", path_)), std::string::npos)
+        << message;
+    EXPECT_EQ(message.find("interrupted"), std::string::npos) << message;
+  }
+  EXPECT_FALSE(fs::exists(path_));  // the empty file goes with the lock
+  const binflow::CheckpointLock again = binflow::CheckpointLock::acquire(path_, "out.h5");
+  EXPECT_TRUE(fs::exists(path_));
+}
+
+TEST_F(CheckpointTest, LockKeepsAJournalAndItsBytes) {
+  spit(path_, "journal of an interrupted run");
+  {
+    const binflow::CheckpointLock lock = binflow::CheckpointLock::acquire(path_, "out.h5");
+    EXPECT_TRUE(binflow::journal_exists(path_));
+    Checkpoint c(path_, kFingerprint, false);
+    c.open();  // the run replaces the old journal under its lock
+    c.append(make_bin("m", 0, "ok"));
+    c.flush();
+    c.remove();  // the output is in place
+    // Removed while locked: a run that opened the old name locks a file nobody uses, sees
+    // it and opens the name again.
+    const binflow::CheckpointLock next = binflow::CheckpointLock::acquire(path_, "out.h5");
+    EXPECT_TRUE(fs::exists(path_));
+  }
+  EXPECT_FALSE(fs::exists(path_));
+  spit(path_, "journal of an interrupted run");
+  { const binflow::CheckpointLock lock = binflow::CheckpointLock::acquire(path_, "out.h5"); }
+  EXPECT_EQ(slurp(path_), "journal of an interrupted run");
+}
+
+TEST_F(CheckpointTest, EmptyFileIsNoJournalToResume) {
+  spit(path_, "");
+  Checkpoint c(path_, kFingerprint, true);
+  EXPECT_EQ(c.loaded(), 0U);
+}
+
+TEST_F(CheckpointTest, LockOnADirectoryIsBadInput) {
+  fs::create_directory(path_);
+  EXPECT_NE(usage_message([&] { (void)binflow::CheckpointLock::acquire(path_, "out.h5"); })
+                .find("is not a regular file"),
+            std::string::npos);
 }
 
 TEST_F(CheckpointDamage, DifferentFingerprintIsRefusedNamingTheFirstDifference) {
@@ -318,8 +379,9 @@ TEST_F(CheckpointTest, FileThatIsNoCheckpointIsRefusedUntouched) {
   EXPECT_NE(message.find("not a binflow checkpoint"), std::string::npos) << message;
   EXPECT_EQ(slurp(path_), text);
 
+  // An empty file is what a run's CheckpointLock creates before its first write: no journal.
   spit(path_, "");
-  EXPECT_NE(usage_message([&] { Checkpoint c(path_, kFingerprint, true); }), "");
+  EXPECT_EQ(usage_message([&] { Checkpoint c(path_, kFingerprint, true); }), "");
 }
 
 TEST_F(CheckpointTest, TruncatedHeaderIsRefused) {
@@ -328,7 +390,7 @@ TEST_F(CheckpointTest, TruncatedHeaderIsRefused) {
     c.open();
   }
   const std::string header = slurp(path_);
-  for (std::size_t cut = 0; cut < header.size(); ++cut) {
+  for (std::size_t cut = 1; cut < header.size(); ++cut) {  // 0 bytes: no journal (above)
     SCOPED_TRACE(fmt::format("header cut at byte {} of {}", cut, header.size()));
     spit(path_, header.substr(0, cut));
     EXPECT_NE(usage_message([&] { Checkpoint c(path_, kFingerprint, true); }), "");

@@ -32,6 +32,37 @@ struct CompletedBin {
 [[nodiscard]] std::string fingerprint_difference(std::string_view stored, std::string_view wanted,
                                                  std::string_view holder);
 
+/// Rank 0 only: the proof that this run alone works on `<outfile>.ckpt`, held for the
+/// run's life. A kernel lock (an open-file-description lock, `F_OFD_SETLK`, which NFS
+/// forwards to its lock manager) on the checkpoint file, so it dies with its process: a
+/// run killed by -9 never blocks the resume. Taken before the checkpoint is looked at:
+/// the file is created empty if missing (O_CREAT, so two runs starting at the same
+/// instant open the same file and the kernel lets one win). An empty file is no journal
+/// (a run that was starting); the lock removes it when released. Not thread-safe.
+class CheckpointLock {
+public:
+  /// Locks `path`, creating it empty if it is missing. UsageError naming the run in
+  /// progress (pid and host when the file system keeps them) if another process holds
+  /// it; IoError if the file cannot be created. A file system without locks (Lustre
+  /// mounted without `flock`) gives a warning on stderr and no lock.
+  [[nodiscard]] static CheckpointLock acquire(const std::string& path, std::string_view outfile);
+  CheckpointLock(CheckpointLock&& other) noexcept;
+  CheckpointLock& operator=(CheckpointLock&&) = delete;
+  CheckpointLock(const CheckpointLock&) = delete;
+  CheckpointLock& operator=(const CheckpointLock&) = delete;
+  /// Removes the file if it is still the empty one (no journal written), then unlocks.
+  ~CheckpointLock();
+
+private:
+  CheckpointLock(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}
+  std::string path_;
+  int fd_ = -1;
+};
+
+/// Whether `path` holds a journal: it exists and is not empty (an empty file is the one a
+/// starting run's CheckpointLock created).
+[[nodiscard]] bool journal_exists(const std::string& path);
+
 /// Rank 0 only. Not thread-safe.
 class Checkpoint {
 public:
@@ -48,6 +79,9 @@ public:
   /// are run again on resume).
   [[nodiscard]] std::vector<CompletedBin> completed(std::string_view name) const;
   [[nodiscard]] std::size_t loaded() const { return loaded_.size(); }
+  /// Why the loaded journal ends before the file does, if a record failed its checksum (a
+  /// damaged file, not the cut tail a kill leaves); empty otherwise.
+  [[nodiscard]] const std::string& damage() const { return damage_; }
 
   /// Opens the file for this run: keeps the loaded records (resume) or replaces the old
   /// journal. Called when the tool's input checks have passed; idempotent.
@@ -73,6 +107,7 @@ private:
   std::int64_t keep_bytes_ = 0;  // what open() keeps of the old file (the loaded records)
   bool opened_ = false;
   std::vector<CompletedBin> loaded_;
+  std::string damage_;
   bool holds_bins_ = false;  // a record of this run reached the file
   std::string pending_;
   std::size_t pending_records_ = 0;
