@@ -453,8 +453,7 @@ int Driver::run_tool() {
   const int ranks = world_.size();
   if (!runtime_ || !budget_) throw InternalError("driver: run() before prepare()");
   RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(memory_limit_), target,
-                 checkpoint_.get(),
-                 false);
+                 checkpoint_.get(), false);
   // The log file is truncated only when the tool's checks of its inputs have passed: at its
   // first map, or when a tool that never maps returns. The lines before are held for it.
   // The checkpoint likewise: an old journal is replaced only then.
