@@ -48,8 +48,9 @@ fi
 mkdir -p "$work/crashes"
 run() {
   local target=$1 options=""
-  # HDF5 keeps allocations until exit by design; the text parsers are checked for leaks.
-  [[ $target == fuzz_event_file ]] && options=detect_leaks=0
+  # HDF5 and cfitsio keep allocations until exit by design; the text parsers are checked
+  # for leaks.
+  [[ $target == fuzz_event_file || $target == fuzz_dl3_file ]] && options=detect_leaks=0
   mkdir -p "$work/corpus/$target"
   ASAN_OPTIONS=$ASAN_OPTIONS:$options "$build/bin/$target" -max_total_time="$seconds" \
     -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 -artifact_prefix="$work/crashes/$target-" \

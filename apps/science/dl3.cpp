@@ -420,6 +420,10 @@ struct TimeFrame {
   double unit = 1.0;  // TIMEUNIT in s
 };
 
+// MJDs beyond +-10^7 (the year 29 000) are no reference time of an observation, and would
+// not convert to an integer day (found by fuzz_dl3_file: MJDREFI = 2^63).
+constexpr double mjd_limit = 1e7;
+
 // MJDREFI + MJDREFF, or MJDREF; TIMESYS, TIMEREF, TIMEUNIT of the current HDU.
 std::optional<TimeFrame> time_frame(fits::File& file) {
   TimeFrame frame;
@@ -431,14 +435,16 @@ std::optional<TimeFrame> time_frame(fits::File& file) {
       throw UsageError(fmt::format("{}[{}]: header keyword MJDREFF is missing (MJDREFI is given)",
                                    file.path(), file.hdu()));
     }
-    if (!std::isfinite(*mjdrefi) || std::floor(*mjdrefi) != *mjdrefi || !std::isfinite(*mjdreff)) {
+    if (!std::isfinite(*mjdrefi) || std::floor(*mjdrefi) != *mjdrefi ||
+        std::abs(*mjdrefi) > mjd_limit || !std::isfinite(*mjdreff) ||
+        std::abs(*mjdreff) > mjd_limit) {
       throw UsageError(fmt::format("{}[{}]: MJDREFI {} / MJDREFF {} are not an MJD", file.path(),
                                    file.hdu(), *mjdrefi, *mjdreff));
     }
     frame.mjdref_int = static_cast<std::int64_t>(*mjdrefi);
     frame.mjdref_frac = *mjdreff;
   } else if (mjdref) {
-    if (!std::isfinite(*mjdref)) {
+    if (!std::isfinite(*mjdref) || std::abs(*mjdref) > mjd_limit) {
       throw UsageError(
           fmt::format("{}[{}]: MJDREF {} is not an MJD", file.path(), file.hdu(), *mjdref));
     }
