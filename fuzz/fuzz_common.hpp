@@ -5,6 +5,7 @@
 #include <cxxabi.h>
 #include <unistd.h>
 
+#include <array>
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +16,8 @@
 #include <string>
 #include <string_view>
 #include <typeinfo>
+
+#include <fuzzer/FuzzedDataProvider.h>
 
 #include "binflow/error.hpp"
 
@@ -36,6 +39,22 @@ void expect_usage_errors_only(std::string_view target, Parse&& parse) {
                  static_cast<int>(target.size()), target.data(),
                  status == 0 ? name.get() : mangled, e.what());
     std::abort();
+  }
+}
+
+/// A value for a field whose valid one is `usual`: that value, one of `specials`, `usual`
+/// times a factor in [-4, 4], or any double, as the input decides.
+template <std::size_t N>
+double interesting(FuzzedDataProvider& in, double usual, const std::array<double, N>& specials) {
+  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
+    case 0:
+      return usual;
+    case 1:
+      return specials[in.ConsumeIntegralInRange<std::size_t>(0, N - 1)];
+    case 2:
+      return usual * in.ConsumeFloatingPointInRange<double>(-4.0, 4.0);
+    default:
+      return in.ConsumeFloatingPoint<double>();
   }
 }
 

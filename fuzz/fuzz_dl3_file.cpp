@@ -27,20 +27,12 @@ namespace gadf = binflow::testing_support::gadf;
 constexpr std::string_view target = "fuzz_dl3_file";
 constexpr double inf = std::numeric_limits<double>::infinity();
 
+constexpr std::array<double, 16> specials = {
+    0.0, -0.0, 1.0, -1.0, 1e-310, 1e308, -1e308, inf, -inf,
+    std::numeric_limits<double>::quiet_NaN(), 90.0, -90.0, 90.5, 360.0, 51910.0, 1e20};
+
 double interesting(FuzzedDataProvider& in, double usual) {
-  static constexpr std::array<double, 16> values = {
-      0.0, -0.0, 1.0, -1.0, 1e-310, 1e308, -1e308, inf, -inf,
-      std::numeric_limits<double>::quiet_NaN(), 90.0, -90.0, 90.5, 360.0, 51910.0, 1e20};
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0:
-      return usual;
-    case 1:
-      return values[in.ConsumeIntegralInRange<std::size_t>(0, values.size() - 1)];
-    case 2:
-      return usual * in.ConsumeFloatingPointInRange<double>(-4.0, 4.0);
-    default:
-      return in.ConsumeFloatingPoint<double>();
-  }
+  return binflow::fuzz::interesting(in, usual, specials);
 }
 
 void mutate(FuzzedDataProvider& in, std::vector<double>& column) {

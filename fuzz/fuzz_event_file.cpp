@@ -34,21 +34,13 @@ hid_t checked(hid_t id, const char* call) {
   return id;
 }
 
+constexpr std::array<double, 22> specials = {
+    0.0, -0.0, 1.0, -1.0, 0.5, 1e-310, 1e308, -1e308, inf, -inf,
+    std::numeric_limits<double>::quiet_NaN(), 90.0, -90.0, 90.5, 0.999999, 51544.5,
+    1800.0, 3600.0, 1e20, -1e20, 7e15, 2.0};
+
 double interesting(FuzzedDataProvider& in, double usual) {
-  static constexpr std::array<double, 22> values = {
-      0.0, -0.0, 1.0, -1.0, 0.5, 1e-310, 1e308, -1e308, inf, -inf,
-      std::numeric_limits<double>::quiet_NaN(), 90.0, -90.0, 90.5, 0.999999, 51544.5,
-      1800.0, 3600.0, 1e20, -1e20, 7e15, 2.0};
-  switch (in.ConsumeIntegralInRange<int>(0, 3)) {
-    case 0:
-      return usual;
-    case 1:
-      return values[in.ConsumeIntegralInRange<std::size_t>(0, values.size() - 1)];
-    case 2:
-      return usual * in.ConsumeFloatingPointInRange<double>(-4.0, 4.0);
-    default:
-      return in.ConsumeFloatingPoint<double>();
-  }
+  return binflow::fuzz::interesting(in, usual, specials);
 }
 
 hid_t scalar_space() { return checked(H5Screate(H5S_SCALAR), "H5Screate"); }

@@ -240,7 +240,7 @@ Schema schema_with_fit_result(std::initializer_list<Column> leading) {
 void check_fit_memory(const MemoryLimit& memory, const science::RoiEvents& roi) {
   const std::size_t n = roi.energy.size();
   memory.check(static_cast<double>(n * science::fit_bytes_per_event),
-               fmt::format("the fit of {} events in the region of interest", n));
+               [n] { return fmt::format("the fit of {} events in the region of interest", n); });
 }
 
 }  // namespace binflow::apps

@@ -169,10 +169,12 @@ science::RoiEvents AnalysisInput::read_pieces(
       const double b = hi - a > window ? a + window : hi;
       // The piece's rows, then at most as many selected (a bound: the selection is not
       // known before the read).
+      constexpr auto row_bytes =
+          static_cast<double>(science::Events::row_bytes + science::RoiEvents::row_bytes);
       const science::BeforeRead check = [&](std::int64_t rows) {
-        memory.check(static_cast<double>(rows) * static_cast<double>(science::Events::row_bytes +
-                                                                      science::RoiEvents::row_bytes),
-                     fmt::format("reading {} events of [{:.10g}, {:.10g}) s", rows, a, b));
+        memory.check(static_cast<double>(rows) * row_bytes, [&] {
+          return fmt::format("reading {} events of [{:.10g}, {:.10g}) s", rows, a, b);
+        });
       };
       science::Events events = read(a, b, check);
       if (keep) events = filtered(std::move(events), keep);

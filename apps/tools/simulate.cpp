@@ -158,7 +158,7 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
     const MemoryLimit& memory = ctx.settings().memory_limit;
     const science::BeforeRead check = [&memory](std::int64_t events) {
       memory.check(2.0 * static_cast<double>(events) * science::Events::row_bytes,
-                   fmt::format("simulating {} events", events));
+                   [events] { return fmt::format("simulating {} events", events); });
     };
     Result result{
         science::simulate_events(simulator, ctx.settings().seed, ctx.budget().threads(), check),

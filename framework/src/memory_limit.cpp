@@ -109,10 +109,12 @@ MemoryLimit MemoryLimit::resolve(std::string_view parameter, const LaunchEnviron
   return {*bytes, fmt::format("memory_limit={}", detail::trim(parameter))};
 }
 
-void MemoryLimit::check(double bytes, std::string_view what) const {
-  if (none()) return;
+bool MemoryLimit::fits(double bytes) const {
+  return static_cast<double>(resident_bytes()) + bytes <= static_cast<double>(bytes_);
+}
+
+void MemoryLimit::fail(double bytes, std::string_view what) const {
   const auto held = static_cast<double>(resident_bytes());
-  if (held + bytes <= static_cast<double>(bytes_)) return;
   throw MemoryLimitExceeded(fmt::format(
       "{} needs {} more, but the rank holds {} of its {} ({})",
       what, format_memory_size(bytes), format_memory_size(held),

@@ -76,6 +76,15 @@ class Context(Checks):
                                 stdout=stdout, stderr=subprocess.PIPE, text=True,
                                 start_new_session=True)
 
+def build_step(ctx, what, command):
+    """Runs a build or install command in the work directory; a check that it exits 0, with
+    its output's tail on failure."""
+    result = subprocess.run(command, env=ctx.env, cwd=ctx.workdir, capture_output=True,
+                            text=True, timeout=300)
+    return ctx.check(result.returncode == 0, what,
+                     f"$ {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
+
+
 def descendants(pid):
     """Every process below `pid` (mpirun puts each rank in a process group of its own,
     so killing mpirun's group does not reach the ranks)."""

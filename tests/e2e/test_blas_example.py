@@ -19,7 +19,7 @@ import time
 import h5py
 import numpy as np
 
-from e2e_common import Context, descendants, kill9, read_attributes, read_group
+from e2e_common import Context, build_step, descendants, kill9, read_attributes, read_group
 
 ctx = Context()
 if ctypes.util.find_library("openblas") is None:
@@ -50,13 +50,6 @@ BUSY_SHARE = 0.10
 BATCHES = 96
 RUN_LIMIT = 60.0  # s: a hang fails the run; the runs take a few seconds
 CLOCK_TICK = os.sysconf("SC_CLK_TCK")
-
-
-def step(what, command):
-    result = subprocess.run(command, env=ctx.env, cwd=ctx.workdir, capture_output=True,
-                            text=True, timeout=300)
-    return ctx.check(result.returncode == 0, what,
-                     f"$ {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
 
 
 def thread_times(pid):
@@ -248,12 +241,12 @@ def compare(label, table, bin_budgets, references, reference):
                      f"({'bit-identical' if bits else 'last bits differ'})")
 
 
-if (step("cmake --install of the build tree", ["cmake", "--install", build, "--prefix", prefix])
-        and step("examples/ configures with find_package(binflow) and OpenBLAS's LAPACK",
+if (build_step(ctx, "cmake --install of the build tree", ["cmake", "--install", build, "--prefix", prefix])
+        and build_step(ctx, "examples/ configures with find_package(binflow) and OpenBLAS's LAPACK",
                  ["cmake", "-S", os.path.join(repo, "examples"), "-B", example_build,
                   f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release",
                   "-DBLA_VENDOR=OpenBLAS"])
-        and step("binflow_detrend builds",
+        and build_step(ctx, "binflow_detrend builds",
                  ["cmake", "--build", example_build, "--target", "binflow_detrend", "-j2"])):
     ctx.binflow = os.path.join(example_build, "binflow_detrend")
     libraries = subprocess.run(["ldd", ctx.binflow], capture_output=True, text=True).stdout
@@ -302,7 +295,7 @@ if (step("cmake --install of the build tree", ["cmake", "--install", build, "--p
         f.write("void openblas_set_num_threads(int threads) { (void)threads; }\n")
     if len(os.sched_getaffinity(0)) < 2:
         print("skip [control] one CPU: OpenBLAS starts no worker thread to defeat the cap for")
-    elif step("the no-op openblas_set_num_threads builds",
+    elif build_step(ctx, "the no-op openblas_set_num_threads builds",
               ["cc", "-shared", "-fPIC", "-o", ctx.path("nocap.so"), shim]):
         control = Run("control 4 ranks uncapped", detrend("detrend-uncapped.h5"), 4,
                       env={"LD_PRELOAD": ctx.path("nocap.so")})

@@ -3,9 +3,8 @@ find_package(binflow), and run the example tool on 1, 2 and 3 ranks. Its results
 bit-identical across rank counts and its estimate of pi right."""
 import math
 import os
-import subprocess
 
-from e2e_common import Context, read_attributes, read_group, identical
+from e2e_common import Context, build_step, read_attributes, read_group, identical
 
 ctx = Context()
 build = os.path.dirname(os.path.dirname(ctx.binflow))
@@ -14,18 +13,11 @@ prefix = ctx.path("prefix")
 example_build = ctx.path("example-build")
 
 
-def step(what, command):
-    result = subprocess.run(command, env=ctx.env, cwd=ctx.workdir, capture_output=True,
-                            text=True, timeout=300)
-    return ctx.check(result.returncode == 0, what,
-                     f"$ {' '.join(command)}\n{result.stdout[-3000:]}{result.stderr[-3000:]}")
-
-
-if (step("cmake --install of the build tree", ["cmake", "--install", build, "--prefix", prefix])
-        and step("examples/ configures with find_package(binflow)",
+if (build_step(ctx, "cmake --install of the build tree", ["cmake", "--install", build, "--prefix", prefix])
+        and build_step(ctx, "examples/ configures with find_package(binflow)",
                  ["cmake", "-S", os.path.join(repo, "examples"), "-B", example_build,
                   f"-DCMAKE_PREFIX_PATH={prefix}", "-DCMAKE_BUILD_TYPE=Release"])
-        and step("binflow_example builds",
+        and build_step(ctx, "binflow_example builds",
                  ["cmake", "--build", example_build, "--target", "binflow_example", "-j2"])):
     # Context.run launches ctx.binflow, plain or under mpiexec with the test environment.
     ctx.binflow = os.path.join(example_build, "binflow_example")

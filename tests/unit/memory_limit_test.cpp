@@ -76,16 +76,16 @@ TEST(MemoryLimit, CheckFailsBeforeAnAllocationThatWouldNotFit) {
   const std::int64_t held = binflow::resident_bytes();
   ASSERT_GT(held, 0);
   const MemoryLimit limit(held + 64 * MiB, "memory_limit=test");
-  EXPECT_NO_THROW(limit.check(16.0 * MiB, "a small read"));
+  EXPECT_NO_THROW(limit.check(16.0 * MiB, [] { return "a small read"; }));
   try {
-    limit.check(256.0 * MiB, "reading 8388608 events");
+    limit.check(256.0 * MiB, [] { return "reading 8388608 events"; });
     ADD_FAILURE() << "256 MiB passed a limit 64 MiB above the resident set";
   } catch (const binflow::MemoryLimitExceeded& e) {
     const std::string what = e.what();
     EXPECT_NE(what.find("reading 8388608 events needs 268.4 MB more"), std::string::npos) << what;
     EXPECT_NE(what.find("memory_limit=test"), std::string::npos) << what;
   }
-  EXPECT_NO_THROW(MemoryLimit().check(1e18, "anything"));  // no bound
+  EXPECT_NO_THROW(MemoryLimit().check(1e18, [] { return "anything"; }));  // no bound
 }
 
 }  // namespace

@@ -51,11 +51,18 @@ public:
   [[nodiscard]] std::int64_t bytes() const { return bytes_; }
   [[nodiscard]] const std::string& source() const { return source_; }
 
-  /// Before allocating `bytes` for `what` ("reading 1200000 events"): MemoryLimitExceeded if
-  /// the process's resident memory plus `bytes` exceeds the bound. Free without a bound.
-  void check(double bytes, std::string_view what) const;
+  /// Before allocating `bytes`: MemoryLimitExceeded if the process's resident memory plus
+  /// `bytes` exceeds the bound, its message starting with `describe()` ("reading 1200000
+  /// events"), which is called only then. Free without a bound.
+  template <class Describe>
+  void check(double bytes, const Describe& describe) const {
+    if (!none() && !fits(bytes)) fail(bytes, describe());
+  }
 
 private:
+  [[nodiscard]] bool fits(double bytes) const;
+  [[noreturn]] void fail(double bytes, std::string_view what) const;
+
   std::int64_t bytes_ = 0;
   std::string source_;
 };
