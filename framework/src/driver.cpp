@@ -23,6 +23,7 @@
 #include "binflow/error.hpp"
 #include "binflow/file_checks.hpp"
 #include "binflow/h5.hpp"
+#include "binflow/run_monitor.hpp"
 
 namespace binflow {
 
@@ -357,6 +358,7 @@ private:
   std::optional<CheckpointLock> lock_;  // rank 0; outlives checkpoint_ (declared first)
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RunLogSink> sink_;  // rank 0
+  RunMonitor monitor_;                // rank 0: what the progress line and the dashboard show
   std::string start_time_ = utc_now();
 };
 
@@ -434,6 +436,7 @@ void Driver::log_placement(RunContext& ctx) const {
 // (written or not) are settled: nothing finished is lost for a full log disk.
 int Driver::run() {
   const int status = run_tool();
+  monitor_.run_finished();
   if (!sink_) return status;
   sink_->close();
   const std::string error = sink_->write_error();
@@ -454,6 +457,7 @@ int Driver::run_tool() {
   if (!runtime_ || !budget_) throw InternalError("driver: run() before prepare()");
   RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(memory_limit_), target,
                  checkpoint_.get(), false);
+  if (world_.is_root()) ctx.set_monitor(&monitor_);
   // The log file is truncated only when the tool's checks of its inputs have passed: at its
   // first map, or when a tool that never maps returns. The lines before are held for it.
   // The checkpoint likewise: an old journal is replaced only then.

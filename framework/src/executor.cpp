@@ -23,6 +23,7 @@
 #include "binflow/bin_context.hpp"
 #include "binflow/checkpoint.hpp"
 #include "binflow/error.hpp"
+#include "binflow/run_monitor.hpp"
 #include "map_protocol.hpp"
 #include "memory.hpp"
 #include "serialize.hpp"
@@ -193,12 +194,13 @@ private:
 class Collector {
 public:
   Collector(std::string name, std::size_t plan_size, const RunSettings& settings, LogTarget target,
-            Checkpoint* checkpoint)
+            Checkpoint* checkpoint, RunMonitor* monitor)
       : name_(std::move(name)),
         outcomes_(plan_size),
         settings_(settings),
         log_(std::move(target)),
-        checkpoint_(checkpoint) {}
+        checkpoint_(checkpoint),
+        monitor_(monitor) {}
 
   // Bins completed by an earlier run; returns the positions still to do.
   Positions resume(std::size_t plan_size) {
@@ -230,6 +232,7 @@ public:
     if (bin.bad_input && input_error_.empty()) input_error_ = bin.message;
     wall_sum_ += bin.stats.wall;
     ++accepted_;
+    if (monitor_ != nullptr) monitor_->bin_completed(bin.stats, bin.status);
     if (checkpoint_ != nullptr) {
       bin.map = name_;
       checkpoint_->append(bin);
@@ -244,7 +247,19 @@ public:
     if (checkpoint_ != nullptr) checkpoint_->flush_if_due();
   }
 
+  // The run's monitor (progress line, dashboard), if any, follows the map.
+  void started(std::int64_t ranks) const {
+    if (monitor_ != nullptr) {
+      monitor_->map_started(name_, static_cast<std::int64_t>(outcomes_.size()), resumed_,
+                            static_cast<int>(ranks));
+    }
+  }
+  void rank_finished() const {
+    if (monitor_ != nullptr) monitor_->rank_finished();
+  }
+
   void finish(bool incomplete) {
+    if (monitor_ != nullptr) monitor_->map_finished();
     if (incomplete) log_.flush_remaining();
     if (checkpoint_ != nullptr) checkpoint_->flush();
   }
@@ -294,6 +309,7 @@ private:
   const RunSettings& settings_;
   OrderedLog log_;
   Checkpoint* checkpoint_;
+  RunMonitor* monitor_;
   std::int64_t failed_ = 0;
   std::int64_t accepted_ = 0;
   std::int64_t resumed_ = 0;
@@ -548,8 +564,13 @@ private:
     constexpr auto shortest = std::chrono::microseconds(10);
     constexpr auto longest = std::chrono::microseconds(500);
     auto sleep = shortest;
+    bool own_bins_seen_finished = false;
     while (true) {
       const bool active = service_step();
+      if (compute_finished_ && !own_bins_seen_finished) {
+        own_bins_seen_finished = true;
+        collector_.rank_finished();
+      }
       const auto finished = std::count(worker_finished_.begin(), worker_finished_.end(), true);
       if (compute_finished_ && finished == size_) {
         std::lock_guard lock(done_mutex_);
@@ -611,6 +632,7 @@ private:
         rank_stats_[source].bins = f.bins;
         rank_stats_[source].peak_rss_kib = f.peak_rss_kib;
         worker_finished_[source] = true;
+        collector_.rank_finished();
         if (f.interrupted) interrupt();
         return;
       }
@@ -832,8 +854,8 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
   Collector* root = nullptr;
   Positions pending;
   if (comm.rank() == 0) {
-    Collector& c =
-        collector.emplace(std::string(name), plan.size(), settings_, log_target_, checkpoint_);
+    Collector& c = collector.emplace(std::string(name), plan.size(), settings_, log_target_,
+                                     checkpoint_, monitor_);
     root = &c;
     pending = c.resume(plan.size());
     if (c.resumed() > 0) {
@@ -841,6 +863,7 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
                  plan.size());
     }
     c.replay_logs();
+    c.started(comm.size());
   }
   // Static shares are cut from the pending list on every rank; dynamic chunks index it.
   comm.broadcast(pending);

@@ -98,6 +98,16 @@ void Tool::declare_standard(ParameterSet& p) {
         "rank being killed; auto (the scheduler's memory per task, if any), none, or a size "
         "such as 2GB, 1.5GiB, 800M")
       .launch_only();
+  p.add("progress", s.progress,
+        "seconds between progress lines on standard error when it is not a terminal (a "
+        "terminal gets a live bar); 0 = none",
+        Range<double>{0.0, 86400.0})
+      .launch_only();
+  p.add("dashboard", s.dashboard,
+        "serve the live report page on http://127.0.0.1:PORT while the run goes on (rank 0); "
+        "0 = off",
+        Range<int>{0, 65535})
+      .launch_only();
 }
 
 // Before validate(), which may read them (simulate reads inirf and profile_file there): a

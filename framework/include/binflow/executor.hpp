@@ -25,6 +25,7 @@
 namespace binflow {
 
 class Checkpoint;
+class RunMonitor;
 
 /// How bins are spread over ranks.
 enum class Schedule {
@@ -101,6 +102,10 @@ public:
     hook();
   }
 
+  /// Sets the monitor that rank 0's maps report to (progress line, dashboard); top-level runs
+  /// only, the monitor outliving the context. Null: none.
+  void set_monitor(RunMonitor* monitor) { monitor_ = monitor; }
+
   /// Collective over runtime().comm: runs `fn` for every bin of `plan` not already in
   /// the checkpoint under `name`, with the configured schedule. Thread budget is
   /// applied in every thread that runs bins. See MapResult for what comes back.
@@ -114,6 +119,7 @@ private:
   LogTarget log_target_;
   std::shared_ptr<spdlog::logger> log_;
   Checkpoint* checkpoint_;
+  RunMonitor* monitor_ = nullptr;  // rank 0 of a top-level run, if the driver set one
   bool nested_;
   std::function<void()> inputs_checked_;  // rank 0 only (the log file and the checkpoint)
   bool mapped_ = false;                    // a map has started (every rank)

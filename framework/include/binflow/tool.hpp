@@ -42,6 +42,8 @@ struct StandardParameters {
   bool resume = false;
   std::int64_t max_failures = 0;
   std::string memory_limit = "auto";  ///< resolved by the driver (MemoryLimit::resolve)
+  double progress = 30.0;  ///< s between progress lines when stderr is not a terminal; 0 = none
+  int dashboard = 0;       ///< port of the live dashboard on 127.0.0.1; 0 = off
 
   /// The executor's settings of a run with these parameters and the memory_limit resolved
   /// for this rank (a nested run gets its caller's).
