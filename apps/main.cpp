@@ -6,6 +6,7 @@
 #include "tools/lightcurve.hpp"
 #include "tools/phasecurve.hpp"
 #include "tools/pull.hpp"
+#include "tools/report.hpp"
 #include "tools/simulate.hpp"
 #include "tools/spectrum.hpp"
 #include "tools/submit.hpp"
@@ -25,5 +26,6 @@ int main(int argc, char** argv) {
   registry.add<SubmitTool>();
   registry.add<PullTool>();
   registry.add<TsdistTool>();
+  registry.add<ReportTool>();
   return binflow::run_main(argc, argv, registry);
 }

@@ -186,51 +186,22 @@ OutputPlan check_output(const Tool& tool, const std::string& fingerprint) {
   return OutputPlan::write;
 }
 
-void write_run_group(const h5::Location& file, const RunStats& stats) {
+// /run: the run's accounting (RunStats' tables) and the placement of its ranks.
+void write_run_group(const h5::Location& file, const RunStats& stats,
+                     const std::vector<NodePlacement>& placement) {
   const h5::Location run = file.create_group("run");
   run.write_attribute("wall", stats.wall);
-  const h5::Location bins = run.create_group("bins");
-  std::vector<std::int64_t> index, rank, threads, rss, resumed;
-  std::vector<double> start, end, wall, cpu;
-  for (const BinStats& b : stats.bins) {
-    index.push_back(b.index);
-    rank.push_back(b.rank);
-    start.push_back(b.start);
-    end.push_back(b.end);
-    wall.push_back(b.wall);
-    cpu.push_back(b.cpu);
-    threads.push_back(b.threads);
-    rss.push_back(b.peak_rss_kib);
-    resumed.push_back(b.resumed ? 1 : 0);
-  }
-  bins.write("bin", index, "", "global bin index");
-  bins.write("rank", rank, "", "rank that ran the bin");
-  bins.write("start", start, "s", "start, seconds since the map started on that rank");
-  bins.write("end", end, "s", "end, seconds since the map started on that rank");
-  bins.write("wall", wall, "s", "wall-clock time of the bin");
-  bins.write("cpu", cpu, "s", "process CPU time while the bin ran (all its threads)");
-  bins.write("threads", threads, "", "thread budget of the bin");
-  bins.write("peak_rss", rss, "KiB", "peak resident memory of the process after the bin");
-  bins.write("resumed", resumed, "", "1 if taken from the checkpoint of an earlier run");
-  const h5::Location ranks = run.create_group("ranks");
-  std::vector<std::int64_t> r_rank, r_bins, r_rss;
-  std::vector<double> busy, idle, efficiency;
-  for (const RankStats& r : stats.ranks) {
-    r_rank.push_back(r.rank);
-    r_bins.push_back(r.bins);
-    r_rss.push_back(r.peak_rss_kib);
-    busy.push_back(r.busy);
-    idle.push_back(r.idle);
-    efficiency.push_back(stats.efficiency_of(r));
-  }
-  ranks.write("rank", r_rank);
-  ranks.write("bins", r_bins, "", "bins run by the rank in this run");
-  ranks.write("busy", busy, "s", "time spent inside bins");
-  ranks.write("idle", idle, "s", "wall time not spent inside bins");
-  ranks.write("efficiency", efficiency, "", "busy / wall");
-  ranks.write("peak_rss", r_rss, "KiB", "peak resident memory of the rank's process");
   run.write_attribute("efficiency", stats.efficiency());
   run.write_attribute("imbalance", stats.imbalance());
+  run.write_attribute("nodes", static_cast<std::int64_t>(placement.size()));
+  std::vector<std::string> nodes;
+  for (const NodePlacement& n : placement) {
+    nodes.push_back(fmt::format("{}: {} ranks x threads = {} cores used / {} available", n.host,
+                                n.ranks, n.threads, n.cores_available));
+  }
+  run.write_attribute("placement", fmt::format("{}", fmt::join(nodes, "; ")));
+  stats.bins_table().write(run.create_group("bins"));
+  stats.ranks_table().write(run.create_group("ranks"));
 }
 
 void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvenance& p) {
@@ -243,7 +214,7 @@ void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvena
       std::visit([&, &key = name](const auto& v) { results.write_attribute(key, v); }, value);
     }
     for (const auto& [name, value] : out.attributes) results.write_attribute(name, value);
-    write_run_group(file, out.stats);
+    write_run_group(file, out.stats, p.nodes);
     if (!p.fingerprint.empty()) file.open_group("run").write_attribute("fingerprint", p.fingerprint);
   }
   file.close();
@@ -344,7 +315,7 @@ private:
   void print(const std::string& text) const {
     if (world_.is_root()) std::fputs(text.c_str(), stdout);
   }
-  void log_placement(RunContext& ctx) const;
+  void log_placement(RunContext& ctx);
 
   std::vector<std::string> words_;
   const ToolRegistry& registry_;
@@ -359,6 +330,7 @@ private:
   std::unique_ptr<Checkpoint> checkpoint_;
   std::unique_ptr<RunLogSink> sink_;  // rank 0
   RunMonitor monitor_;                // rank 0: what the progress line and the dashboard show
+  std::vector<NodePlacement> nodes_;  // rank 0: where the run's ranks are
   std::string start_time_ = utc_now();
 };
 
@@ -420,9 +392,10 @@ std::optional<int> Driver::prepare() {
   return std::nullopt;
 }
 
-void Driver::log_placement(RunContext& ctx) const {
+void Driver::log_placement(RunContext& ctx) {
   const Placement placement = gather_placement(ctx.runtime(), ctx.budget());
   if (!ctx.is_root()) return;
+  nodes_ = placement.nodes;
   for (const NodePlacement& node : placement.nodes) {
     ctx.log().info("{}node {}: {} ranks x threads = {} cores used / {} available", run_marker,
                    node.host, node.ranks, node.threads, node.cores_available);
@@ -521,7 +494,8 @@ int Driver::run_tool() {
                                    ctx.budget().threads(),
                                    s.schedule,
                                    tool_->parameter_values(),
-                                   fingerprint_};
+                                   fingerprint_,
+                                   nodes_};
     write_output(*tool_, wants_fits(*tool_), out, provenance);
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);

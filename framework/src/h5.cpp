@@ -476,10 +476,16 @@ bool Location::has(const std::string& path) const {
   return true;
 }
 
+// Groups remember the order their links and attributes were made in, so that readers
+// (binflow report) list columns and parameters as the tool declared them, not by name.
 Location Location::create_group(const std::string& path) const {
   const std::string label = child_name(*this, path);
   const Handle lcpl = intermediate_groups_lcpl(label);
-  Handle group(check_h5(H5Gcreate2(id(), path.c_str(), lcpl.get(), H5P_DEFAULT, H5P_DEFAULT),
+  const Handle gcpl = make_plist(H5P_GROUP_CREATE, label);
+  constexpr unsigned order = H5P_CRT_ORDER_TRACKED | H5P_CRT_ORDER_INDEXED;
+  check_h5(H5Pset_link_creation_order(gcpl.get(), order), "H5Pset_link_creation_order", label);
+  check_h5(H5Pset_attr_creation_order(gcpl.get(), order), "H5Pset_attr_creation_order", label);
+  Handle group(check_h5(H5Gcreate2(id(), path.c_str(), lcpl.get(), gcpl.get(), H5P_DEFAULT),
                         "H5Gcreate2", label),
                H5Gclose);
   return {std::move(group), label};
@@ -518,6 +524,96 @@ std::string Location::read_string_attribute(const std::string& name) const {
     check_h5(H5Aread(attr.get(), mem_type, buffer), "H5Aread", label);
   };
   return read_string_values(type.get(), space.get(), 1, read, label).front();
+}
+
+namespace {
+
+// Creation order where the group tracks it (groups binflow makes), else name order.
+H5_index_t listing_order(hid_t group, const std::string& label, bool links) {
+  const Handle gcpl(check_h5(H5Gget_create_plist(group), "H5Gget_create_plist", label), H5Pclose);
+  unsigned flags = 0;
+  if (links) {
+    check_h5(H5Pget_link_creation_order(gcpl.get(), &flags), "H5Pget_link_creation_order", label);
+  } else {
+    check_h5(H5Pget_attr_creation_order(gcpl.get(), &flags), "H5Pget_attr_creation_order", label);
+  }
+  return (flags & H5P_CRT_ORDER_INDEXED) != 0 ? H5_INDEX_CRT_ORDER : H5_INDEX_NAME;
+}
+
+std::string name_by_index(hid_t group, H5_index_t order, hsize_t i, bool link,
+                          const std::string& label) {
+  const auto get = [&](char* buffer, std::size_t size) {
+    return link ? H5Lget_name_by_idx(group, ".", order, H5_ITER_INC, i, buffer, size, H5P_DEFAULT)
+                : H5Aget_name_by_idx(group, ".", order, H5_ITER_INC, i, buffer, size, H5P_DEFAULT);
+  };
+  const ssize_t size = check_h5(get(nullptr, 0), link ? "H5Lget_name_by_idx" : "H5Aget_name_by_idx",
+                                label);
+  std::string name(static_cast<std::size_t>(size) + 1, '\0');
+  check_h5(get(name.data(), name.size()), link ? "H5Lget_name_by_idx" : "H5Aget_name_by_idx",
+           label);
+  name.resize(static_cast<std::size_t>(size));
+  return name;
+}
+
+}  // namespace
+
+Location Location::open_object(const std::string& path) const {
+  const std::string label = child_name(*this, path);
+  if (!has(path)) throw IoError(fmt::format("{}: no such object", label));
+  Handle object(check_h5(H5Oopen(id(), path.c_str(), H5P_DEFAULT), "H5Oopen", label), H5Oclose);
+  return {std::move(object), label};
+}
+
+std::vector<std::string> Location::children() const {
+  H5G_info_t info{};
+  check_h5(H5Gget_info(id(), &info), "H5Gget_info", name_);
+  const H5_index_t order = listing_order(id(), name_, true);
+  std::vector<std::string> out;
+  for (hsize_t i = 0; i < info.nlinks; ++i) out.push_back(name_by_index(id(), order, i, true, name_));
+  return out;
+}
+
+std::vector<std::string> Location::attribute_names() const {
+  H5O_info_t info{};
+  check_h5(H5Oget_info2(id(), &info, H5O_INFO_NUM_ATTRS), "H5Oget_info2", name_);
+  const H5_index_t order = listing_order(id(), name_, false);
+  std::vector<std::string> out;
+  for (hsize_t i = 0; i < info.num_attrs; ++i) {
+    out.push_back(name_by_index(id(), order, i, false, name_));
+  }
+  return out;
+}
+
+std::string Location::read_attribute_text(const std::string& name) const {
+  const std::string label = attribute_label(name_, name);
+  const Handle attr = open_attribute(id(), name, name_);
+  const Handle type(check_h5(H5Aget_type(attr.get()), "H5Aget_type", label), H5Tclose);
+  switch (check_h5(H5Tget_class(type.get()), "H5Tget_class", label)) {
+    case H5T_STRING:
+      return read_string_attribute(name);
+    case H5T_INTEGER:
+      return fmt::format("{}", read_int_attribute(name));
+    case H5T_FLOAT:
+      return fmt::format("{}", read_double_attribute(name));
+    default:
+      throw IoError(fmt::format("{} is neither text nor a number", label));
+  }
+}
+
+DataKind Location::kind_of(const std::string& name) const {
+  const std::string label = child_name(*this, name);
+  const Handle dataset = open_dataset(*this, name, label);
+  const Handle type(check_h5(H5Dget_type(dataset.get()), "H5Dget_type", label), H5Tclose);
+  switch (check_h5(H5Tget_class(type.get()), "H5Tget_class", label)) {
+    case H5T_FLOAT:
+      return DataKind::real;
+    case H5T_INTEGER:
+      return DataKind::integer;
+    case H5T_STRING:
+      return DataKind::text;
+    default:
+      return DataKind::other;
+  }
 }
 
 double Location::read_double_attribute(const std::string& name) const {

@@ -98,6 +98,7 @@ struct ParameterSet::Impl {
   std::vector<std::string> normalise(const std::vector<std::string>& args) const {
     std::vector<std::string> out;
     bool value_expected = false;
+    bool positional_taken = !positional.has_value();
     for (const std::string& word : args) {
       const auto eq = word.find('=');
       if (!value_expected && word.rfind('-', 0) != 0 && eq != std::string::npos &&
@@ -126,6 +127,12 @@ struct ParameterSet::Impl {
           continue;
         }
       }
+      if (!value_expected && !positional_taken && word.rfind('-', 0) != 0) {
+        out.push_back("--" + params[*positional].name);
+        out.push_back(word);
+        positional_taken = true;
+        continue;
+      }
       out.push_back(word);
       value_expected = false;
       if (word.rfind("--", 0) == 0 && word.find('=') == std::string::npos) {
@@ -145,6 +152,7 @@ struct ParameterSet::Impl {
   CLI::App app;
   CLI::Option* config = nullptr;
   std::vector<Param> params;
+  std::optional<std::size_t> positional;  // index into params
   std::vector<std::string>* trailing = nullptr;
   std::string trailing_name;
   std::string trailing_help;
@@ -314,6 +322,12 @@ ParameterSet& ParameterSet::output_file() {
   return *this;
 }
 
+ParameterSet& ParameterSet::positional() {
+  if (impl_->params.empty()) throw InternalError("positional() before any parameter");
+  impl_->positional = impl_->params.size() - 1;
+  return *this;
+}
+
 void ParameterSet::restore_defaults() {
   for (const auto& p : impl_->params) p.restore();
   if (impl_->trailing != nullptr) impl_->trailing->clear();
@@ -412,7 +426,9 @@ std::string ParameterSet::help(std::string_view tool, std::string_view summary) 
   std::string out = fmt::format(
       "binflow {}: {}\n\nusage: binflow {} [--name value | --name=value | name=value]... "
       "[--config file.toml]{}\n\nparameters:\n",
-      tool, summary, tool,
+      tool, summary,
+      impl_->positional ? fmt::format("{} [{}]", tool, impl_->params[*impl_->positional].name)
+                        : std::string(tool),
       impl_->trailing != nullptr ? fmt::format(" -- {}...", impl_->trailing_name) : std::string());
   for (const auto& p : impl_->params) {
     std::string detail = fmt::format("default {}", p.default_text);

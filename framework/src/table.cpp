@@ -199,6 +199,59 @@ const std::string& Table::str(std::size_t row, std::string_view column) const {
   return std::get<std::string>(rows_.at(row).at(schema_.index_of(column)));
 }
 
+namespace {
+
+std::string text_attribute_or_empty(const h5::Location& object, const std::string& name) {
+  return object.has_attribute(name) ? object.read_string_attribute(name) : std::string();
+}
+
+ColumnType column_type(const h5::Location& group, const std::string& name) {
+  switch (group.kind_of(name)) {
+    case h5::DataKind::real:
+      return ColumnType::f64;
+    case h5::DataKind::integer:
+      return ColumnType::i64;
+    case h5::DataKind::text:
+      return ColumnType::str;
+    case h5::DataKind::other:
+      break;
+  }
+  throw IoError(fmt::format("{}/{} holds neither numbers nor text", group.name(), name));
+}
+
+}  // namespace
+
+Table Table::read(const h5::Location& group) {
+  Schema schema;
+  std::vector<std::vector<Cell>> columns;
+  for (const std::string& name : group.children()) {
+    const h5::Location object = group.open_object(name);
+    const ColumnType type = column_type(group, name);
+    schema.add({name, type, text_attribute_or_empty(object, "unit"),
+                text_attribute_or_empty(object, "description")});
+    std::vector<Cell>& cells = columns.emplace_back();
+    if (type == ColumnType::f64) {
+      for (const double x : group.read_doubles(name)) cells.emplace_back(x);
+    } else if (type == ColumnType::i64) {
+      for (const std::int64_t x : group.read_ints(name)) cells.emplace_back(x);
+    } else {
+      for (std::string& x : group.read_strings(name)) cells.emplace_back(std::move(x));
+    }
+    if (cells.size() != columns.front().size()) {
+      throw IoError(fmt::format("{}/{} has {} rows, {} has {}", group.name(), name, cells.size(),
+                                schema.columns().front().name, columns.front().size()));
+    }
+  }
+  Table table(std::move(schema));
+  const std::size_t rows = columns.empty() ? 0 : columns.front().size();
+  table.rows_.resize(rows);
+  for (std::size_t r = 0; r < rows; ++r) {
+    table.rows_[r].reserve(columns.size());
+    for (auto& column : columns) table.rows_[r].push_back(std::move(column[r]));
+  }
+  return table;
+}
+
 void Table::write(const h5::Location& group) const {
   const auto& columns = schema_.columns();
   for (std::size_t c = 0; c < columns.size(); ++c) {

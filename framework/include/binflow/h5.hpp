@@ -43,6 +43,9 @@ private:
   Closer closer_ = nullptr;
 };
 
+/// What a dataset holds, as far as binflow's readers care.
+enum class DataKind { real, integer, text, other };
+
 /// A file or group location with the path used in messages ("out.h5:/results").
 class Location {
 public:
@@ -52,6 +55,8 @@ public:
   [[nodiscard]] bool has(const std::string& path) const;
   [[nodiscard]] Location create_group(const std::string& path) const;
   [[nodiscard]] Location open_group(const std::string& path) const;
+  /// Any object (a dataset, to read its attributes); IoError if there is none.
+  [[nodiscard]] Location open_object(const std::string& path) const;
   void close() { handle_.close(); }
   /// Gives up the handle without closing it (see Handle::release): an MPI-IO file that a
   /// rank abandons while unwinding alone, where a collective close would block.
@@ -65,6 +70,14 @@ public:
   [[nodiscard]] std::string read_string_attribute(const std::string& name) const;
   [[nodiscard]] double read_double_attribute(const std::string& name) const;
   [[nodiscard]] std::int64_t read_int_attribute(const std::string& name) const;
+  /// A scalar text or numeric attribute as text (numbers in shortest round-trip form).
+  [[nodiscard]] std::string read_attribute_text(const std::string& name) const;
+  /// Names of this group's attributes and of its members (datasets, groups), in the order
+  /// they were made where the group records it (every group binflow makes), else by name.
+  [[nodiscard]] std::vector<std::string> attribute_names() const;
+  [[nodiscard]] std::vector<std::string> children() const;
+  /// The kind of values of the dataset `name` (a member of this location).
+  [[nodiscard]] DataKind kind_of(const std::string& name) const;
 
   // Whole 1-D datasets (serial, or independent I/O on an MPI-IO file). `unit` and
   // `description`, when not empty, become string attributes of the dataset. On an MPI-IO file

@@ -73,6 +73,9 @@ public:
   ParameterSet& input_file(bool directory_allowed = false);
   /// Marks the text parameter declared last as a file the run writes.
   ParameterSet& output_file();
+  /// Lets the parameter declared last also be given as the first word that is neither a
+  /// parameter nor a parameter's value: `binflow report lc.h5` for `infile=lc.h5`.
+  ParameterSet& positional();
 
   /// Sets every bound variable back to its value at declaration.
   void restore_defaults();

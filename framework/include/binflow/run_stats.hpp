@@ -6,6 +6,8 @@
 #include <cstdint>
 #include <vector>
 
+#include "binflow/table.hpp"
+
 namespace binflow {
 
 /// Per-bin accounting, stored in /run/bins.
@@ -43,6 +45,9 @@ struct RunStats {
   [[nodiscard]] double imbalance() const;
   /// busy / wall of one rank.
   [[nodiscard]] double efficiency_of(const RankStats& rank) const;
+  /// The per-bin and per-rank records as the tables stored in /run/bins and /run/ranks.
+  [[nodiscard]] Table bins_table() const;
+  [[nodiscard]] Table ranks_table() const;
   /// Adds the wall time and the per-rank totals (busy, idle, bins; the larger peak memory)
   /// of another map that ran on the same ranks after this one; its per-bin records stay its
   /// own (they are keyed by that map's bin indices).

@@ -95,6 +95,10 @@ public:
 
   /// Writes one dataset per column into `group` with "unit" and "description" attributes.
   void write(const h5::Location& group) const;
+  /// The inverse of write(): every dataset of `group`, in the order written, as a column
+  /// (floats f64, integers i64, strings str). IoError naming the group or dataset if a
+  /// member is not a 1-D dataset of those kinds or the lengths differ.
+  [[nodiscard]] static Table read(const h5::Location& group);
   /// Fixed-width text rendering for the console (numbers with 6 significant digits), every
   /// column, right-aligned; `max_rows` > 0 shows that many rows and counts the others.
   [[nodiscard]] std::string to_text(std::size_t max_rows = 0) const;

@@ -82,6 +82,8 @@ struct RunProvenance {
   /// written to HDF5 outputs as /run's `fingerprint`, so resume=yes on a complete output can
   /// tell whether this run wrote it. Empty for runs without a checkpoint.
   std::string fingerprint;
+  /// The nodes of the run and each one's ranks x threads = cores used / available (/run).
+  std::vector<NodePlacement> nodes;
 
   using Value = std::variant<std::string, std::int64_t>;
   /// The run's own records, named and ordered as every output writes them after the
