@@ -9,6 +9,8 @@ find_package(spdlog REQUIRED)
 find_package(CLI11 REQUIRED)
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(HWLOC REQUIRED IMPORTED_TARGET hwloc)
+# The live dashboard's HTTP server (Debian builds it as a library, with TLS and compression).
+pkg_check_modules(HTTPLIB REQUIRED IMPORTED_TARGET cpp-httplib)
 # GADF DL3 input and FITS results (the science library only).
 pkg_check_modules(CFITSIO REQUIRED IMPORTED_TARGET cfitsio)
 # gzip for *.fits.gz results (cfitsio compresses only through its extended file-name syntax).

@@ -17,14 +17,31 @@ packages=(
   valgrind  # memcheck over small runs (tests/e2e/test_valgrind.py)
   clang-19 libclang-rt-19-dev  # the fuzz targets (scripts/fuzz.sh) and scripts/tsan.sh: clang-19's libFuzzer and sanitizer runtimes
   slurm-wlm munge  # a single-node Slurm for tests/e2e/test_slurm.py (scripts/slurm-local.sh)
+  libcpp-httplib-dev  # the live dashboard's HTTP server (dashboard=PORT)
+  chromium fonts-dejavu-core  # the browser tests of the report page and the dashboard (tests/e2e/test_report.py)
+  tmux  # the progress bar's pseudo-terminal test
 )
+# Node.js and npm fetch the page's plotly.js and the tests' playwright-core (web/); a machine
+# with its own Node.js (nodesource) keeps it.
+command -v npm > /dev/null || packages+=(nodejs npm)
 
 missing=()
 for p in "${packages[@]}"; do
   status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
   [[ "$status" == "install ok installed" ]] || missing+=("$p")
 done
+# web/node_modules from web/package-lock.json (npm ci), again whenever the lock changes.
+install_web() {
+  local web
+  web="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)/web"
+  if ! cmp -s "$web/package-lock.json" "$web/node_modules/.binflow-lock.json" 2> /dev/null; then
+    echo "installing web/node_modules (npm ci)"
+    (cd "$web" && npm ci --no-audit --no-fund --loglevel=error)
+    cp "$web/package-lock.json" "$web/node_modules/.binflow-lock.json"
+  fi
+}
 if ((${#missing[@]} == 0)); then
+  install_web
   exit 0
 fi
 if [[ $(id -u) -ne 0 ]]; then
@@ -36,3 +53,4 @@ echo "installing: ${missing[*]}"
 export DEBIAN_FRONTEND=noninteractive
 apt-get update -qq
 apt-get install -y -qq --no-install-recommends "${missing[@]}"
+install_web

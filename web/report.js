@@ -622,10 +622,14 @@
         PLOT_CONFIG),
       ]);
     };
-    const finish = () => fetch(d.live.report).then((r) => (r.ok ? r.json() : null)).then((full) => {
-      if (full) return drawReport(full).then(() => { show(lastState); drawn.ready = true; });
-      return null;
-    });
+    // The report is fetched at once (the run's process waits only a moment for it), then drawn.
+    const finish = () => {
+      const report = fetch(d.live.report).then((r) => (r.ok ? r.json() : null));
+      return drawing.then(() => report).then((full) => {
+        if (full) return drawReport(full).then(() => { show(lastState); drawn.ready = true; });
+        return null;
+      });
+    };
     const poll = () => fetch(`${d.live.state}?since=${next}`).then((r) => r.json()).then((s) => {
       for (const row of s.bins) {
         for (let c = 0; c < 8; ++c) bins.columns[c].values.push(row[c]);
@@ -636,7 +640,13 @@
       lastState = s;
       show(s);
       drawing = drawing.then(() => drawLive(s));
-      if (s.finished && s.report_ready) return drawing.then(finish);
+      if (s.finished && s.report_ready) return finish();
+      if (s.finished) {
+        // Interrupted or failed before writing results: the timeline is all there is.
+        box.append(el('div', { id: 'live-no-results' }, 'The run ended without results (interrupted, or its bins failed).'));
+        drawn.ready = true;
+        return null;
+      }
       setTimeout(poll, d.live.refresh_ms);
       return null;
     }).catch(() => {

@@ -20,9 +20,11 @@
 #include <fmt/format.h>
 
 #include "binflow/checkpoint.hpp"
+#include "binflow/dashboard.hpp"
 #include "binflow/error.hpp"
 #include "binflow/file_checks.hpp"
 #include "binflow/h5.hpp"
+#include "binflow/report_page.hpp"
 #include "binflow/run_monitor.hpp"
 
 namespace binflow {
@@ -186,22 +188,51 @@ OutputPlan check_output(const Tool& tool, const std::string& fingerprint) {
   return OutputPlan::write;
 }
 
-// /run: the run's accounting (RunStats' tables) and the placement of its ranks.
-void write_run_group(const h5::Location& file, const RunStats& stats,
-                     const std::vector<NodePlacement>& placement) {
-  const h5::Location run = file.create_group("run");
-  run.write_attribute("wall", stats.wall);
-  run.write_attribute("efficiency", stats.efficiency());
-  run.write_attribute("imbalance", stats.imbalance());
-  run.write_attribute("nodes", static_cast<std::int64_t>(placement.size()));
+// The attributes of /run: the run's figures and the placement of its ranks.
+using RunValue = std::variant<double, std::int64_t, std::string>;
+std::vector<std::pair<std::string, RunValue>> run_attributes(
+    const RunStats& stats, const std::vector<NodePlacement>& placement) {
   std::vector<std::string> nodes;
   for (const NodePlacement& n : placement) {
     nodes.push_back(fmt::format("{}: {} ranks x threads = {} cores used / {} available", n.host,
                                 n.ranks, n.threads, n.cores_available));
   }
-  run.write_attribute("placement", fmt::format("{}", fmt::join(nodes, "; ")));
+  return {{"wall", stats.wall},
+          {"efficiency", stats.efficiency()},
+          {"imbalance", stats.imbalance()},
+          {"nodes", static_cast<std::int64_t>(placement.size())},
+          {"placement", fmt::format("{}", fmt::join(nodes, "; "))}};
+}
+
+void write_run_group(const h5::Location& file, const RunStats& stats,
+                     const std::vector<NodePlacement>& placement) {
+  const h5::Location run = file.create_group("run");
+  for (const auto& [name, value] : run_attributes(stats, placement)) {
+    std::visit([&run, &key = name](const auto& v) { run.write_attribute(key, v); }, value);
+  }
   stats.bins_table().write(run.create_group("bins"));
   stats.ranks_table().write(run.create_group("ranks"));
+}
+
+// What the dashboard's page draws once the run is over: what write_hdf5 writes, as text.
+ReportData report_data_of(const ToolOutput& out, const RunProvenance& p, const std::string& source) {
+  ReportData data;
+  data.source = source;
+  data.tool = p.tool;
+  data.attributes = p.parameters;
+  for (const auto& [name, value] : p.records()) {
+    data.attributes.emplace_back(
+        name, std::visit([](const auto& v) { return fmt::format("{}", v); }, value));
+  }
+  for (const auto& pair : out.attributes) data.attributes.push_back(pair);
+  data.results = out.table;
+  for (const auto& [name, value] : run_attributes(out.stats, p.nodes)) {
+    data.run.emplace_back(name,
+                          std::visit([](const auto& v) { return fmt::format("{}", v); }, value));
+  }
+  data.bins = out.stats.bins_table();
+  data.ranks = out.stats.ranks_table();
+  return data;
 }
 
 void write_hdf5(const std::string& path, const ToolOutput& out, const RunProvenance& p) {
@@ -316,6 +347,7 @@ private:
     if (world_.is_root()) std::fputs(text.c_str(), stdout);
   }
   void log_placement(RunContext& ctx);
+  void start_dashboard(RunContext& ctx);
 
   std::vector<std::string> words_;
   const ToolRegistry& registry_;
@@ -331,6 +363,7 @@ private:
   std::unique_ptr<RunLogSink> sink_;  // rank 0
   RunMonitor monitor_;                // rank 0: what the progress line and the dashboard show
   std::vector<NodePlacement> nodes_;  // rank 0: where the run's ranks are
+  std::unique_ptr<Dashboard> dashboard_;  // rank 0, with dashboard=PORT
   std::string start_time_ = utc_now();
 };
 
@@ -392,6 +425,23 @@ std::optional<int> Driver::prepare() {
   return std::nullopt;
 }
 
+// dashboard=PORT: rank 0 serves the live page; a port it cannot have is a warning only.
+void Driver::start_dashboard(RunContext& ctx) {
+  const int port = tool_->standard().dashboard;
+  if (port == 0 || !tool_->uses_bins()) return;
+  const std::string page = fmt::format(
+      R"({{"live":{{"state":"/state.json","report":"/report.json","refresh_ms":1000}},)"
+      R"("tool":{},"source":"live run","attributes":{}}})",
+      json_string(tool_->name()), json_pairs(tool_->parameter_values()));
+  std::string problem;
+  dashboard_ = Dashboard::start(port, monitor_, page, problem);
+  if (dashboard_) {
+    ctx.log().info("{}dashboard on {}", run_marker, dashboard_->url());
+  } else {
+    ctx.log().warn("{}{}", run_marker, problem);
+  }
+}
+
 void Driver::log_placement(RunContext& ctx) {
   const Placement placement = gather_placement(ctx.runtime(), ctx.budget());
   if (!ctx.is_root()) return;
@@ -410,6 +460,10 @@ void Driver::log_placement(RunContext& ctx) {
 int Driver::run() {
   const int status = run_tool();
   monitor_.run_finished();
+  if (dashboard_) {
+    dashboard_->linger(std::chrono::seconds(2));
+    dashboard_.reset();
+  }
   if (!sink_) return status;
   sink_->close();
   const std::string error = sink_->write_error();
@@ -452,6 +506,7 @@ int Driver::run_tool() {
                      memory_limit_.source());
     }
   }
+  if (world_.is_root()) start_dashboard(ctx);
   ToolOutput out = tool_->run(ctx);
   // Stopped by a signal before any bin finished in a fresh run: no work, so nothing is left
   // (the log file and the checkpoint are not opened, or the journal holding no bin removed).
@@ -484,21 +539,25 @@ int Driver::run_tool() {
     if (!text.empty() && text.back() == '\n') text.pop_back();
     ctx.log().info("{}", text);
   }
+  const RunProvenance provenance{std::string(tool_->name()),
+                                 std::string(version()),
+                                 command_line_,
+                                 start_time_,
+                                 utc_now(),
+                                 ranks,
+                                 ctx.budget().threads(),
+                                 s.schedule,
+                                 tool_->parameter_values(),
+                                 fingerprint_,
+                                 nodes_};
   if (!s.outfile.empty()) {
-    const RunProvenance provenance{std::string(tool_->name()),
-                                   std::string(version()),
-                                   command_line_,
-                                   start_time_,
-                                   utc_now(),
-                                   ranks,
-                                   ctx.budget().threads(),
-                                   s.schedule,
-                                   tool_->parameter_values(),
-                                   fingerprint_,
-                                   nodes_};
     write_output(*tool_, wants_fits(*tool_), out, provenance);
     if (checkpoint_) checkpoint_->remove();
     ctx.log().info("wrote {}", s.outfile);
+  }
+  if (dashboard_) {
+    const std::string source = s.outfile.empty() ? std::string("live run") : s.outfile;
+    dashboard_->set_report(report_json(report_data_of(out, provenance, source)));
   }
   ctx.log().info("{}", run_summary(out.stats));
   if (out.failed > 0) {

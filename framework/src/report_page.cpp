@@ -27,7 +27,12 @@ std::string_view type_word(ColumnType type) {
 
 std::string cell_json(const Cell& cell) {
   if (const double* x = std::get_if<double>(&cell)) return json_number(*x);
-  if (const std::int64_t* n = std::get_if<std::int64_t>(&cell)) return fmt::format("{}", *n);
+  if (const std::int64_t* n = std::get_if<std::int64_t>(&cell)) {
+    // JavaScript's numbers hold integers exactly up to 2^53; larger ones travel as text.
+    constexpr std::int64_t exact = std::int64_t{1} << 53;
+    if (*n > exact || *n < -exact) return json_string(fmt::format("{}", *n));
+    return fmt::format("{}", *n);
+  }
   return json_string(std::get<std::string>(cell));
 }
 

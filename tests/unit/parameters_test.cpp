@@ -531,3 +531,30 @@ TEST(Parameters, WordsAfterDoubleDashAreRefusedWithoutTrailing) {
             }),
             "");
 }
+
+namespace {
+
+TEST(Parameters, PositionalWordFillsItsParameter) {
+  std::string infile;
+  std::string html;
+  double threshold = 4.0;
+  ParameterSet p;
+  p.add("infile", infile, "input").positional();
+  p.add("html", html, "output");
+  p.add("threshold", threshold, "ts");
+  p.parse({"lc.h5", "html=lc.html"});
+  EXPECT_EQ(infile, "lc.h5");
+  EXPECT_EQ(html, "lc.html");
+  // A value after its option is not the positional word; the option form still works.
+  p.parse({"--html", "x.html", "lc.h5", "--threshold", "9"});
+  EXPECT_EQ(infile, "lc.h5");
+  EXPECT_EQ(html, "x.html");
+  EXPECT_EQ(threshold, 9.0);
+  p.parse({"infile=a.h5"});
+  EXPECT_EQ(infile, "a.h5");
+  // Only one word is positional: a second one is a stray word.
+  EXPECT_THROW(p.parse({"a.h5", "b.h5"}), UsageError);
+  EXPECT_NE(p.help("report", "").find("usage: binflow report [infile]"), std::string::npos);
+}
+
+}  // namespace
