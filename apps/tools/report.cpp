@@ -27,8 +27,8 @@ void write_file(const std::string& path, const std::string& text) {
   const bool written = std::fwrite(text.data(), 1, text.size(), f) == text.size();
   const int error = errno;
   if (std::fclose(f) != 0 || !written) {
-    throw IoError(fmt::format("html: cannot write {} ({})", path,
-                              std::strerror(written ? errno : error)));
+    throw IoError(
+        fmt::format("html: cannot write {} ({})", path, std::strerror(written ? errno : error)));
   }
 }
 
@@ -69,8 +69,8 @@ void ReportTool::validate() {
   if (infile_.empty()) throw UsageError("infile: give the output file to report on");
   const std::string html = html_path();
   if (const auto problem = input_file_problem(html, false, false)) {
-    throw UsageError(fmt::format("html: '{}' {} (the page is written as a regular file)", html,
-                                 *problem));
+    throw UsageError(
+        fmt::format("html: '{}' {} (the page is written as a regular file)", html, *problem));
   }
   const fs::path dir = fs::path(html).has_parent_path() ? fs::path(html).parent_path() : ".";
   if (!fs::is_directory(dir)) {
@@ -94,8 +94,8 @@ ToolOutput ReportTool::execute(RunContext& ctx) {
   ReportData data = read_report_data(infile_);
   data.ts_threshold = ts_threshold_;
   const std::string html = html_path();
-  write_atomically(html, report_page(report_json(data), fmt::format("binflow {}: {}", data.tool,
-                                                                    data.source)));
+  write_atomically(
+      html, report_page(report_json(data), fmt::format("binflow {}: {}", data.tool, data.source)));
   ctx.log().info("wrote {}", html);
   return out;
 }

@@ -1,5 +1,7 @@
 #include "binflow/dashboard.hpp"
 
+#include <httplib.h>
+
 #include <condition_variable>
 #include <functional>
 #include <memory>
@@ -7,7 +9,6 @@
 #include <thread>
 
 #include <fmt/format.h>
-#include <httplib.h>
 
 #include "binflow/report_page.hpp"
 
@@ -31,13 +32,13 @@ std::string state_json(const RunSnapshot& s, const std::vector<MonitoredBin>& bi
     if (i) rows += ',';
     rows += bin_row(bins[i]);
   }
-  return fmt::format(
-      R"({{"map":{},"total":{},"done":{},"failed":{},"resumed":{},"ranks":{},)"
-      R"("ranks_working":{},"elapsed":{},"eta":{},"finished":{},"version":{},)"
-      R"("report_ready":{},"bins":[{}]}})",
-      json_string(s.map), s.total, s.done, s.failed, s.resumed, s.ranks, s.ranks_working,
-      json_number(s.elapsed), json_number(s.eta), s.finished ? "true" : "false", s.version,
-      report_ready ? "true" : "false", rows);
+  return fmt::format(R"({{"map":{},"total":{},"done":{},"failed":{},"resumed":{},"ranks":{},)"
+                     R"("ranks_working":{},"elapsed":{},"eta":{},"finished":{},"version":{},)"
+                     R"("report_ready":{},"bins":[{}]}})",
+                     json_string(s.map), s.total, s.done, s.failed, s.resumed, s.ranks,
+                     s.ranks_working, json_number(s.elapsed), json_number(s.eta),
+                     s.finished ? "true" : "false", s.version, report_ready ? "true" : "false",
+                     rows);
 }
 
 // Sends `body` as it is. Debian's cpp-httplib compresses every text body a browser accepts
@@ -117,10 +118,11 @@ public:
   // Until the page has what it needs for the end of the run: the report, or (a run without
   // results) the final state.
   void linger(std::chrono::milliseconds limit) {
-    using clock = std::chrono::steady_clock;
     std::unique_lock lock(mutex_);
     // Only a page that is watching (polled within the last 3 s) is waited for.
-    const auto watching = [&] { return clock::now() - last_poll_ < std::chrono::seconds(3); };
+    const auto watching = [&] {
+      return std::chrono::steady_clock::now() - last_poll_ < std::chrono::seconds(3);
+    };
     seen_.wait_for(lock, limit, [&] { return final_seen_ || !watching(); });
   }
 
@@ -173,9 +175,8 @@ Dashboard::Dashboard(std::unique_ptr<Server> server) : server_(std::move(server)
 Dashboard::~Dashboard() = default;
 
 std::unique_ptr<Dashboard> Dashboard::start(int port, const RunMonitor& monitor,
-                                            std::string page_json, std::string& problem) {
-  auto server =
-      std::make_unique<Server>(monitor, report_page(page_json, "binflow: live run"));
+                                            const std::string& page_json, std::string& problem) {
+  auto server = std::make_unique<Server>(monitor, report_page(page_json, "binflow: live run"));
   if (!server->bind(port)) {
     problem = fmt::format(
         "dashboard: cannot listen on 127.0.0.1:{} (in use, or not allowed); the run goes on "

@@ -193,6 +193,7 @@ using RunValue = std::variant<double, std::int64_t, std::string>;
 std::vector<std::pair<std::string, RunValue>> run_attributes(
     const RunStats& stats, const std::vector<NodePlacement>& placement) {
   std::vector<std::string> nodes;
+  nodes.reserve(placement.size());
   for (const NodePlacement& n : placement) {
     nodes.push_back(fmt::format("{}: {} ranks x threads = {} cores used / {} available", n.host,
                                 n.ranks, n.threads, n.cores_available));

@@ -569,6 +569,7 @@ std::vector<std::string> Location::children() const {
   check_h5(H5Gget_info(id(), &info), "H5Gget_info", name_);
   const H5_index_t order = listing_order(id(), name_, true);
   std::vector<std::string> out;
+  out.reserve(info.nlinks);
   for (hsize_t i = 0; i < info.nlinks; ++i) out.push_back(name_by_index(id(), order, i, true, name_));
   return out;
 }
@@ -578,6 +579,7 @@ std::vector<std::string> Location::attribute_names() const {
   check_h5(H5Oget_info2(id(), &info, H5O_INFO_NUM_ATTRS), "H5Oget_info2", name_);
   const H5_index_t order = listing_order(id(), name_, false);
   std::vector<std::string> out;
+  out.reserve(info.num_attrs);
   for (hsize_t i = 0; i < info.num_attrs; ++i) {
     out.push_back(name_by_index(id(), order, i, false, name_));
   }

@@ -98,7 +98,8 @@ struct ParameterSet::Impl {
   std::vector<std::string> normalise(const std::vector<std::string>& args) const {
     std::vector<std::string> out;
     bool value_expected = false;
-    bool positional_taken = !positional.has_value();
+    const Param* positional_param = positional ? &params[*positional] : nullptr;
+    bool positional_taken = positional_param == nullptr;
     for (const std::string& word : args) {
       const auto eq = word.find('=');
       if (!value_expected && word.rfind('-', 0) != 0 && eq != std::string::npos &&
@@ -128,7 +129,7 @@ struct ParameterSet::Impl {
         }
       }
       if (!value_expected && !positional_taken && word.rfind('-', 0) != 0) {
-        out.push_back("--" + params[*positional].name);
+        out.push_back("--" + positional_param->name);
         out.push_back(word);
         positional_taken = true;
         continue;
@@ -423,12 +424,14 @@ bool ParameterSet::given(const std::string& name) const {
 }
 
 std::string ParameterSet::help(std::string_view tool, std::string_view summary) const {
+  std::string usage(tool);
+  if (const std::optional<std::size_t> positional = impl_->positional) {
+    usage += fmt::format(" [{}]", impl_->params[*positional].name);
+  }
   std::string out = fmt::format(
       "binflow {}: {}\n\nusage: binflow {} [--name value | --name=value | name=value]... "
       "[--config file.toml]{}\n\nparameters:\n",
-      tool, summary,
-      impl_->positional ? fmt::format("{} [{}]", tool, impl_->params[*impl_->positional].name)
-                        : std::string(tool),
+      tool, summary, usage,
       impl_->trailing != nullptr ? fmt::format(" -- {}...", impl_->trailing_name) : std::string());
   for (const auto& p : impl_->params) {
     std::string detail = fmt::format("default {}", p.default_text);

@@ -3,13 +3,17 @@
 // come from the build (BINFLOW_WEB_*), which also makes this file depend on them.
 #include "report_assets.hpp"
 
-#define BINFLOW_EMBED(symbol, path)                                    \
-  __asm__(".pushsection .rodata\n"                                     \
-          ".global " #symbol "_begin\n"                                \
-          ".global " #symbol "_end\n" #symbol "_begin:\n"              \
-          ".incbin \"" path "\"\n" #symbol "_end:\n"                   \
-          ".byte 0\n"                                                  \
+// clang-format off
+#define BINFLOW_EMBED(symbol, path)                       \
+  __asm__(".pushsection .rodata\n"                        \
+          ".global " #symbol "_begin\n"                   \
+          ".global " #symbol "_end\n"                     \
+          #symbol "_begin:\n"                             \
+          ".incbin \"" path "\"\n"                        \
+          #symbol "_end:\n"                               \
+          ".byte 0\n"                                     \
           ".popsection\n")
+// clang-format on
 
 BINFLOW_EMBED(binflow_web_page, BINFLOW_WEB_PAGE);
 BINFLOW_EMBED(binflow_web_style, BINFLOW_WEB_STYLE);

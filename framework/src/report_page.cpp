@@ -150,12 +150,12 @@ ReportData read_report_data(const std::string& path) {
 }
 
 std::string report_json(const ReportData& data) {
-  return fmt::format(
-      R"({{"source":{},"tool":{},"ts_threshold":{},"attributes":{},"results":{},)"
-      R"("run":{{"attributes":{},"bins":{},"ranks":{}}},"live":null}})",
-      json_string(data.source), json_string(data.tool), json_number(data.ts_threshold),
-      json_pairs(data.attributes), table_json(data.results), json_pairs(data.run),
-      table_json(data.bins), table_json(data.ranks));
+  return fmt::format(R"({{"source":{},"tool":{},"ts_threshold":{},"attributes":{},"results":{},)"
+                     R"("run":{{"attributes":{},"bins":{},"ranks":{}}},"live":null}})",
+                     json_string(data.source), json_string(data.tool),
+                     json_number(data.ts_threshold), json_pairs(data.attributes),
+                     table_json(data.results), json_pairs(data.run), table_json(data.bins),
+                     table_json(data.ranks));
 }
 
 std::string report_page(std::string_view data_json, std::string_view title) {

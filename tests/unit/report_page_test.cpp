@@ -112,8 +112,10 @@ TEST_F(ReportPage, RefusesFilesThatAreNotOutputs) {
 TEST(ReportPageAssembly, InlinesEverythingAndTheData) {
   const std::string page = binflow::report_page(R"({"live":null,"tool":"x"})", "a <b> & c");
   EXPECT_EQ(page.find("<!--binflow:"), std::string::npos);
-  EXPECT_NE(page.find(R"(<script type="application/json" id="binflow-data">{"live":null,"tool":"x"}</script>)"),
-            std::string::npos);
+  EXPECT_NE(
+      page.find(
+          R"(<script type="application/json" id="binflow-data">{"live":null,"tool":"x"}</script>)"),
+      std::string::npos);
   EXPECT_NE(page.find("<title>a &lt;b> &amp; c</title>"), std::string::npos);
   EXPECT_NE(page.find("plotly.js v3.1.1"), std::string::npos);  // the pinned library, inlined
   EXPECT_EQ(page.find("<script src"), std::string::npos);
@@ -125,7 +127,7 @@ TEST(RunMonitor, CountsCompletedBinsAndEstimatesTheRest) {
   EXPECT_EQ(monitor.snapshot().total, 0);
   monitor.map_started("bins", 10, 2, 3);
   binflow::RunSnapshot s = monitor.snapshot();
-  EXPECT_EQ(s.done, 2);  // resumed bins count as done
+  EXPECT_EQ(s.done, 2);   // resumed bins count as done
   EXPECT_LT(s.eta, 0.0);  // unknown before a bin of this run completed
   EXPECT_EQ(s.ranks_working, 3);
   monitor.bin_completed({.index = 4, .rank = 1, .start = 0.5, .end = 0.7}, "ok");

@@ -18,7 +18,7 @@ public:
   /// document: what the run is (tool, parameters) and where to poll. Returns null and sets
   /// `problem` (one line) if the port cannot be bound: a dashboard is never worth a run.
   static std::unique_ptr<Dashboard> start(int port, const RunMonitor& monitor,
-                                          std::string page_json, std::string& problem);
+                                          const std::string& page_json, std::string& problem);
   Dashboard(const Dashboard&) = delete;
   Dashboard& operator=(const Dashboard&) = delete;
   /// Stops serving (closes the socket, joins the threads).

@@ -16,13 +16,13 @@ using TextPairs = std::vector<std::pair<std::string, std::string>>;
 
 /// What the page draws: the contents of an output file's /results and /run.
 struct ReportData {
-  std::string source;     ///< shown in the title: the output file's name
-  std::string tool;       ///< chooses the result plot; any other tool gets a table view
-  TextPairs attributes;   ///< /results attributes: parameters, provenance, tool summaries
-  Table results;          ///< /results
-  TextPairs run;          ///< /run attributes: wall, efficiency, imbalance, nodes, placement
-  Table bins;             ///< /run/bins
-  Table ranks;            ///< /run/ranks
+  std::string source;         ///< shown in the title: the output file's name
+  std::string tool;           ///< chooses the result plot; any other tool gets a table view
+  TextPairs attributes;       ///< /results attributes: parameters, provenance, tool summaries
+  Table results;              ///< /results
+  TextPairs run;              ///< /run attributes: wall, efficiency, imbalance, nodes, placement
+  Table bins;                 ///< /run/bins
+  Table ranks;                ///< /run/ranks
   double ts_threshold = 4.0;  ///< points with TS below it are drawn as upper limits
 };
 

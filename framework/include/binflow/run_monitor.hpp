@@ -24,17 +24,17 @@ struct MonitoredBin {
 
 /// Where a run is, at one instant.
 struct RunSnapshot {
-  std::string map;            ///< the current (or last) map's name; empty before the first
-  std::int64_t total = 0;     ///< bins of the current map's plan
-  std::int64_t done = 0;      ///< of those, completed (resumed ones included)
-  std::int64_t failed = 0;    ///< of the done ones, failed
-  std::int64_t resumed = 0;   ///< of the done ones, taken from the checkpoint
-  int ranks = 1;              ///< ranks of the run
-  int ranks_working = 0;      ///< ranks that have not yet finished the current map's work
-  double elapsed = 0.0;       ///< s since the run started
-  double eta = -1.0;          ///< s until the current map ends at the rate so far; < 0: unknown
-  bool finished = false;      ///< the run has ended (results written or not)
-  std::uint64_t version = 0;  ///< grows with every change (pages poll for a newer one)
+  std::string map;                ///< the current (or last) map's name; empty before the first
+  std::int64_t total = 0;         ///< bins of the current map's plan
+  std::int64_t done = 0;          ///< of those, completed (resumed ones included)
+  std::int64_t failed = 0;        ///< of the done ones, failed
+  std::int64_t resumed = 0;       ///< of the done ones, taken from the checkpoint
+  int ranks = 1;                  ///< ranks of the run
+  int ranks_working = 0;          ///< ranks that have not yet finished the current map's work
+  double elapsed = 0.0;           ///< s since the run started
+  double eta = -1.0;              ///< s until the current map ends at the rate so far; < 0: unknown
+  bool finished = false;          ///< the run has ended (results written or not)
+  std::uint64_t version = 0;      ///< grows with every change (pages poll for a newer one)
   std::size_t bins_recorded = 0;  ///< completed bins recorded over the whole run
 };
 
