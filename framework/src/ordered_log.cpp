@@ -204,6 +204,7 @@ void RunLogSink::record_file_error(const char* what) {
 
 void RunLogSink::write(std::string_view text) {
   std::lock_guard lock(mutex_);
+  if (!status_.empty()) erase_status_locked();
   if (console_ && std::fwrite(text.data(), 1, text.size(), stdout) != text.size() &&
       write_error_.empty()) {
     write_error_ = fmt::format("standard output: cannot write ({})", std::strerror(errno));
@@ -213,13 +214,45 @@ void RunLogSink::write(std::string_view text) {
   } else if (!opened_ && !logfile_.empty()) {
     held_ += text;
   }
-  // Flushing per block would cost a system call per bin; 0.1 s keeps the console live.
+  // Flushing per block would cost a system call per bin; 0.1 s keeps the console live. A
+  // status line goes back under the text only once the text is out.
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_flush_ > std::chrono::milliseconds(100)) {
+  if (!status_.empty() || now - last_flush_ > std::chrono::milliseconds(100)) {
     flush_locked();
     last_flush_ = now;
   }
+  if (!status_.empty()) draw_status_locked();
 }
+
+void RunLogSink::show_status(std::string line) {
+  std::lock_guard lock(mutex_);
+  flush_locked();
+  status_ = std::move(line);
+  draw_status_locked();
+}
+
+void RunLogSink::clear_status() {
+  std::lock_guard lock(mutex_);
+  if (status_.empty()) return;
+  erase_status_locked();
+  status_.clear();
+}
+
+void RunLogSink::progress_line(std::string_view line) {
+  std::lock_guard lock(mutex_);
+  flush_locked();
+  // One write: stderr is unbuffered, and two would let another writer's text in between.
+  const std::string text = fmt::format("{}\n", line);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+// Progress is a courtesy: a failed write to stderr is not the log's failure.
+void RunLogSink::draw_status_locked() const {
+  const std::string text = fmt::format("\r{}\033[K", status_);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+void RunLogSink::erase_status_locked() const { std::fputs("\r\033[K", stderr); }
 
 void RunLogSink::flush() {
   std::lock_guard lock(mutex_);

@@ -96,9 +96,23 @@ public:
   /// written no further; the run goes on (its results are not lost) and ends with exit 3.
   [[nodiscard]] std::string write_error();
 
+  /// Progress on standard error (see progress.hpp), under the same lock as write(), so that it
+  /// never cuts into a line of the log; never in the log file. show_status() draws `line` as
+  /// the terminal's status line (`\r<line>\033[K`, no newline) in place of the one shown; while
+  /// one is shown, every write() erases it first and redraws it once its text is on the
+  /// console (a terminal run pays two short writes to stderr and a flush per block; others
+  /// nothing). clear_status() erases it for good.
+  void show_status(std::string line);
+  void clear_status();
+  /// One line on standard error (batch mode), after flushing the console: with stdout and
+  /// stderr in one file, a log line held in stdout's buffer is never cut by it.
+  void progress_line(std::string_view line);
+
 private:
   void flush_locked();
   void record_file_error(const char* what);
+  void draw_status_locked() const;
+  void erase_status_locked() const;
   std::mutex mutex_;
   std::string write_error_;
   std::string logfile_;
@@ -106,6 +120,7 @@ private:
   std::string held_;  // for the file, until open_file()
   std::FILE* file_ = nullptr;
   bool console_;
+  std::string status_;  // the status line shown on stderr; empty: none
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
 };
 
