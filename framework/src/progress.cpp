@@ -55,10 +55,10 @@ std::optional<ProgressConfig> progress_config(std::string_view tool, int chatter
 
 std::string format_duration(double seconds, bool tenths) {
   seconds = std::max(seconds, 0.0);
-  if (seconds < 59.95) {
-    return tenths ? fmt::format("{:.1f} s", seconds) : fmt::format("{:.0f} s", std::ceil(seconds));
-  }
-  const auto whole = static_cast<long long>(tenths ? std::floor(seconds) : std::ceil(seconds));
+  // Rounded before the unit is chosen: 59.97 s is "1 min 00 s", never "60.0 s" or "60 s".
+  if (tenths && seconds < 59.95) return fmt::format("{:.1f} s", seconds);
+  const auto whole = static_cast<long long>(tenths ? std::round(seconds) : std::ceil(seconds));
+  if (whole < 60) return fmt::format("{} s", whole);
   if (whole < 3600) return fmt::format("{} min {:02} s", whole / 60, whole % 60);
   return fmt::format("{} h {:02} min", whole / 3600, whole % 3600 / 60);
 }

@@ -43,6 +43,8 @@ TEST(FormatDuration, TenthsUnderAMinuteThenMinutesThenHours) {
   EXPECT_EQ(format_duration(0.0, false), "0 s");
   EXPECT_EQ(format_duration(-1.0, true), "0.0 s");
   EXPECT_EQ(format_duration(59.99, true), "1 min 00 s");  // never "60.0 s"
+  EXPECT_EQ(format_duration(59.2, false), "1 min 00 s");  // never "60 s"
+  EXPECT_EQ(format_duration(58.2, false), "59 s");
   EXPECT_EQ(format_duration(245.2, true), "4 min 05 s");
   EXPECT_EQ(format_duration(245.2, false), "4 min 06 s");
   EXPECT_EQ(format_duration(3600.0, true), "1 h 00 min");
