@@ -39,12 +39,11 @@ int terminal_columns() {
 
 }  // namespace
 
-std::optional<ProgressConfig> progress_config(std::string_view tool, int chatter,
-                                              double progress) {
+std::optional<ProgressConfig> progress_config(std::string_view tool, int chatter, double progress) {
   if (chatter <= 0) return std::nullopt;
   const char* term = std::getenv("TERM");
-  const bool terminal = ::isatty(STDERR_FILENO) == 1 &&
-                        (term == nullptr || std::string_view(term) != "dumb");
+  const bool terminal =
+      ::isatty(STDERR_FILENO) == 1 && (term == nullptr || std::string_view(term) != "dumb");
   if (terminal) {
     return ProgressConfig{ProgressConfig::Mode::bar, progress, terminal_columns(),
                           std::string(tool)};

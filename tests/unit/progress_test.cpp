@@ -6,8 +6,8 @@
 #include <fcntl.h>
 #include <unistd.h>
 
-#include <cstdio>
 #include <chrono>
+#include <cstdio>
 #include <fstream>
 #include <optional>
 #include <sstream>
@@ -70,8 +70,7 @@ TEST(FormatProgressLine, EtaUnknownBeforeTheFirstBinAndPercentRoundedDown) {
 TEST(FormatProgressLine, MapNamedAfterTheToolIsNamedOnce) {
   RunSnapshot s = snapshot(1, 4, 2.0);
   s.map = "lightcurve";
-  EXPECT_EQ(format_progress_line(s, "lightcurve").rfind("binflow: progress lightcurve 1/4", 0),
-            0U);
+  EXPECT_EQ(format_progress_line(s, "lightcurve").rfind("binflow: progress lightcurve 1/4", 0), 0U);
 }
 
 TEST(FormatProgressBar, FillsInProportionToCompletedBins) {
@@ -173,8 +172,7 @@ TEST_F(ConsoleCapture, LogTextWhileABarIsShownIsEraseTextRedraw) {
     sink.close();
   }
   EXPECT_EQ(screen(), "before\n" + draw("bar 1") + erase + "bin 0\n  line\n" + draw("bar 1") +
-                          draw("bar 2") + erase + "bin 1\n" + draw("bar 2") + erase +
-                          "summary\n");
+                          draw("bar 2") + erase + "bin 1\n" + draw("bar 2") + erase + "summary\n");
   EXPECT_EQ(slurp(log), "before\nbin 0\n  line\nbin 1\nsummary\n");
 }
 
@@ -229,8 +227,9 @@ TEST_F(ConsoleCapture, ProgressStopsAtOnceAndErasesItsBar) {
   binflow::RunLogSink sink("", true);
   monitor.map_started("bins", 10, 0, 1);
   std::optional<binflow::Progress> lines;
-  lines.emplace(monitor, sink, binflow::ProgressConfig{binflow::ProgressConfig::Mode::lines,
-                                                       3600.0, 0, "synthetic"});
+  lines.emplace(
+      monitor, sink,
+      binflow::ProgressConfig{binflow::ProgressConfig::Mode::lines, 3600.0, 0, "synthetic"});
   std::optional<binflow::Progress> bar;
   bar.emplace(monitor, sink,
               binflow::ProgressConfig{binflow::ProgressConfig::Mode::bar, 0.0, 80, "synthetic"});

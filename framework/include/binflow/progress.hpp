@@ -30,8 +30,7 @@ struct ProgressConfig {
 /// reading whether standard error is a terminal (and its width) now, once: nullopt for none
 /// (chatter 0, or progress 0 without a terminal). A terminal with TERM=dumb gets lines, as it
 /// cannot erase a line. Call on rank 0 at start-up only (it reads the environment).
-std::optional<ProgressConfig> progress_config(std::string_view tool, int chatter,
-                                              double progress);
+std::optional<ProgressConfig> progress_config(std::string_view tool, int chatter, double progress);
 
 /// "12.3 s" (`tenths`) or "13 s" (rounded up) under a minute, then "4 min 05 s", then
 /// "2 h 07 min".
