@@ -6,6 +6,7 @@ log file is the same with or without either (apart from the [run] lines, which s
 import os
 import re
 import shlex
+import shutil
 import subprocess
 import time
 
@@ -49,8 +50,9 @@ parsed = [LINE.match(line) for line in lines]
 ctx.check(len(lines) >= 3 and all(parsed), "at least 3 progress lines, each a whole line",
           r.stderr)
 done = [int(m.group(1)) for m in parsed if m]
-ctx.check(increasing(done) and all(0 < d <= BINS for d in done),
-          "their completed bins increase", done)
+# Non-decreasing: a loaded machine may finish no bin in one interval; over 3 s they grow.
+ctx.check(len(done) >= 3 and done == sorted(done) and done[0] < done[-1] and
+          all(0 < d <= BINS for d in done), f"their completed bins advance ({done})", done)
 ctx.check(all(int(m.group(2)) == int(m.group(1)) * 100 // BINS for m in parsed if m),
           "their percent is of completed bins", lines)
 ctx.check("progress" not in r.stdout and "progress" not in ref_out,
@@ -70,7 +72,7 @@ def tmux(*args, check=True):
 
 def watch_on_terminal(name, command, pattern):
     """Runs `command` in a fresh tmux pane; the counts of completed bins that `pattern` finds
-    on the screen while it runs (each change once), its exit status and the final screen."""
+    on the screen while it runs (each change once) and the final screen."""
     shell = f"cd {shlex.quote(ctx.workdir)} && {shlex.join(command)}; echo EXIT=$?; sleep 60"
     tmux("new-session", "-d", "-s", name, "-x", "120", "-y", "30", shell)
     counts, screen, start = [], "", time.time()
@@ -85,21 +87,25 @@ def watch_on_terminal(name, command, pattern):
         else:
             counts += [n for n in seen if n not in counts]
         time.sleep(0.05)
-    status = re.search(r"EXIT=(\d+)", screen)
     tmux("kill-session", "-t", name, check=False)
-    return counts, int(status.group(1)) if status else None, screen
+    return counts, screen
 
 
 def final_screen_ends_with_summary(label, screen):
-    last = [line for line in screen.splitlines() if line.strip()]
+    # Without progress lines: mpirun forwards stderr apart from stdout, so a line written
+    # just before the summary may be shown just after it.
+    last = [line for line in screen.splitlines() if line.strip() and not LINE.match(line)]
     ctx.check(len(last) >= 2 and "parallel efficiency" in last[-2] and last[-1] == "EXIT=0",
               f"{label}: the final screen ends with the log's summary and exit 0", screen)
 
 
+if not shutil.which("tmux"):
+    ctx.check(False, "tmux is installed (scripts/setup.sh installs it)")
+    ctx.finish()
 try:
-    counts, status, screen = watch_on_terminal("one", ctx.command(job + ["logfile=tty.log"]), BAR)
+    counts, screen = watch_on_terminal("one", ctx.command(job + ["logfile=tty.log"]), BAR)
     ctx.check(len(set(counts)) >= 2 and increasing(counts),
-              "terminal: the bar's completed bins advance", counts)
+              f"terminal: the bar's completed bins advance ({len(counts)} counts seen)", counts)
     final_screen_ends_with_summary("terminal", screen)
     ctx.check(not BAR.search(screen), "terminal: no bar is left on the screen", screen)
     ctx.check(log_lines("tty.log") == plain,
@@ -108,11 +114,11 @@ try:
 
     # Open MPI hands a rank's stderr to mpirun through a pipe (stdout through a pty), so rank 0
     # sees no terminal and prints lines, which mpirun copies to its own terminal.
-    counts, status, screen = watch_on_terminal(
-        "two", ctx.command(job + ["logfile=mpi.log", "progress=0.5"], ranks=2), LINE)
+    counts, screen = watch_on_terminal(
+        "two", ctx.command(job + ["logfile=mpi.log", "progress=0.3"], ranks=2), LINE)
     ctx.check(len(counts) >= 2 and increasing(counts),
-              "mpirun -n 2 on a terminal: progress lines with advancing "
-              "completed bins", (counts, screen))
+              f"mpirun -n 2 on a terminal: progress lines with advancing completed bins "
+              f"({counts})", screen)
     final_screen_ends_with_summary("mpirun -n 2 on a terminal", screen)
     ctx.check(all(LINE.fullmatch(line.rstrip()) for line in screen.splitlines()
                   if "progress" in line),
