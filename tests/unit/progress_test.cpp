@@ -155,12 +155,15 @@ private:
 };
 
 const std::string erase = "\r\033[K";
+// Sinks that flush only when told to (or at a status change), and ones that flush every write.
+constexpr std::chrono::milliseconds never = std::chrono::hours(1);
+constexpr std::chrono::milliseconds always{0};
 std::string draw(const std::string& line) { return "\r" + line + "\033[K"; }
 
 TEST_F(ConsoleCapture, LogTextWhileABarIsShownIsEraseTextRedraw) {
   const std::string log = path("run.log");
   {
-    binflow::RunLogSink sink(log, true);
+    binflow::RunLogSink sink(log, true, never);
     sink.open_file();
     sink.write("before\n");
     sink.show_status("bar 1");
@@ -171,9 +174,20 @@ TEST_F(ConsoleCapture, LogTextWhileABarIsShownIsEraseTextRedraw) {
     sink.write("summary\n");
     sink.close();
   }
-  EXPECT_EQ(screen(), "before\n" + draw("bar 1") + erase + "bin 0\n  line\n" + draw("bar 1") +
-                          draw("bar 2") + erase + "bin 1\n" + draw("bar 2") + erase + "summary\n");
+  // Without a timed flush the text is held until the next status (drawn after it) or the clear.
+  EXPECT_EQ(screen(), "before\n" + draw("bar 1") + erase + "bin 0\n  line\n" + draw("bar 2") +
+                          erase + "bin 1\n" + "summary\n");
   EXPECT_EQ(slurp(log), "before\nbin 0\n  line\nbin 1\nsummary\n");
+}
+
+TEST_F(ConsoleCapture, UnderABarATimedFlushWritesTheTextBetweenEraseAndRedraw) {
+  binflow::RunLogSink sink("", true, always);
+  sink.show_status("bar");
+  sink.write("bin 0\n");
+  EXPECT_EQ(slurp(path("screen")), draw("bar") + erase + "bin 0\n" + draw("bar"));
+  sink.write("bin 1\n");
+  EXPECT_EQ(screen(),
+            draw("bar") + erase + "bin 0\n" + draw("bar") + erase + "bin 1\n" + draw("bar"));
 }
 
 TEST_F(ConsoleCapture, WithoutABarTheConsoleGetsOnlyTheLog) {
@@ -189,9 +203,9 @@ TEST_F(ConsoleCapture, WithoutABarTheConsoleGetsOnlyTheLog) {
 TEST_F(ConsoleCapture, BatchLineComesAfterTheBufferedLogTextAndOnlyOnTheConsole) {
   const std::string log = path("run.log");
   {
-    binflow::RunLogSink sink(log, true);
+    binflow::RunLogSink sink(log, true, never);
     sink.open_file();
-    // Within 0.1 s of the sink's creation: held in stdout's buffer, not yet flushed.
+    // Held in stdout's buffer, not yet flushed.
     sink.write("bin 0\n");
     sink.progress_line("binflow: progress x 1/2 bins");
     sink.write("bin 1\n");
