@@ -14,12 +14,12 @@ packages=(
   python3 python3-h5py python3-numpy procps util-linux
   python3-gammapy  # Gammapy 1.0: the DL3 fixture and reference, and it reads the FITS results
   clang-tidy-19 libomp-19-dev  # the lint (scripts/tidy.sh); libomp-19-dev is clang's omp.h
+  tmux  # a pseudo-terminal for the progress bar's test (tests/e2e/test_progress.py)
   valgrind  # memcheck over small runs (tests/e2e/test_valgrind.py)
   clang-19 libclang-rt-19-dev  # the fuzz targets (scripts/fuzz.sh) and scripts/tsan.sh: clang-19's libFuzzer and sanitizer runtimes
   slurm-wlm munge  # a single-node Slurm for tests/e2e/test_slurm.py (scripts/slurm-local.sh)
   libcpp-httplib-dev  # the live dashboard's HTTP server (dashboard=PORT)
   chromium fonts-dejavu-core  # the browser tests of the report page and the dashboard (tests/e2e/test_report.py)
-  tmux  # the progress bar's pseudo-terminal test
 )
 # Node.js and npm fetch the page's plotly.js and the tests' playwright-core (web/); a machine
 # with its own Node.js (nodesource) keeps it.

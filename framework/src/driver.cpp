@@ -24,6 +24,7 @@
 #include "binflow/error.hpp"
 #include "binflow/file_checks.hpp"
 #include "binflow/h5.hpp"
+#include "binflow/progress.hpp"
 #include "binflow/report_page.hpp"
 #include "binflow/run_monitor.hpp"
 
@@ -485,7 +486,14 @@ int Driver::run_tool() {
   if (!runtime_ || !budget_) throw InternalError("driver: run() before prepare()");
   RunContext ctx(std::move(*runtime_), *budget_, s.run_settings(memory_limit_), target,
                  checkpoint_.get(), false);
-  if (world_.is_root()) ctx.set_monitor(&monitor_);
+  // Rank 0's progress on stderr lasts until this function returns, however it returns: the
+  // bar is erased before anything after the run's summary (an error) reaches the terminal.
+  std::optional<Progress> progress;
+  if (world_.is_root()) {
+    ctx.set_monitor(&monitor_);
+    const auto shown = progress_config(tool_->name(), s.chatter, s.progress);
+    if (shown && tool_->uses_bins() && sink != nullptr) progress.emplace(monitor_, *sink, *shown);
+  }
   // The log file is truncated only when the tool's checks of its inputs have passed: at its
   // first map, or when a tool that never maps returns. The lines before are held for it.
   // The checkpoint likewise: an old journal is replaced only then.

@@ -170,8 +170,8 @@ void OrderedLog::flush_remaining() {
   waiting_.clear();
 }
 
-RunLogSink::RunLogSink(std::string logfile, bool console)
-    : logfile_(std::move(logfile)), console_(console) {}
+RunLogSink::RunLogSink(std::string logfile, bool console, std::chrono::milliseconds flush_interval)
+    : logfile_(std::move(logfile)), console_(console), flush_interval_(flush_interval) {}
 
 void RunLogSink::open_file() {
   std::lock_guard lock(mutex_);
@@ -204,22 +204,63 @@ void RunLogSink::record_file_error(const char* what) {
 
 void RunLogSink::write(std::string_view text) {
   std::lock_guard lock(mutex_);
-  if (console_ && std::fwrite(text.data(), 1, text.size(), stdout) != text.size() &&
-      write_error_.empty()) {
-    write_error_ = fmt::format("standard output: cannot write ({})", std::strerror(errno));
+  // Under a status line the console's text is held and written in one go with one erase and
+  // one redraw per flush: a redraw per block made a run of 1 ms bins on a terminal (tmux)
+  // 10-25% slower.
+  if (!status_.empty() && console_) {
+    pending_ += text;
+  } else if (console_) {
+    write_console_locked(text);
   }
   if (file_ != nullptr) {
     if (std::fwrite(text.data(), 1, text.size(), file_) != text.size()) record_file_error("write");
   } else if (!opened_ && !logfile_.empty()) {
     held_ += text;
   }
-  // Flushing per block would cost a system call per bin; 0.1 s keeps the console live.
   const auto now = std::chrono::steady_clock::now();
-  if (now - last_flush_ > std::chrono::milliseconds(100)) {
+  if (now - last_flush_ > flush_interval_) {
     flush_locked();
     last_flush_ = now;
   }
 }
+
+void RunLogSink::write_console_locked(std::string_view text) {
+  if (std::fwrite(text.data(), 1, text.size(), stdout) != text.size() && write_error_.empty()) {
+    write_error_ = fmt::format("standard output: cannot write ({})", std::strerror(errno));
+  }
+}
+
+void RunLogSink::show_status(std::string line) {
+  std::lock_guard lock(mutex_);
+  const bool drawn_by_flush = !pending_.empty();
+  status_ = std::move(line);
+  flush_locked();
+  if (!drawn_by_flush) draw_status_locked();
+}
+
+void RunLogSink::clear_status() {
+  std::lock_guard lock(mutex_);
+  if (status_.empty()) return;
+  erase_status_locked();
+  status_.clear();
+  flush_locked();
+}
+
+void RunLogSink::progress_line(std::string_view line) {
+  std::lock_guard lock(mutex_);
+  flush_locked();
+  // One write: stderr is unbuffered, and two would let another writer's text in between.
+  const std::string text = fmt::format("{}\n", line);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+// Progress is a courtesy: a failed write to stderr is not the log's failure.
+void RunLogSink::draw_status_locked() const {
+  const std::string text = fmt::format("\r{}\033[K", status_);
+  std::fwrite(text.data(), 1, text.size(), stderr);
+}
+
+void RunLogSink::erase_status_locked() const { std::fputs("\r\033[K", stderr); }
 
 void RunLogSink::flush() {
   std::lock_guard lock(mutex_);
@@ -243,10 +284,19 @@ std::string RunLogSink::write_error() {
   return write_error_;
 }
 
+// Text held under a status line goes out between an erase and a redraw of it, the redraw
+// only once stdout is flushed (stdout and stderr may be one terminal).
 void RunLogSink::flush_locked() {
+  const bool held = !pending_.empty();
+  if (held) {
+    if (!status_.empty()) erase_status_locked();
+    write_console_locked(pending_);
+    pending_.clear();
+  }
   if (console_ && std::fflush(stdout) != 0 && write_error_.empty()) {
     write_error_ = fmt::format("standard output: cannot write ({})", std::strerror(errno));
   }
+  if (held && !status_.empty()) draw_status_locked();
   if (file_ != nullptr && std::fflush(file_) != 0) record_file_error("write");
 }
 

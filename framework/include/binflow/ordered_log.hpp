@@ -77,11 +77,14 @@ private:
 /// truncated, only by open_file(), which the driver calls once the tool's input checks have
 /// passed: a run refused on bad input leaves an existing log file as it was. Text written
 /// before goes to the console at once and is held for the file (a few lines: the run's
-/// header and the tool's messages before its first map). write() is thread-safe.
+/// header and the tool's messages before its first map). Thread-safe.
 class RunLogSink {
 public:
-  /// `logfile` empty: console only. Opens nothing.
-  RunLogSink(std::string logfile, bool console);
+  /// `logfile` empty: console only. Opens nothing. Text is flushed at most every
+  /// `flush_interval` (a flush per bin would cost a system call per bin; 0.1 s keeps the
+  /// console live; tests choose theirs to make the flushes predictable).
+  RunLogSink(std::string logfile, bool console,
+             std::chrono::milliseconds flush_interval = std::chrono::milliseconds(100));
   RunLogSink(const RunLogSink&) = delete;
   RunLogSink& operator=(const RunLogSink&) = delete;
   ~RunLogSink();
@@ -96,9 +99,25 @@ public:
   /// written no further; the run goes on (its results are not lost) and ends with exit 3.
   [[nodiscard]] std::string write_error();
 
+  /// Progress on standard error (see progress.hpp), under the same lock as write(), so that it
+  /// never cuts into a line of the log; never in the log file. show_status() draws `line` as
+  /// the terminal's status line (`\r<line>\033[K`, no newline) in place of the one shown; while
+  /// one is shown, the console's text is held and written at the sink's flushes (every 0.1 s,
+  /// and at show_status, clear_status, flush, close): the line erased, the text written and
+  /// flushed, the line redrawn. Runs without a status line pay nothing. clear_status() erases
+  /// it for good.
+  void show_status(std::string line);
+  void clear_status();
+  /// One line on standard error (batch mode), after flushing the console: with stdout and
+  /// stderr in one file, a log line held in stdout's buffer is never cut by it.
+  void progress_line(std::string_view line);
+
 private:
   void flush_locked();
   void record_file_error(const char* what);
+  void write_console_locked(std::string_view text);
+  void draw_status_locked() const;
+  void erase_status_locked() const;
   std::mutex mutex_;
   std::string write_error_;
   std::string logfile_;
@@ -106,6 +125,9 @@ private:
   std::string held_;  // for the file, until open_file()
   std::FILE* file_ = nullptr;
   bool console_;
+  std::string status_;   // the status line shown on stderr; empty: none
+  std::string pending_;  // console text held while a status line is shown
+  std::chrono::milliseconds flush_interval_;
   std::chrono::steady_clock::time_point last_flush_ = std::chrono::steady_clock::now();
 };
 
