@@ -88,17 +88,19 @@ async function loadReport(browser, spec) {
 async function watchLive(browser, spec) {
   const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
   process.stderr.write('browser ready\n');
+  // Node asks until the server answers (a refused connection fails at once), then the page
+  // loads, with time to spare for 5 MB of page on a loaded machine.
   const start = Date.now();
   for (;;) {
     try {
-      await page.goto(spec.url, { timeout: 2000 });
-      break;
+      if ((await fetch(`${spec.url}state.json`)).ok) break;
     } catch (e) {
       if (Date.now() - start > 20000) throw e;
-      await page.waitForTimeout(50);
     }
+    await new Promise((resolve) => { setTimeout(resolve, 20); });
   }
   const errors = collectErrors(page);
+  await page.goto(spec.url, { timeout: 30000, waitUntil: 'domcontentloaded' });
   const samples = [];
   const deadline = Date.now() + spec.until_ms;
   while (Date.now() < deadline) {
