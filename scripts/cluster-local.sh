@@ -47,18 +47,27 @@ live_pid() {
   local file=$1 program=$2 pid
   [[ -r $file ]] || return 1
   pid=$(<"$file")
-  [[ $pid =~ ^[0-9]+$ && -r /proc/$pid/comm ]] || return 1
+  [[ $pid =~ ^[0-9]+$ ]] && alive "$pid" || return 1
   [[ $(</proc/"$pid"/comm) == "$program" ]] || return 1
   echo "$pid"
+}
+
+# Whether a process runs: a zombie has let go of its namespaces and files; whoever adopted
+# it (init, a subreaper) may take a while to reap it.
+alive() {
+  local stat
+  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+  stat=${stat##*) }
+  [[ ${stat%% *} != Z ]]
 }
 
 # SIGTERM, up to 10 s, then SIGKILL.
 stop_process() {
   local pid=$1 what=$2 i
   kill -TERM "$pid" 2>/dev/null || return 0
-  for ((i = 0; i < 100; i++)); do
-    [[ -d /proc/$pid ]] || return 0
-    sleep 0.1
+  for ((i = 0; i < 200; i++)); do
+    alive "$pid" || return 0
+    sleep 0.05
   done
   say "$what ($pid) ignored SIGTERM for 10 s, killing it"
   kill -KILL "$pid" 2>/dev/null || true
