@@ -93,29 +93,34 @@ cpuset_root() {
 
 cgroup_dir() { echo "$(cpuset_root)/binflow-cluster-$(id -u)-$(basename "$dir")"; }
 
-# The CPUs this process may use, one per word (from the kernel's list, e.g. 0-3,8).
-allowed_cpus() {
-  local list part
-  list=$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)
-  for part in ${list//,/ }; do
+# A CPU list as the kernel writes it (0-3,8), one CPU a line.
+expand_cpus() {
+  local part
+  for part in ${1//,/ }; do
     if [[ $part == *-* ]]; then seq "${part%-*}" "${part#*-}"; else echo "$part"; fi
   done
 }
 
+# The CPUs this process may use.
+allowed_cpus() { expand_cpus "$(awk '/^Cpus_allowed_list:/ { print $2 }' /proc/self/status)"; }
+
 # The default cpusets: node1 has every CPU, node2 the upper half, node3 the lower half, so
 # that node budgets differ (2, 1, 1 on two cores) and the nodes overlap as real ones cannot.
 default_cpusets() {
-  local cpus n half
-  mapfile -t cpus < <(allowed_cpus)
-  n=${#cpus[@]}
+  local all n half
+  mapfile -t all < <(allowed_cpus)
+  n=${#all[@]}
   half=$(((n + 1) / 2))
-  local lower=${cpus[0]} upper=${cpus[n - half]}
-  ((half > 1)) && lower="${cpus[0]}-${cpus[half - 1]}"
-  ((half > 1)) && upper="${cpus[n - half]}-${cpus[n - 1]}"
-  echo "${cpus[0]}-${cpus[n - 1]} $upper $lower" | sed 's/\b\([0-9]\+\)-\1\b/\1/g'
+  local lower=${all[0]} upper=${all[n - half]}
+  ((half > 1)) && lower="${all[0]}-${all[half - 1]}"
+  ((half > 1)) && upper="${all[n - half]}-${all[n - 1]}"
+  echo "${all[0]}-${all[n - 1]} $upper $lower" | sed 's/\b\([0-9]\+\)-\1\b/\1/g'
 }
 
-nodes() { ls "$dir/nodes" 2>/dev/null | sed -n 's/\.pid$//p' | sort -V; }
+nodes() {
+  local f
+  for f in "$dir"/nodes/*.pid; do [[ -e $f ]] && basename "$f" .pid; done | sort -V
+}
 
 holder() {
   local pid
@@ -222,13 +227,10 @@ EOF
 }
 
 write_hostfile() {
-  local n cpus count
+  local n
   : >"$dir/hostfile"
   for n in $(nodes); do
-    cpus=$(<"$dir/nodes/$n.cpus")
-    count=$(BINFLOW_LIST=$cpus bash -c 'for p in ${BINFLOW_LIST//,/ }; do
-      if [[ $p == *-* ]]; then seq "${p%-*}" "${p#*-}"; else echo "$p"; fi; done' | wc -l)
-    echo "$n slots=$count" >>"$dir/hostfile"
+    echo "$n slots=$(expand_cpus "$(<"$dir/nodes/$n.cpus")" | wc -l)" >>"$dir/hostfile"
   done
 }
 
@@ -240,6 +242,8 @@ up() {
     return 0
   fi
   down >/dev/null
+  # A bring-up that fails half-way (or is refused: exit 77) leaves nothing behind.
+  trap 'status=$?; ((status == 0)) || down >/dev/null 2>&1' EXIT
   local cpusets
   read -r -a cpusets <<<"${BINFLOW_CLUSTER_CPUS:-$(default_cpusets)}"
   mkdir -p "$dir/nodes"
@@ -295,7 +299,7 @@ status() {
   for n in $(nodes); do
     echo "$n pid $(holder "$n") cpus $(<"$dir/nodes/$n.cpus") address $(grep " $n\$" "$dir/hosts" | cut -d' ' -f1)"
   done
-  if slurm_running; then sinfo -N -o '%N %t %c %z %m' 2>/dev/null | sed 's/^/slurm: /' || true; fi
+  if slurm_running; then in_node node1 sinfo -N -o '%N %t %c %z %m' | sed 's/^/slurm: /' || true; fi
 }
 
 # Enters NODE: its cpuset first (nsenter does not move cgroups), then its namespaces,
@@ -335,9 +339,8 @@ slurm_running() {
 # The CPUs of the machine outside a node's cpuset: slurmd sees the whole machine, and
 # binding a task to one of those fails (task_g_set_affinity: Invalid argument).
 outside_cpus() {
-  local inside=" $(BINFLOW_LIST=$1 bash -c 'for p in ${BINFLOW_LIST//,/ }; do
-      if [[ $p == *-* ]]; then seq "${p%-*}" "${p#*-}"; else echo "$p"; fi; done' | tr '\n' ' ')"
-  local c out=()
+  local inside c out=()
+  inside=" $(expand_cpus "$1" | tr '\n' ' ')"
   for ((c = 0; c < $(nproc --all); c++)); do
     [[ $inside == *" $c "* ]] || out+=("$c")
   done
