@@ -17,6 +17,7 @@ packages=(
   valgrind  # memcheck over small runs (tests/e2e/test_valgrind.py)
   clang-19 libclang-rt-19-dev  # the fuzz targets (scripts/fuzz.sh) and scripts/tsan.sh: clang-19's libFuzzer and sanitizer runtimes
   slurm-wlm munge  # a single-node Slurm for tests/e2e/test_slurm.py (scripts/slurm-local.sh)
+  iproute2  # the bridge and veth pairs of the three-node test cluster (scripts/cluster-local.sh)
 )
 
 missing=()
