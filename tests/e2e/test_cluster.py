@@ -399,6 +399,7 @@ def torn_down(holders, cgroup):
     ctx.check(all(gone(p) for p in holders), f"tear-down stops every namespace holder ({holders})")
 
 
+cluster("down")  # a cluster left by a run that was killed would otherwise be reused
 up = cluster("up")
 print(up.stdout.strip(), flush=True)
 if up.returncode == 77:
