@@ -241,12 +241,16 @@ up() {
     say "already up in $dir: $(nodes | tr '\n' ' ')"
     return 0
   fi
+  if [[ -d $dir && ! -e $dir/.binflow-cluster && -n $(ls -A "$dir") ]]; then
+    die "$dir exists and is not a cluster's directory; set BINFLOW_CLUSTER_DIR to another"
+  fi
   down >/dev/null
   # A bring-up that fails half-way (or is refused: exit 77) leaves nothing behind.
   trap 'status=$?; ((status == 0)) || down >/dev/null 2>&1' EXIT
   local cpusets
   read -r -a cpusets <<<"${BINFLOW_CLUSTER_CPUS:-$(default_cpusets)}"
   mkdir -p "$dir/nodes"
+  : >"$dir/.binflow-cluster" # down removes only a directory that has it
   local names=() i
   for ((i = 1; i <= ${#cpusets[@]}; i++)); do names+=("node$i"); done
   write_hosts "${names[@]}"
@@ -286,8 +290,14 @@ down() {
     done
     rmdir "$cg" 2>/dev/null || say "warning: could not remove $cg"
   fi
-  rm -rf "$dir"
-  say "down ($dir removed)"
+  if [[ -e $dir/.binflow-cluster ]]; then
+    rm -rf "$dir"
+    say "down ($dir removed)"
+  elif [[ -d $dir ]]; then
+    say "down ($dir is not a cluster's directory: left as it is)"
+  else
+    say "down"
+  fi
 }
 
 status() {
