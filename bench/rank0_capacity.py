@@ -15,9 +15,11 @@ run's /run/bins records for the other ranks. Three workloads per rank count:
           run at 15 000 and 150 000 bins (the difference cancels start-up and fixed costs);
   10 ms   a chunk is one bin (the dispatcher's ~10 ms target): one request per result.
     /usr/bin/python3 bench/rank0_capacity.py --binflow build/bin/binflow [--ranks 2,3,4,6] [--repeat 3]
+        [--mpirun 'scripts/cluster-local.sh run node1 mpirun --hostfile DIR/hostfile']
 On two cores the ranks share the cores; CPU time, not wall time, is what is compared."""
 import argparse
 import os
+import shlex
 import statistics
 import subprocess
 import sys
@@ -67,11 +69,14 @@ def main_thread_ns(pid):
         return None
 
 
+MPIRUN = ["mpirun"]
+
+
 def run(binflow, ranks, args, workdir):
     """Runs synthetic under mpirun while sampling rank 0's main thread. Returns the
     samples [(monotonic s, on-CPU ns)] and the output's /run/bins."""
     out = os.path.join(workdir, "out.h5")
-    command = ["mpirun", "-n", str(ranks), "--bind-to", "none", binflow, "synthetic", *args,
+    command = [*MPIRUN, "-n", str(ranks), "--bind-to", "none", binflow, "synthetic", *args,
                "--schedule", "dynamic",
                "--nthreads", "1", "--outfile", out, "--clobber", "--chatter", "1"]
     proc = subprocess.Popen(command, env=mpi_environment(), stdout=subprocess.DEVNULL,
@@ -154,7 +159,12 @@ def main():
     parser.add_argument("--binflow", required=True)
     parser.add_argument("--ranks", default="2,3,4,6")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--mpirun", default="mpirun",
+                        help="the launcher, e.g. 'scripts/cluster-local.sh run node1 mpirun "
+                        "--hostfile DIR/hostfile' for the three-node test cluster (rank 0 on "
+                        "node1, the others over TCP)")
     a = parser.parse_args()
+    MPIRUN[:] = shlex.split(a.mpirun)
     binflow = os.path.abspath(a.binflow)
     print(f"{'ranks':>5} {'idle CPU':>11} {'us/result':>13} {'10 ms: CPU':>14} {'chunks/s':>9} "
           f"{'us/message':>12}")
