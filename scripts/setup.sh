@@ -8,6 +8,7 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libeigen3-dev libcfitsio-dev zlib1g-dev libspdlog-dev libfmt-dev libgtest-dev libcli11-dev
   libhwloc-dev
+  iproute2  # the bridge and veth pairs of the three-node test cluster (scripts/cluster-local.sh)
   # OpenBLAS with its own pthread pool (BLAS + LAPACK): the BLAS whose threads binflow caps
   # (tests/mpi/thread_budget_test.cpp, examples/detrend_tool.cpp and its e2e test).
   libopenblas-pthread-dev
@@ -17,7 +18,6 @@ packages=(
   valgrind  # memcheck over small runs (tests/e2e/test_valgrind.py)
   clang-19 libclang-rt-19-dev  # the fuzz targets (scripts/fuzz.sh) and scripts/tsan.sh: clang-19's libFuzzer and sanitizer runtimes
   slurm-wlm munge  # a single-node Slurm for tests/e2e/test_slurm.py (scripts/slurm-local.sh)
-  iproute2  # the bridge and veth pairs of the three-node test cluster (scripts/cluster-local.sh)
 )
 
 missing=()
