@@ -7,8 +7,8 @@ these three nodes").
 Rank 0's main thread (the process's first thread; its bins run in a thread of their own)
 does all of rank 0's MPI: it answers chunk requests and accepts the results and log blocks
 that ride on them. Its on-CPU time is read from /proc/PID/task/PID/schedstat (ns) every
-10 ms while `binflow synthetic` runs, and the rate over the middle half of the run (bins
-only, no start-up or final write) is set against the rates of results and chunks that the
+10 ms while `binflow synthetic` runs, and the rate in steady state (bins only, no start-up
+or final write) is set against the rates of results and chunks that the
 run's /run/bins records for the other ranks. Three workloads per rank count:
   100 ms  a few messages a second: what is left is the polling of an idle main thread;
   0 ms    chunks of thousands of bins: nearly all is per-result work, counted over the whole
@@ -108,14 +108,16 @@ def chunk_count(bins):
 
 
 def steady_rates(samples, bins):
-    """(main-thread CPU fraction, results/s, chunks/s from ranks > 0) over the middle half
-    of the run, which must be all bins (the bins' span covers most of the process's life)."""
+    """(main-thread CPU fraction, results/s, chunks/s from ranks > 0) in steady state: from
+    80 % to 20 % of the bins' span before the process ended. Start-up (MPI over TCP takes
+    about a second) comes before the bins; what follows them (the final write of a few
+    hundred rows, MPI_Finalize) is short against a fifth of the span."""
     t = np.array([s[0] for s in samples])
     ns = np.array([s[1] for s in samples], dtype=float)
-    a = np.searchsorted(t, t[0] + 0.25 * (t[-1] - t[0]))
-    b = np.searchsorted(t, t[0] + 0.75 * (t[-1] - t[0]))
     span = bins["end"].max() - bins["start"].min()
-    if span < 0.75 * (t[-1] - t[0]):  # start-up or the final write may reach into the window
+    a = np.searchsorted(t, t[-1] - 0.8 * span)
+    b = np.searchsorted(t, t[-1] - 0.2 * span)
+    if span < 0.5 * (t[-1] - t[0]):
         print(f"      warning: bins ran {span:.2f} s of the process's {t[-1] - t[0]:.2f} s")
     cpu = (ns[b] - ns[a]) * 1e-9 / (t[b] - t[a])
     return cpu, np.count_nonzero(bins["rank"] != 0) / span, chunk_count(bins) / span
