@@ -32,6 +32,7 @@ import numpy as np
 from bench_common import mpi_environment
 
 CHUNK_TARGET_S = 10e-3  # framework/src/executor.cpp, chunk_target_seconds
+REPORT_S = 0.05  # framework/src/executor.cpp, report_interval_seconds
 
 
 def rank0_pid(mpirun_pid, binflow):
@@ -183,16 +184,18 @@ def main():
     # Most of a message's cost is the polling that follows it (the main thread sleeps 10 us,
     # then 20, ... 500 us between polls once idle); a saturated rank 0 never sleeps, so the
     # least measured cost is nearer to its cost there, the median the cautious figure.
-    print("ranks that keep rank 0's main thread busy all the time, dynamic schedule "
-          "(median message cost; least):")
+    print("ranks that keep rank 0's main thread busy all the time (median message cost; least):")
     for bin_ms in (1, 10, 100):
         b = bin_ms * 1e-3
         k = max(1, int(np.ceil(CHUNK_TARGET_S / b)))
-        per_bin = [c_result + c / k for c in (c_message, least)]
-        print(f"  {bin_ms:>3} ms bins, {k:>2} per chunk: {1 / per_bin[0]:>9,.0f} bins/s through "
-              f"rank 0, at most {b / per_bin[0]:>7,.0f} ranks ({b / per_bin[1]:,.0f})")
-    print(f"  results alone (static schedule, no chunk requests): {1 / c_result:,.0f} bins/s, "
-          + ", ".join(f"{b_ms} ms bins {b_ms * 1e-3 / c_result:,.0f} ranks" for b_ms in (1, 10, 100)))
+        # dynamic: a request per chunk of k bins; static: a report per REPORT_S (a batch of
+        # the bins done by then), or per bin when bins take longer.
+        dynamic = [c_result + c / k for c in (c_message, least)]
+        static = [c_result + c * min(1.0, b / REPORT_S) for c in (c_message, least)]
+        print(f"  {bin_ms:>3} ms bins: dynamic ({k:>2} per chunk) {1 / dynamic[0]:>9,.0f} bins/s, "
+              f"{b / dynamic[0]:>7,.0f} ranks ({b / dynamic[1]:,.0f}); static "
+              f"{b / static[0]:>7,.0f} ranks ({b / static[1]:,.0f}); results alone "
+              f"{b / c_result:,.0f}")
 
 
 if __name__ == "__main__":
