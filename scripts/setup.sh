@@ -8,6 +8,7 @@ packages=(
   libopenmpi-dev openmpi-bin libhdf5-openmpi-dev hdf5-tools
   libeigen3-dev libcfitsio-dev zlib1g-dev libspdlog-dev libfmt-dev libgtest-dev libcli11-dev
   libhwloc-dev
+  iproute2  # the bridge and veth pairs of the three-node test cluster (scripts/cluster-local.sh)
   # OpenBLAS with its own pthread pool (BLAS + LAPACK): the BLAS whose threads binflow caps
   # (tests/mpi/thread_budget_test.cpp, examples/detrend_tool.cpp and its e2e test).
   libopenblas-pthread-dev

@@ -14,6 +14,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <regex>
 #include <sstream>
@@ -115,6 +116,26 @@ Captured run_command(const std::vector<std::string>& argv, const std::string& st
 bool on_path(const std::string& program) {
   const Captured c = run_command({"sh", "-c", "command -v " + shell_quote(program)});
   return c.status == 0;
+}
+
+/// Each Slurm node's specialized cores (CoreSpecCount, from CoreSpecCount or CpuSpecList in
+/// slurm.conf): jobs never get them, and sinfo's sockets:cores:threads still counts them.
+/// Empty if scontrol cannot say.
+std::map<std::string, int> specialized_cores() {
+  const Captured c = run_command({"scontrol", "show", "node", "-o"});
+  static const std::regex name(R"(\bNodeName=(\S+))");
+  static const std::regex spec(R"(\bCoreSpecCount=(\d+))");
+  std::map<std::string, int> out;
+  std::istringstream lines(c.output);
+  std::string line;
+  while (c.status == 0 && std::getline(lines, line)) {
+    std::smatch n;
+    std::smatch k;
+    if (std::regex_search(line, n, name) && std::regex_search(line, k, spec)) {
+      out[n[1]] = std::stoi(k[1]);
+    }
+  }
+  return out;
 }
 
 std::string trim(std::string_view text) {
@@ -757,10 +778,11 @@ std::pair<int, std::string> SubmitTool::node_cores(int local_cores) const {
   if (cores_per_node_ > 0) return {cores_per_node_, "cores_per_node"};
   if (job_.scheduler == "slurm" && on_path("sinfo")) {
     // %z is sockets:cores:threads; the smallest node of the partition bounds the job.
-    std::vector<std::string> argv = {"sinfo", "-h", "-o", "%z"};
+    std::vector<std::string> argv = {"sinfo", "-h", "-N", "-o", "%N %z"};
     if (!job_.partition.empty()) argv.insert(argv.end(), {"-p", job_.partition});
     const Captured c = run_command(argv);
-    static const std::regex sct(R"((\d+):(\d+):(\d+)\+?)");
+    const std::map<std::string, int> reserved = specialized_cores();
+    static const std::regex sct(R"((\S+) (\d+):(\d+):(\d+)\+?)");
     int least = 0;
     std::istringstream lines(c.output);
     std::string line;
@@ -768,7 +790,9 @@ std::pair<int, std::string> SubmitTool::node_cores(int local_cores) const {
       std::smatch m;
       const std::string t = trim(line);
       if (!std::regex_match(t, m, sct)) continue;
-      const int cores = std::stoi(m[1]) * std::stoi(m[2]);
+      const auto spec = reserved.find(m[1]);
+      const int spec_cores = spec == reserved.end() ? 0 : spec->second;
+      const int cores = std::stoi(m[2]) * std::stoi(m[3]) - spec_cores;
       least = least == 0 ? cores : std::min(least, cores);
     }
     if (least > 0) {

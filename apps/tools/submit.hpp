@@ -88,8 +88,8 @@ protected:
   ToolOutput execute(RunContext& ctx) override;
 
 private:
-  /// Cores per node to check against: cores_per_node, else Slurm's nodes (sinfo), else
-  /// `local_cores` (this machine); with where the number came from.
+  /// Cores per node to check against: cores_per_node, else Slurm's nodes (sinfo, less their
+  /// specialized cores), else `local_cores` (this machine); with where the number came from.
   [[nodiscard]] std::pair<int, std::string> node_cores(int local_cores) const;
 
   const ToolRegistry& registry_;
