@@ -11,6 +11,8 @@ echo "== load balance (2 ranks)"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/load_balance.py" --binflow "$build/bin/binflow" --ranks 2
 echo "== rank 0's cost per result and per scheduling message; rank-count limits (about 3 minutes)"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/rank0_capacity.py" --binflow "$build/bin/binflow"
+echo "== the live dashboard's cost to a run (2 ranks; about 1 minute)"
+/usr/bin/python3 "$BINFLOW_ROOT/bench/dashboard_overhead.py" --binflow "$build/bin/binflow"
 echo "== likelihood fit throughput, in process (1 core)"
 "$build/bin/bench_fit_throughput"
 echo "== light curves: throughput end to end, parallel efficiency, memory per rank"
