@@ -5,7 +5,7 @@
 # fuzzes every target for SECONDS over its committed corpus (fuzz/corpus/<target>, which also
 # holds the inputs of past findings, so each run replays them first).
 #   scripts/fuzz.sh [SECONDS] [TARGET...]     (default 300 s, every target; the suite's
-#                                              fuzz.short test runs 15 s)
+#                                              fuzz.short test runs 5 s)
 # New corpus entries go to $build/fuzz-work/corpus/<target>, crashes to
 # $build/fuzz-work/crashes/: copy a crash into fuzz/corpus/<target>/ once it is fixed.
 # Targets run $NPROC at a time, one process each. Exit 77: clang-19 or libFuzzer missing.
