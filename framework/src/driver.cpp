@@ -436,6 +436,7 @@ void Driver::start_dashboard(RunContext& ctx) {
       R"("tool":{},"source":"live run","attributes":{}}})",
       json_string(tool_->name()), json_pairs(tool_->parameter_values()));
   std::string problem;
+  monitor_.record_bins();
   dashboard_ = Dashboard::start(port, monitor_, page, problem);
   if (dashboard_) {
     ctx.log().info("{}dashboard on {}", run_marker, dashboard_->url());

@@ -34,11 +34,18 @@ void RunMonitor::map_started(std::string_view name, std::int64_t total, std::int
   ++now_.version;
 }
 
+void RunMonitor::record_bins() {
+  std::lock_guard lock(mutex_);
+  record_bins_ = true;
+}
+
 void RunMonitor::bin_completed(const BinStats& stats, std::string_view status) {
   std::lock_guard lock(mutex_);
-  MonitoredBin& bin = bins_.emplace_back(MonitoredBin{stats, now_.map, std::string(status)});
-  bin.stats.start += map_start_;
-  bin.stats.end += map_start_;
+  if (record_bins_) {
+    MonitoredBin& bin = bins_.emplace_back(MonitoredBin{stats, now_.map, std::string(status)});
+    bin.stats.start += map_start_;
+    bin.stats.end += map_start_;
+  }
   ++now_.done;
   ++done_now_;
   if (status == bin_status::failed) ++now_.failed;

@@ -124,6 +124,9 @@ TEST(ReportPageAssembly, InlinesEverythingAndTheData) {
 
 TEST(RunMonitor, CountsCompletedBinsAndEstimatesTheRest) {
   binflow::RunMonitor monitor;
+  monitor.bin_completed({.index = 9}, "ok");  // before record_bins(): counted, not kept
+  EXPECT_TRUE(monitor.bins_since(0).empty());
+  monitor.record_bins();
   EXPECT_EQ(monitor.snapshot().total, 0);
   monitor.map_started("bins", 10, 2, 3);
   binflow::RunSnapshot s = monitor.snapshot();

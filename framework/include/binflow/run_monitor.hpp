@@ -44,6 +44,10 @@ class RunMonitor {
 public:
   RunMonitor();
 
+  /// From now on keeps every completed bin for bins_since() (the dashboard's timeline); off
+  /// by default: ~150 bytes a bin on rank 0 that only the dashboard needs.
+  void record_bins();
+
   /// A map of `total` bins begins on `ranks` ranks, `resumed` of them already done.
   void map_started(std::string_view name, std::int64_t total, std::int64_t resumed, int ranks);
   /// A bin of the current map completed; `stats.start/end` are seconds since the map started
@@ -55,7 +59,8 @@ public:
   void run_finished();
 
   [[nodiscard]] RunSnapshot snapshot() const;
-  /// Completed bins `first`, `first + 1`, ... of the whole run (in completion order).
+  /// Completed bins `first`, `first + 1`, ... of the whole run (in completion order), if
+  /// record_bins() was called before they completed.
   [[nodiscard]] std::vector<MonitoredBin> bins_since(std::size_t first) const;
 
 private:
@@ -66,6 +71,7 @@ private:
   double map_start_;  // the current map's start, s since the run's start
   RunSnapshot now_;
   std::int64_t done_now_ = 0;  // bins of this map completed in this run (not resumed)
+  bool record_bins_ = false;
   std::vector<MonitoredBin> bins_;
 };
 
