@@ -5,6 +5,7 @@ DL3 analyses are checked against), as JSON.
     /usr/bin/python3 tests/e2e/gammapy_reference.py --datastore DIR --out results.json
         [--tbins N] [--ebins M | --ebins E0 E1 ... En] [--emin 0.1] [--emax 100]
         [--theta_max 0.2] [--ra RA --dec DEC]
+        [--part all|lightcurve|spectrum] [--tbin_first K] [--tbin_count M]
 
 A 3-D (binned map) analysis restricted to what binflow analyses (SCIENCE.md 2, 3, 5, 7):
 - ROI: the fit mask is the circle theta < theta_max (0.2 deg) around the source, energies
@@ -32,6 +33,14 @@ A 3-D (binned map) analysis restricted to what binflow analyses (SCIENCE.md 2, 3
 With the fixture's fixture.json in DIR, each bin also gets its truth: the simulated model
 integrated over the bin's time in the GTIs (norm_true: time-averaged flare profile, so that
 pull = (norm - norm_true) / norm_err) and over the bin's energies (flux_true).
+
+Parts, to use more than one core: each time bin's dataset and fit are independent of the
+other bins' (the estimators fit copies of the models), so `--part lightcurve` computes only the
+light curve, `--part spectrum` only the spectrum, and `--tbin_first K --tbin_count M` only the
+light curve's bins K..K+M-1 of the `tbins` (each process still reads all observations). A run
+that covers every bin and the spectrum writes the finished document; any other writes a part,
+and `merge(parts)` makes the document of parts that cover everything once, with what is computed
+across bins (pull summaries, the flare, ul_above_norm) and the same numbers as one process.
 """
 import argparse
 import json
@@ -83,7 +92,22 @@ def parse_args():
     p.add_argument("--per_decade", type=int, default=10, help="energy bins per decade")
     p.add_argument("--ra", type=float, default=None, help="source RA (default: fixture.json or Crab)")
     p.add_argument("--dec", type=float, default=None)
-    return p.parse_args()
+    p.add_argument("--part", choices=["all", "lightcurve", "spectrum"], default="all",
+                   help="compute only the light curve or only the spectrum")
+    p.add_argument("--tbin_first", type=int, default=0, help="first light-curve time bin computed")
+    p.add_argument("--tbin_count", type=int, default=None,
+                   help="light-curve time bins computed from tbin_first (default: to the last)")
+    args = p.parse_args()
+    if args.part == "spectrum":
+        args.tbin_first, args.tbin_count = 0, 0
+    elif args.tbin_count is None:
+        args.tbin_count = args.tbins - args.tbin_first
+    if not (0 <= args.tbin_first and 0 <= args.tbin_count and args.tbin_first + args.tbin_count <= args.tbins):
+        p.error(f"time bins {args.tbin_first}..{args.tbin_first + args.tbin_count - 1} are not "
+                f"among the {args.tbins}")
+    if args.part == "lightcurve" and args.tbin_count == 0:
+        p.error("--part lightcurve with no time bin")
+    return args
 
 
 def load_truth(directory):
@@ -207,48 +231,43 @@ def pull_summary(pulls):
             "mean_err": float(p.std(ddof=1) / math.sqrt(len(p)))}
 
 
-def main():
-    args = parse_args()
-    truth = load_truth(args.datastore)
-    ra = args.ra if args.ra is not None else (truth["source"]["ra"] if truth else 83.6331)
-    dec = args.dec if args.dec is not None else (truth["source"]["dec"] if truth else 22.0145)
-    source = SkyCoord(ra, dec, unit="deg", frame="icrs")
-    fit, backend = make_fit()
-    print(f"gammapy {gammapy.__version__}: reference analysis of {args.datastore} "
-          f"(fit backend {backend})", flush=True)
-
-    t = time.time()
-    store = DataStore.from_dir(args.datastore)
+def read_observations(datastore):
+    """Every observation in memory, the time axis's reference (the first observation's) and
+    the sorted GTIs in seconds on that axis."""
+    store = DataStore.from_dir(datastore)
     observations = Observations([o.copy(in_memory=True) for o in store.get_observations()])
     time_ref = observations[0].gti.time_ref
-    timesys = time_ref.scale
     gtis = []
     for o in observations:
         for a, b in zip(o.gti.time_start, o.gti.time_stop):
             gtis.append(((a - time_ref).to_value("s"), (b - time_ref).to_value("s")))
     gtis.sort()
-    t_read = time.time() - t
-    print(f"read {len(observations)} observations, {sum(len(o.events.table) for o in observations)} "
-          f"events [{t_read:.1f} s]", flush=True)
+    return observations, time_ref, gtis
 
-    reducer = Reducer(source, args.emin, args.emax, args.theta_max, args.binsz, args.per_decade)
 
-    # ---- light curve ----------------------------------------------------------------------
+def light_curve(args, reducer, observations, time_ref, gtis, truth, fit, source):
+    """This run's light-curve bins (tbin_first, tbin_count of the tbins): their per-bin columns
+    and the time of reduction and estimator. The bins' edges are those of all tbins, so that a
+    part's bins are the same as in one run of all."""
     t = time.time()
     tmin, tmax = gtis[0][0], gtis[-1][1]
     edges = np.linspace(tmin, tmax, args.tbins + 1)
     intervals = [Time([time_ref + a * u.s, time_ref + b * u.s]) for a, b in zip(edges[:-1], edges[1:])]
+    mine = range(args.tbin_first, args.tbin_first + args.tbin_count)
     datasets = []
-    for i, interval in enumerate(intervals):
-        pieces = observations.select_time([interval])
+    for i in mine:
+        pieces = observations.select_time([intervals[i]])
         parts = [reducer.dataset(o, f"bin{i}_obs{o.obs_id}") for o in pieces]
         if parts:
             datasets.append(reducer.stack(parts, f"bin{i}"))
+    if not datasets:
+        # The estimator refuses a light curve without a dataset: a part must hold one.
+        raise SystemExit(f"light curve: no observation in time bins {mine.start}..{mine.stop - 1}")
     datasets = Datasets(datasets)
     datasets.models = Models([source_model(source)] + [background_model(d) for d in datasets])
     t_reduce = time.time() - t
     t = time.time()
-    estimator = LightCurveEstimator(time_intervals=intervals, source=SOURCE,
+    estimator = LightCurveEstimator(time_intervals=[intervals[i] for i in mine], source=SOURCE,
                                     energy_edges=[args.emin, args.emax] * u.TeV,
                                     reoptimize=True, selection_optional=["ul"],
                                     n_sigma_ul=math.sqrt(UL_DELTA), fit=fit)
@@ -258,7 +277,7 @@ def main():
     tab_norm = lc.to_table(sed_type="likelihood", format="lightcurve")
     # The estimator's edges come back as MJD floats (about 1e-6 s off): report the exact
     # edges of the bins it kept (it drops bins that no dataset lies in).
-    tstart = (Time(table["time_min"], format="mjd", scale=timesys) - time_ref).to_value("s")
+    tstart = (Time(table["time_min"], format="mjd", scale=time_ref.scale) - time_ref).to_value("s")
     kept = [int(np.argmin(np.abs(edges[:-1] - x))) for x in tstart]
     tstart, tstop = edges[:-1][kept], edges[1:][kept]
     norm = col(tab_norm, "norm")
@@ -282,26 +301,20 @@ def main():
     if truth:
         nt = np.array([true_norm(a, b, gtis, truth["flare"]) for a, b in zip(tstart, tstop)])
         ref_flux = pl_integral(args.emin, args.emax, N0_REF, INDEX_REF)
-        pulls = (norm - nt) / norm_err
         lcj.update({"norm_true": as_list(nt), "N0_true": as_list(nt * N0_REF),
-                    "flux_true": as_list(nt * ref_flux), "pull": as_list(pulls)})
-        lcj["pull_summary"] = pull_summary(pulls)
-        tp = truth["flare"]["t_peak"]
-        mid = np.argsort(np.abs(0.5 * (tstart + tstop) - tp))[:2]
-        out = np.array([0, len(norm) - 1])
-        diff = norm[mid].mean() - norm[out].mean()
-        err = 0.5 * math.sqrt(np.sum(norm_err[mid]**2) + np.sum(norm_err[out]**2))
-        lcj["flare"] = {"middle_bins": [int(i) for i in mid], "outer_bins": [int(i) for i in out],
-                        "middle_norm": float(norm[mid].mean()), "outer_norm": float(norm[out].mean()),
-                        "significance": float(diff / err)}
-    print(f"light curve: {len(norm)} bins of {args.tbins}, {len(datasets)} datasets "
-          f"[reduction {t_reduce:.1f} s, estimator {t_lc:.1f} s]", flush=True)
+                    "flux_true": as_list(nt * ref_flux), "pull": as_list((norm - nt) / norm_err)})
+    print(f"light curve: {len(norm)} of the time bins {mine.start}..{mine.stop - 1} of {args.tbins}, "
+          f"{len(datasets)} datasets [reduction {t_reduce:.1f} s, estimator {t_lc:.1f} s]", flush=True)
     for i in range(len(norm)):
         extra = f"  true {lcj['norm_true'][i]:.3f}  pull {lcj['pull'][i]:+.2f}" if truth else ""
-        print(f"  bin {i:2d} [{tstart[i]:.0f}, {tstop[i]:.0f}) s: norm {norm[i]:.3f} +- {norm_err[i]:.3f}"
+        print(f"  bin {kept[i]:2d} [{tstart[i]:.0f}, {tstop[i]:.0f}) s: norm {norm[i]:.3f} +- {norm_err[i]:.3f}"
               f" ul {norm_ul[i]:.3f} ts {ts[i]:.1f} counts {lcj['counts'][i]:.0f}{extra}", flush=True)
+    return lcj, {"lightcurve_reduction": t_reduce, "lightcurve_estimator": t_lc}
 
-    # ---- spectrum ---------------------------------------------------------------------------
+
+def spectrum(args, reducer, observations, gtis, truth, fit, source):
+    """The global fit of all runs stacked and the flux points with its index: the spectrum's
+    columns and their time."""
     t = time.time()
     parts = [reducer.dataset(o, f"obs{o.obs_id}") for o in observations]
     stacked = reducer.stack(parts, "stacked")
@@ -352,7 +365,6 @@ def main():
                     "flux_true": as_list([mean_f * pl_integral(a, b, n0, g) for a, b in zip(e_min, e_max)]),
                     "norm_true": as_list(dnde_true / (amplitude.value * e_ref**-index.value)),
                     "pull": as_list((dnde - dnde_true) / dnde_err)})
-        spj["pull_summary"] = pull_summary(spj["pull"])
     print(f"spectrum: global index {gfit['index']:.3f} +- {gfit['index_err']:.3f}, "
           f"N0 {gfit['N0']:.3e} +- {gfit['N0_err']:.1e}; {len(e_ref)} flux points [{t_spec:.1f} s]",
           flush=True)
@@ -360,7 +372,29 @@ def main():
         extra = f"  true {spj['dnde_true'][i]:.3e}  pull {spj['pull'][i]:+.2f}" if truth else ""
         print(f"  [{e_min[i]:.3g}, {e_max[i]:.3g}] TeV: dnde {dnde[i]:.3e} +- {dnde_err[i]:.1e}"
               f" ts {spj['ts'][i]:.1f} counts {spj['counts'][i]:.0f}{extra}", flush=True)
+    return spj, t_spec
 
+
+def flare(lcj, profile):
+    """The two bins nearest the flare's peak against the first and the last bin."""
+    norm, norm_err = np.asarray(lcj["norm"], dtype=float), np.asarray(lcj["norm_err"], dtype=float)
+    middle = 0.5 * (np.asarray(lcj["time_start"]) + np.asarray(lcj["time_stop"]))
+    mid = np.argsort(np.abs(middle - profile["t_peak"]))[:2]
+    out = np.array([0, len(norm) - 1])
+    diff = norm[mid].mean() - norm[out].mean()
+    err = 0.5 * math.sqrt(np.sum(norm_err[mid]**2) + np.sum(norm_err[out]**2))
+    return {"middle_bins": [int(i) for i in mid], "outer_bins": [int(i) for i in out],
+            "middle_norm": float(norm[mid].mean()), "outer_norm": float(norm[out].mean()),
+            "significance": float(diff / err)}
+
+
+def summarize(lcj, spj, truth):
+    """What is computed across the bins of the light curve and the spectrum, once they are
+    whole: the pulls' summaries, the flare and whether every upper limit is above its norm."""
+    if truth:
+        lcj["pull_summary"] = pull_summary(lcj["pull"])
+        lcj["flare"] = flare(lcj, truth["flare"])
+        spj["pull_summary"] = pull_summary(spj["pull"])
     # Upper limits must lie above the best fit (a confidence backend that fails quietly
     # returns the best fit itself).
     for name, part in (("light curve", lcj), ("spectrum", spj)):
@@ -370,24 +404,79 @@ def main():
         if bad:
             print(f"WARNING: {name}: upper limit not above the best fit in bins {bad}", flush=True)
 
-    result = {
-        "creator": f"tests/e2e/gammapy_reference.py, gammapy {gammapy.__version__}",
-        "datastore": os.path.abspath(args.datastore),
-        "settings": {"source_ra": ra, "source_dec": dec, "theta_max": args.theta_max,
-                     "emin": args.emin, "emax": args.emax, "binsz": args.binsz,
-                     "energy_bins_per_decade": args.per_decade,
-                     "mask_solid_angle_deg2": reducer.mask_solid_angle(), "index": INDEX_REF, "N0_ref": N0_REF, "E0": E0_REF,
-                     "tbins": args.tbins, "tbinalg": "LIN", "ul_delta_2lnL": UL_DELTA,
-                     "fit_backend": backend, "reoptimize": True, "edisp": "diagonal (none)",
-                     "time_axis": "seconds since the first observation's MJDREF",
-                     "mjdref": float(time_ref.mjd), "timesys": timesys},
-        "lightcurve": lcj, "spectrum": spj,
-        "timing": {"read": t_read, "lightcurve_reduction": t_reduce, "lightcurve_estimator": t_lc,
-                   "spectrum": t_spec, "total": time.time() - T_BEGIN},
-    }
+
+STAGES = ("read", "lightcurve_reduction", "lightcurve_estimator", "spectrum", "total")
+
+
+def merge(parts):
+    """The reference document of parts (this script's JSON, one run each) that together hold
+    every light-curve bin and the spectrum once: the light curve's columns joined in bin order,
+    then summarize(). Its timing is each stage's time summed over the parts, and each part's."""
+    first = parts[0]
+    for key in ("creator", "datastore", "settings"):
+        if any(p[key] != first[key] for p in parts):
+            raise ValueError(f"reference parts of different runs: their {key} differ")
+    with_lc = sorted((p for p in parts if "lightcurve" in p), key=lambda p: p["part"]["tbins"][0])
+    covered = [b for p in with_lc for b in range(*p["part"]["tbins"])]
+    with_spectrum = [p for p in parts if "spectrum" in p]
+    if covered != list(range(first["settings"]["tbins"])) or len(with_spectrum) != 1:
+        raise ValueError(f"reference parts hold the time bins {covered} and {len(with_spectrum)} "
+                         f"spectra, not every bin and one spectrum")
+    lcj = {key: [x for p in with_lc for x in p["lightcurve"][key]] for key in with_lc[0]["lightcurve"]}
+    spj = dict(with_spectrum[0]["spectrum"])
+    summarize(lcj, spj, load_truth(first["datastore"]))
+    timing = {stage: sum(p["timing"][stage] for p in parts) for stage in STAGES}
+    timing["parts"] = [{"part": p["part"], **p["timing"]} for p in parts]
+    return {"creator": first["creator"], "datastore": first["datastore"], "settings": first["settings"],
+            "lightcurve": lcj, "spectrum": spj, "timing": timing}
+
+
+def settings(args, ra, dec, reducer, backend, time_ref):
+    return {"source_ra": ra, "source_dec": dec, "theta_max": args.theta_max,
+            "emin": args.emin, "emax": args.emax, "binsz": args.binsz,
+            "energy_bins_per_decade": args.per_decade,
+            "mask_solid_angle_deg2": reducer.mask_solid_angle(), "index": INDEX_REF, "N0_ref": N0_REF, "E0": E0_REF,
+            "tbins": args.tbins, "tbinalg": "LIN", "ul_delta_2lnL": UL_DELTA,
+            "fit_backend": backend, "reoptimize": True, "edisp": "diagonal (none)",
+            "time_axis": "seconds since the first observation's MJDREF",
+            "mjdref": float(time_ref.mjd), "timesys": time_ref.scale}
+
+
+def main():
+    args = parse_args()
+    truth = load_truth(args.datastore)
+    ra = args.ra if args.ra is not None else (truth["source"]["ra"] if truth else 83.6331)
+    dec = args.dec if args.dec is not None else (truth["source"]["dec"] if truth else 22.0145)
+    source = SkyCoord(ra, dec, unit="deg", frame="icrs")
+    fit, backend = make_fit()
+    print(f"gammapy {gammapy.__version__}: reference analysis of {args.datastore} "
+          f"(fit backend {backend})", flush=True)
+
+    t = time.time()
+    observations, time_ref, gtis = read_observations(args.datastore)
+    timing = {"read": time.time() - t, "lightcurve_reduction": 0.0, "lightcurve_estimator": 0.0,
+              "spectrum": 0.0}
+    print(f"read {len(observations)} observations, {sum(len(o.events.table) for o in observations)} "
+          f"events [{timing['read']:.1f} s]", flush=True)
+
+    reducer = Reducer(source, args.emin, args.emax, args.theta_max, args.binsz, args.per_decade)
+    part = {"creator": f"tests/e2e/gammapy_reference.py, gammapy {gammapy.__version__}",
+            "datastore": os.path.abspath(args.datastore),
+            "settings": settings(args, ra, dec, reducer, backend, time_ref),
+            "part": {"tbins": [args.tbin_first, args.tbin_first + args.tbin_count],
+                     "spectrum": args.part != "lightcurve"}}
+    if args.tbin_count:
+        part["lightcurve"], t_lc = light_curve(args, reducer, observations, time_ref, gtis, truth, fit, source)
+        timing.update(t_lc)
+    if part["part"]["spectrum"]:
+        part["spectrum"], timing["spectrum"] = spectrum(args, reducer, observations, gtis, truth, fit, source)
+    timing["total"] = time.time() - T_BEGIN
+    part["timing"] = timing
+    whole = args.tbin_count == args.tbins and part["part"]["spectrum"]
     with open(args.out, "w") as f:
-        json.dump(result, f, indent=1)
-    print(f"reference: {args.out} written; {time.time() - T_BEGIN:.1f} s (imports included)", flush=True)
+        json.dump(merge([part]) if whole else part, f, indent=1)
+    print(f"reference{'' if whole else ' part'}: {args.out} written; {time.time() - T_BEGIN:.1f} s "
+          f"(imports included)", flush=True)
     return 0
 
 
