@@ -176,11 +176,13 @@ ctx.check(proc.returncode == 0, "pull on 3 ranks (2 cores): exit 0", stderr[-200
 ctx.check(len(most) == 3, "3 rank processes sampled", most)
 # Baseline of an Open MPI 4.1 rank: its main thread plus the two threads MPI_Init starts
 # (the PMIx client and OPAL event progress threads, asleep in epoll) = 3. Rank 0 of a
-# dynamic schedule adds one: its bins run in a compute thread while the main thread serves
-# the other ranks. No rank may have more, and in each only one thread computes.
+# dynamic schedule adds two: its bins run in a compute thread while the main thread serves
+# the other ranks, and the progress line's thread sleeps until its interval (docs/framework.md,
+# "Progress"). No rank may have more, and in each only one thread computes.
 counts = sorted(most.values())
-ctx.check(counts[-1] <= 4 and all(c <= 3 for c in counts[:-1]),
-          "no rank has more than its 3 baseline threads (rank 0: plus the compute thread)", most)
+ctx.check(counts[-1] <= 5 and all(c <= 3 for c in counts[:-1]),
+          "no rank has more than its 3 baseline threads (rank 0: plus the compute and progress "
+          "threads)", most)
 for pid, per_thread in ticks.items():
     busiest = max(per_thread.values())
     computing = [tid for tid, t in per_thread.items() if t > 0.2 * busiest]
