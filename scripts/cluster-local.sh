@@ -33,6 +33,7 @@ port=${BINFLOW_CLUSTER_PORT:-16877}
 self=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/$(basename "${BASH_SOURCE[0]}")
 slurm=$dir/slurm
 export SLURM_CONF=$slurm/etc/slurm.conf
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-conf.sh"
 
 say() { echo "cluster-local: $*"; }
 die() {
@@ -389,26 +390,8 @@ SlurmctldLogFile=$slurm/log/slurmctld.log
 SlurmdLogFile=$slurm/log/slurmd-%n.log
 TmpFS=$dir/node/slurm/tmp
 PlugStackConfig=$slurm/etc/plugstack.conf
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/affinity
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-SchedulerParameters=sched_interval=2,bf_interval=2
-SwitchType=switch/none
-MpiDefault=none
-JobRequeue=1
-ReturnToService=2
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/none
-MinJobAge=600
-MailProg=/bin/true
-KillWait=30
-InactiveLimit=0
-SlurmctldTimeout=30
-SlurmdTimeout=30
-MessageTimeout=10
+$(slurm_test_settings)
 EOF
   local i=1
   for n in $(nodes); do

@@ -14,16 +14,14 @@
 # slurmd starts job steps as the submitting user. Settings (environment):
 #   BINFLOW_SLURM_DIR   where everything lives   [/tmp/binflow-slurm-$UID]
 #   BINFLOW_SLURM_PORT  slurmctld port; slurmd uses the next one   [16817]
-# Choices made for containers and VMs without a systemd/cgroup hierarchy of our own:
-# proctrack/linuxproc (process tree, not cgroups), task/affinity (CPU binding by
-# sched_setaffinity), select/cons_tres with CR_Core, no accounting daemon (finished jobs
-# stay visible to `scontrol show job` for MinJobAge seconds), requeued jobs wait
-# cred_expire = 10 s (default 120) before they start again.
+# The settings it shares with scripts/cluster-local.sh, and why, are in scripts/slurm-conf.sh;
+# requeued jobs wait cred_expire = 10 s (default 120) before they start again.
 set -euo pipefail
 
 dir=${BINFLOW_SLURM_DIR:-/tmp/binflow-slurm-$(id -u)}
 port=${BINFLOW_SLURM_PORT:-16817}
 conf=$dir/etc/slurm.conf
+source "$(dirname "${BASH_SOURCE[0]}")/slurm-conf.sh"
 export SLURM_CONF=$conf
 
 say() { echo "slurm-local: $*"; }
@@ -111,28 +109,9 @@ SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
 SlurmdLogFile=$dir/log/slurmd.log
 PlugStackConfig=$dir/etc/plugstack.conf
-ProctrackType=proctrack/linuxproc
-TaskPlugin=task/affinity
-SelectType=select/cons_tres
-SelectTypeParameters=CR_Core
-SchedulerType=sched/backfill
-# Scheduling passes every 2 s (default 60 s): a requeued job starts soon after cred_expire.
-SchedulerParameters=sched_interval=2,bf_interval=2
-SwitchType=switch/none
-MpiDefault=none
-JobRequeue=1
-ReturnToService=2
-AccountingStorageType=accounting_storage/none
-JobAcctGatherType=jobacct_gather/none
 JobCompType=jobcomp/filetxt
 JobCompLoc=$dir/log/jobcomp.txt
-MinJobAge=600
-MailProg=/bin/true
-KillWait=30
-InactiveLimit=0
-SlurmctldTimeout=30
-SlurmdTimeout=30
-MessageTimeout=10
+$(slurm_test_settings)
 $node
 PartitionName=local Nodes=ALL Default=YES MaxTime=INFINITE State=UP
 EOF

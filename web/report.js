@@ -133,27 +133,36 @@
     document.getElementById('result-note').textContent = text;
   }
 
-  // ---------------------------------------------------------------- result views
-  function drawLightcurve(d) {
+  // Integral flux of bins over intervals [lo, hi) (time or phase): the spec pointsAndLimits
+  // draws, with `where(i)` saying where bin i lies in the hover text.
+  function intervalFluxSpec(d, lo, hi, where) {
     const r = d.results;
     const rows = okRows(r);
-    const m0 = col(r, 'mjd_start');
-    const m1 = col(r, 'mjd_stop');
-    const mid = m0.map((a, i) => 0.5 * (a + m1[i]));
-    const ts = col(r, 'ts');
+    const mid = lo.map((a, i) => 0.5 * (a + hi[i]));
     const flux = col(r, 'flux');
     const fluxErr = col(r, 'flux_err');
     const fluxUl = col(r, 'flux_ul');
+    const ts = col(r, 'ts');
     const unit = unitOf(r, 'flux');
-    const origin = m0.length ? minOf(m0) : 0;
-    const spec = {
-      name: 'flux', rows, x: mid, xlo: m0, xhi: m1, y: flux, ey: fluxErr, ul: fluxUl, ts,
+    return {
+      name: 'flux', rows, x: mid, xlo: lo, xhi: hi, y: flux, ey: fluxErr, ul: fluxUl, ts, unit,
       threshold: d.ts_threshold, gl: rows.length > 5000,
-      hover: (i) => `bin ${col(r, 'bin')[i]}<br>MJD ${fmt(m0[i], 10)} – ${fmt(m1[i], 10)}` +
-        `<br>${fmt((m0[i] - origin) * 24)} – ${fmt((m1[i] - origin) * 24)} h<br>` +
+      hover: (i) => `bin ${col(r, 'bin')[i]}<br>${where(i)}<br>` +
         `flux ${fmt(flux[i])} ± ${fmt(fluxErr[i])} ${unit}<br>UL ${fmt(fluxUl[i])}` +
         `<br>TS ${fmt(ts[i])}`,
     };
+  }
+
+  // ---------------------------------------------------------------- result views
+  function drawLightcurve(d) {
+    const r = d.results;
+    const m0 = col(r, 'mjd_start');
+    const m1 = col(r, 'mjd_stop');
+    const origin = m0.length ? minOf(m0) : 0;
+    const spec = intervalFluxSpec(d, m0, m1, (i) =>
+      `MJD ${fmt(m0[i], 10)} – ${fmt(m1[i], 10)}<br>` +
+      `${fmt((m0[i] - origin) * 24)} – ${fmt((m1[i] - origin) * 24)} h`);
+    const { rows, x: mid, ts, unit } = spec;
     const { traces, points, limits } = pointsAndLimits(spec);
     const tsTrace = {
       name: 'TS', type: spec.gl ? 'scattergl' : 'scatter', mode: 'markers', xaxis: 'x', yaxis: 'y2',
@@ -248,20 +257,10 @@
 
   function drawPhasecurve(d) {
     const r = d.results;
-    const rows = okRows(r);
     const p0 = col(r, 'phase_min');
     const p1 = col(r, 'phase_max');
-    const mid = p0.map((a, i) => 0.5 * (a + p1[i]));
-    const flux = col(r, 'flux');
-    const fluxErr = col(r, 'flux_err');
-    const ts = col(r, 'ts');
-    const unit = unitOf(r, 'flux');
-    const spec = {
-      name: 'flux', rows, x: mid, xlo: p0, xhi: p1, y: flux, ey: fluxErr, ul: col(r, 'flux_ul'),
-      ts, threshold: d.ts_threshold, gl: false,
-      hover: (i) => `bin ${col(r, 'bin')[i]}<br>phase ${fmt(p0[i])} – ${fmt(p1[i])}` +
-        `<br>flux ${fmt(flux[i])} ± ${fmt(fluxErr[i])} ${unit}<br>TS ${fmt(ts[i])}`,
-    };
+    const spec = intervalFluxSpec(d, p0, p1, (i) => `phase ${fmt(p0[i])} – ${fmt(p1[i])}`);
+    const { unit } = spec;
     const { traces, points, limits } = pointsAndLimits(spec);
     const layout = {
       height: 440, margin: { t: 40, r: 20, b: 50, l: 80 }, legend: { orientation: 'h', y: 1.1 },

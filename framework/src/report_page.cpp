@@ -13,18 +13,6 @@ namespace binflow {
 
 namespace {
 
-std::string_view type_word(ColumnType type) {
-  switch (type) {
-    case ColumnType::f64:
-      return "f64";
-    case ColumnType::i64:
-      return "i64";
-    case ColumnType::str:
-      return "str";
-  }
-  return "str";
-}
-
 std::string cell_json(const Cell& cell) {
   if (const double* x = std::get_if<double>(&cell)) return json_number(*x);
   if (const std::int64_t* n = std::get_if<std::int64_t>(&cell)) {
@@ -45,7 +33,7 @@ std::string table_json(const Table& table) {
     const Column& column = columns[c];
     out += fmt::format(R"({}{{"name":{},"unit":{},"description":{},"type":"{}","values":[)",
                        c ? "," : "", json_string(column.name), json_string(column.unit),
-                       json_string(column.description), type_word(column.type));
+                       json_string(column.description), column_type_name(column.type));
     for (std::size_t r = 0; r < table.size(); ++r) {
       if (r) out += ',';
       out += cell_json(table.rows()[r][c]);

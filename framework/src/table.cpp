@@ -11,9 +11,7 @@
 
 namespace binflow {
 
-namespace {
-
-std::string_view type_name(ColumnType type) {
+std::string_view column_type_name(ColumnType type) {
   switch (type) {
     case ColumnType::f64:
       return "f64";
@@ -24,6 +22,8 @@ std::string_view type_name(ColumnType type) {
   }
   return "?";
 }
+
+namespace {
 
 std::size_t cell_type_index(ColumnType type) {
   switch (type) {
@@ -177,7 +177,7 @@ void Schema::check(const Row& row) const {
   for (std::size_t i = 0; i < row.size(); ++i) {
     if (row[i].index() != cell_type_index(columns_[i].type)) {
       throw InternalError(fmt::format("column '{}' expects {} but the row holds another type",
-                                      columns_[i].name, type_name(columns_[i].type)));
+                                      columns_[i].name, column_type_name(columns_[i].type)));
     }
   }
 }

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """`binflow report` and the live dashboard in a real browser (Debian's Chromium driven by
 playwright-core from web/node_modules, tests/e2e/report_browser.mjs):
-1. the reports of a light curve, a spectrum, a pull run, a TS distribution and a synthetic run
+1. the reports of a light curve, a spectrum, a phase curve, a pull run, a TS distribution and a
+   synthetic run
    load from disk with no console error and no request beyond the page; every series holds the
    points the output file says it must (points with errors where TS >= 4, upper-limit arrows
    where TS < 4, as Plotly drew them in the DOM); the timeline has one box per bin; hovering
@@ -83,6 +84,12 @@ def make_outputs():
     run_ok("pull", ["pull", "--ntrials", "60", "--free_index", "yes",
                     "--outfile", ctx.path("pull.h5")], ranks=2)
     run_ok("tsdist", ["tsdist", "--ntrials", "60", "--outfile", ctx.path("ts.h5")], ranks=2)
+    psr = ctx.path("pulsar.h5")
+    run_ok("simulate a pulsar", ["simulate", "--duration", "3600", "--seed", "7", "--profile",
+                                 "pulsar", "--pulsed_fraction", "0.5", "--t_ref", "0", "--f0",
+                                 "0.0297", "--outfile", psr])
+    run_ok("phasecurve", ["phasecurve", "--inobs", psr, "--t_ref", "0", "--f0", "0.0297",
+                          "--phbins", "10", "--outfile", ctx.path("phase.h5")], ranks=2)
     # One failed bin: the table and the timeline show it (the run exits 1).
     run_ok("synthetic with a failed bin", ["synthetic", "--bins", "30", "--cost_ms", "2",
                                            "--fail_bins", "7", "--outfile", ctx.path("syn.h5")],
@@ -96,7 +103,7 @@ timed("outputs", make_outputs)
 pages = timed("reports", lambda: [
     {"name": name, "url": report(ctx.path(f"{name}.h5"), ctx.path(f"{name}.html")),
      "hover": name == "syn", "screenshot": ctx.path(f"{name}.png")}
-    for name in ["lc", "spec", "pull", "ts", "syn", "big"]])
+    for name in ["lc", "spec", "phase", "pull", "ts", "syn", "big"]])
 seen = timed("browser, reports", lambda: browse({"pages": pages}))
 by_name = {p["name"]: p for p in seen["pages"]}
 
@@ -138,6 +145,18 @@ if spec:
               "spectrum: every upper-limit arrow drawn", spec["traces"])
     ctx.check(spec["report"]["result"].get("model") == 1 and trace(spec, "band") is not None,
               "spectrum: the global power law and its band", spec["traces"])
+
+phase = by_name.get("phase")
+if phase:
+    res = read_group(ctx.path("phase.h5"))
+    points, limits = expected_points(res, "flux", "flux_ul")
+    ctx.check(points + limits == int((res["status"] == "ok").sum()) and points > 0,
+              f"phasecurve: every ok bin is a point ({points}) or a limit ({limits})")
+    ctx.check(trace(phase, "flux")["markers"] == points, "phasecurve: every flux point drawn",
+              phase["traces"])
+    # An empty trace has no SVG group at all (markers None).
+    ctx.check((trace(phase, f"upper limits (TS < {TS_THRESHOLD:g})")["markers"] or 0) == limits,
+              "phasecurve: every upper-limit arrow drawn", phase["traces"])
 
 pull = by_name.get("pull")
 if pull:

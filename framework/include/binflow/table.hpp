@@ -11,6 +11,8 @@
 namespace binflow {
 
 enum class ColumnType { f64, i64, str };
+/// "f64", "i64" or "str".
+std::string_view column_type_name(ColumnType type);
 
 /// The values of the `status` column of every result table.
 namespace bin_status {
