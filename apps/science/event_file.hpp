@@ -2,7 +2,9 @@
 // Event files (SCIENCE.md section 1): the embedded default observation, a serial reader that
 // takes a time range out of a large file with a few hyperslab reads, and a collective
 // parallel writer.
+#include <array>
 #include <cstdint>
+#include <memory>
 #include <functional>
 #include <string>
 #include <vector>
@@ -50,6 +52,11 @@ public:
   /// `before_read`, if set, is called with the row count before the columns are read.
   [[nodiscard]] Events read_time_range(double t0, double t1,
                                        const BeforeRead& before_read = {}) const;
+  /// The same events, checked the same way, in this reader's buffers: valid until its next
+  /// read. The buffers grow to the largest range read and are never zero-filled (the reads
+  /// overwrite them), so a bin costs no allocation after the first. One thread at a time.
+  [[nodiscard]] EventsView view_time_range(double t0, double t1,
+                                           const BeforeRead& before_read = {}) const;
 
   /// Elements of /events/time read so far, probes included (to check that a range read
   /// does not read the file).
@@ -74,6 +81,9 @@ private:
   h5::DoubleColumn ra_;
   h5::DoubleColumn dec_;
   mutable SortedColumnIndex time_index_;  // read at the first search
+  // view_time_range()'s columns: time, energy, ra, dec, each of buffer_rows_ doubles.
+  mutable std::array<std::unique_ptr<double[]>, 4> buffers_;  // NOLINT(*-avoid-c-arrays)
+  mutable std::size_t buffer_rows_ = 0;
   mutable std::int64_t time_rows_read_ = 0;
 };
 

@@ -63,12 +63,6 @@ struct RoiEvents {
   void append_part(std::size_t observation, const RoiEvents& more);
 };
 
-/// Events with t0 <= time < t1 inside a GTI, emin <= energy <= emax and
-/// theta < theta_max from (ra, dec). `events` may hold more than the bin; its times are
-/// sorted ascending, as in the event file (the bin is found by binary search).
-RoiEvents select_roi(const Events& events, const Gti& gti, double t0, double t1,
-                     double deadtime_fraction, const FitSettings& settings);
-
 struct FitResult {
   /// bin_status::ok, empty (no events or no livetime) or failed (binflow/table.hpp)
   std::string status = std::string(bin_status::ok);

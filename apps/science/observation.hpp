@@ -3,6 +3,7 @@
 // good time intervals, pointing and bookkeeping, and event lists.
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -60,6 +61,20 @@ struct Events {
     dec.reserve(n);
   }
 };
+
+/// Four event columns of the same length, not owned: an Events' columns or a reader's
+/// buffers (valid until that reader's next read).
+struct EventsView {
+  std::span<const double> time;    ///< MET s, sorted ascending
+  std::span<const double> energy;  ///< TeV
+  std::span<const double> ra;      ///< deg
+  std::span<const double> dec;     ///< deg
+  [[nodiscard]] std::size_t size() const { return time.size(); }
+};
+
+[[nodiscard]] inline EventsView view_of(const Events& events) {
+  return {events.time, events.energy, events.ra, events.dec};
+}
 
 /// Called by the event readers with the number of rows they are about to read, before they
 /// allocate for them (a memory_limit check); may throw to stop the read.

@@ -10,6 +10,7 @@
 #include "binflow/error.hpp"
 #include "science/dl3_response.hpp"
 #include "science/gti.hpp"
+#include "science/roi.hpp"
 
 namespace binflow::apps {
 
@@ -19,18 +20,6 @@ constexpr double seconds_per_day = 86400.0;
 // DL3 event readers kept open per rank: a bin overlaps one or two observations, and bins
 // come roughly in time order.
 constexpr std::size_t open_readers = 4;
-
-science::Events filtered(science::Events events, const std::function<bool(double)>& keep) {
-  science::Events out;
-  for (std::size_t i = 0; i < events.size(); ++i) {
-    if (!keep(events.time[i])) continue;
-    out.time.push_back(events.time[i]);
-    out.energy.push_back(events.energy[i]);
-    out.ra.push_back(events.ra[i]);
-    out.dec.push_back(events.dec[i]);
-  }
-  return out;
-}
 
 // The union of the observations' GTIs: sorted, overlapping or touching intervals merged.
 science::Gti gti_union(const std::vector<science::dl3::Observation>& observations) {
@@ -158,7 +147,7 @@ science::RoiEvents AnalysisInput::read_pieces(
     const science::Gti& gti, double deadtime_fraction, double t0, double t1,
     const science::FitSettings& settings, const MemoryLimit& memory,
     const std::function<bool(double)>& keep, double window,
-    const std::function<science::Events(double, double, const science::BeforeRead&)>& read)
+    const std::function<science::EventsView(double, double, const science::BeforeRead&)>& read)
     const {
   science::RoiEvents out;
   // Windows start at each GTI start (clipped to [t0, t1)), so they do not depend on who reads.
@@ -176,10 +165,8 @@ science::RoiEvents AnalysisInput::read_pieces(
           return fmt::format("reading {} events of [{:.10g}, {:.10g}) s", rows, a, b);
         });
       };
-      science::Events events = read(a, b, check);
-      if (keep) events = filtered(std::move(events), keep);
       const science::RoiEvents part =
-          science::select_roi(events, gti, a, b, deadtime_fraction, settings);
+          science::select_roi(read(a, b, check), gti, a, b, deadtime_fraction, settings, keep);
       out.energy.insert(out.energy.end(), part.energy.begin(), part.energy.end());
       out.theta.insert(out.theta.end(), part.theta.begin(), part.theta.end());
       a = b;
@@ -199,16 +186,18 @@ science::RoiEvents AnalysisInput::read_roi(double t0, double t1,
     const science::EventFileReader& reader = event_file_->reader;
     return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, memory, keep,
                        window, [&](double a, double b, const science::BeforeRead& check) {
-                         return reader.read_time_range(a, b, check);
+                         return reader.view_time_range(a, b, check);
                        });
   }
   science::RoiEvents out;
   for (const std::size_t o : data_->overlapping(t0, t1)) {
     const science::dl3::Observation& obs = data_->observations()[o];
+    science::Events piece;  // the DL3 reader returns its events; the view points here
     const science::RoiEvents part =
         read_pieces(obs.gti, obs.deadtime_fraction(), t0, t1, settings, memory, keep, window,
                     [&](double a, double b, const science::BeforeRead& check) {
-                      return dl3_reader(o).read_time_range(a, b, check);
+                      piece = dl3_reader(o).read_time_range(a, b, check);
+                      return science::view_of(piece);
                     });
     out.append_part(o, part);
   }

@@ -87,7 +87,7 @@ private:
       const science::Gti& gti, double deadtime_fraction, double t0, double t1,
       const science::FitSettings& settings, const MemoryLimit& memory,
       const std::function<bool(double)>& keep, double window,
-      const std::function<science::Events(double, double, const science::BeforeRead&)>& read)
+      const std::function<science::EventsView(double, double, const science::BeforeRead&)>& read)
       const;
 
   struct EventFile;  // an HDF5 event file and its response

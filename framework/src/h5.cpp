@@ -762,15 +762,20 @@ DoubleColumn::DoubleColumn(const Location& location, const std::string& name,
 }
 
 std::vector<double> DoubleColumn::read(std::int64_t offset, std::int64_t count) const {
-  const Handle file_space = select_range(dataset_.get(), offset, count, label_);
-  std::vector<double> values(static_cast<std::size_t>(count));
-  if (count > 0) {
-    const Handle mem_space = memory_space(count, label_);
-    check_h5(H5Dread(dataset_.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
-                     H5P_DEFAULT, values.data()),
-             "H5Dread", label_);
-  }
+  std::vector<double> values(static_cast<std::size_t>(std::max<std::int64_t>(count, 0)));
+  if (count < 0) (void)select_range(dataset_.get(), offset, count, label_);  // its message
+  read_into(offset, values);
   return values;
+}
+
+void DoubleColumn::read_into(std::int64_t offset, std::span<double> out) const {
+  const auto count = static_cast<std::int64_t>(out.size());
+  const Handle file_space = select_range(dataset_.get(), offset, count, label_);
+  if (count == 0) return;
+  const Handle mem_space = memory_space(count, label_);
+  check_h5(H5Dread(dataset_.get(), H5T_NATIVE_DOUBLE, mem_space.get(), file_space.get(),
+                   H5P_DEFAULT, out.data()),
+           "H5Dread", label_);
 }
 
 std::vector<double> DoubleColumn::read_every(std::int64_t stride) const {

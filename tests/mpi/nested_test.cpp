@@ -34,6 +34,7 @@
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
+#include "science/roi.hpp"
 #include "science/response.hpp"
 #include "science/simulate.hpp"
 

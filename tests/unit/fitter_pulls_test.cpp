@@ -11,6 +11,7 @@
 
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
+#include "science/roi.hpp"
 #include "science/simulate.hpp"
 
 namespace binflow::science {

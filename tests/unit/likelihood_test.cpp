@@ -21,6 +21,7 @@
 #include "science/geometry.hpp"
 #include "science/integrate.hpp"
 #include "science/response.hpp"
+#include "science/roi.hpp"
 
 namespace {
 
@@ -534,9 +535,10 @@ TEST(SelectRoi, TimeGtiEnergyAndOffsetCuts) {
   EXPECT_DOUBLE_EQ(roi.livetime, (90.0 + 50.0) * 0.95);
 }
 
-// The cheap rejections (declination band, RA window) keep exactly the events the exact
-// distance keeps, with the same theta bits: across RA = 0/360, at high declination, inside
-// the pole guard, and for large regions.
+// The cheap rejections (declination band, RA window) keep exactly the events the distance
+// keeps, with its theta bits, and those are the events the exact formula keeps, with theta
+// within its rounding: across RA = 0/360, at high declination, inside the pole guard, and
+// for large regions (where SourceDistance falls back to angular_distance).
 TEST(Likelihood, SelectionEqualsTheExactDistanceEverywhere) {
   RngStream rng(5, 0);
   Gti gti;
@@ -549,8 +551,10 @@ TEST(Likelihood, SelectionEqualsTheExactDistanceEverywhere) {
     s.ra = ra;
     s.dec = dec;
     s.theta_max = theta_max;
+    const SourceDistance distance(ra, dec);
     Events ev;
     std::vector<double> expected_theta;
+    std::vector<double> exact_theta;
     for (int i = 0; i < 20000; ++i) {
       // Directions up to 3 theta_max away, some right at the boundary.
       const double offset = i % 10 == 0 ? theta_max * (1.0 + (rng.uniform() - 0.5) * 1e-12)
@@ -560,8 +564,10 @@ TEST(Likelihood, SelectionEqualsTheExactDistanceEverywhere) {
       ev.energy.push_back(1.0);
       ev.ra.push_back(i % 2 == 0 ? d.ra : d.ra - 360.0 * std::floor(d.ra / 360.0));
       ev.dec.push_back(d.dec);
-      const double theta = angular_distance(ra, dec, ev.ra.back(), d.dec);
+      const double theta = distance(ev.ra.back(), d.dec);
       if (theta < theta_max) expected_theta.push_back(theta);
+      const double exact = angular_distance(ra, dec, ev.ra.back(), d.dec);
+      if (exact < theta_max) exact_theta.push_back(exact);
     }
     const RoiEvents roi = select_roi(ev, gti, 0.0, 1e6, 0.0, s);
     ASSERT_EQ(roi.theta.size(), expected_theta.size()) << ra << " " << dec << " " << theta_max;
@@ -569,7 +575,58 @@ TEST(Likelihood, SelectionEqualsTheExactDistanceEverywhere) {
       ASSERT_EQ(std::bit_cast<std::uint64_t>(roi.theta[k]),
                 std::bit_cast<std::uint64_t>(expected_theta[k]));
     }
+    // Against the exact formula: only events within both formulas' rounding of the boundary
+    // (1e-13 deg: a right ascension near 360 carries 6e-14) may be classified differently.
+    std::size_t disagree = 0;
+    for (std::size_t i = 0; i < ev.size(); ++i) {
+      const double exact = angular_distance(ra, dec, ev.ra[i], ev.dec[i]);
+      if ((exact < theta_max) == (distance(ev.ra[i], ev.dec[i]) < theta_max)) continue;
+      ++disagree;
+      ASSERT_LT(std::abs(exact - theta_max), 1e-13) << ra << " " << dec << " " << theta_max;
+    }
+    EXPECT_EQ(roi.theta.size() + disagree >= exact_theta.size(), true);
   }
+}
+
+// The polynomial haversine agrees with Vincenty's formula to the latter's rounding, near the
+// source (every separation, across RA 0/360, near a pole) and at the switch to the formula.
+TEST(SourceDistance, AgreesWithTheExactFormula) {
+  RngStream rng(11, 0);
+  for (const auto& [ra, dec] : {std::array{83.6331, 22.0145}, std::array{0.01, -45.0},
+                                std::array{359.99, 60.0}, std::array{10.0, 89.9}}) {
+    const SourceDistance distance(ra, dec);
+    for (int i = 0; i < 20000; ++i) {
+      const double offset = std::pow(10.0, -6.0 + 7.0 * rng.uniform());  // 1e-6 to 10 deg
+      const SkyDirection d = offset_direction(ra, dec, offset, 2.0 * std::numbers::pi * rng.uniform());
+      const double exact = angular_distance(ra, dec, d.ra, d.dec);
+      // Vincenty's formula loses digits to cancellation at small separations, and a right
+      // ascension near 360 carries 6e-14 deg of rounding: 1e-13 deg absolute.
+      ASSERT_NEAR(distance(d.ra, d.dec), exact, 1e-12 * exact + 1e-13) << ra << " " << dec << " " << offset;
+    }
+    EXPECT_EQ(distance(ra, dec), 0.0);
+  }
+}
+
+// A phase selection (the keep filter) drops events by time and nothing else.
+TEST(SelectRoi, KeepFilterSelectsByTime) {
+  FitSettings s;
+  Gti gti;
+  gti.start = {0.0};
+  gti.stop = {100.0};
+  Events ev;
+  for (int i = 0; i < 10; ++i) {
+    ev.time.push_back(10.0 * i);
+    ev.energy.push_back(1.0 + i);
+    ev.ra.push_back(s.ra);
+    ev.dec.push_back(s.dec);
+  }
+  const RoiEvents all = select_roi(view_of(ev), gti, 0.0, 100.0, 0.0, s);
+  const RoiEvents even = select_roi(view_of(ev), gti, 0.0, 100.0, 0.0, s,
+                                    [](double t) { return static_cast<int>(t) % 20 == 0; });
+  ASSERT_EQ(all.energy.size(), 10u);
+  ASSERT_EQ(even.energy.size(), 5u);
+  for (std::size_t k = 0; k < 5; ++k) EXPECT_EQ(even.energy[k], all.energy[2 * k]);
+  EXPECT_EQ(even.livetime, all.livetime);
 }
 
 }  // namespace

@@ -132,6 +132,9 @@ public:
   [[nodiscard]] std::int64_t size() const { return size_; }
   /// Elements [offset, offset + count); IoError if outside the dataset.
   [[nodiscard]] std::vector<double> read(std::int64_t offset, std::int64_t count) const;
+  /// The same into `out` (out.size() elements from `offset`), which it overwrites: a caller
+  /// that reuses a buffer pays no zero-fill.
+  void read_into(std::int64_t offset, std::span<double> out) const;
   /// Elements 0, stride, 2 stride, ... (every one below size()) in one read.
   [[nodiscard]] std::vector<double> read_every(std::int64_t stride) const;
   [[nodiscard]] const std::string& label() const { return label_; }
