@@ -361,7 +361,9 @@ def run_binflow(args, out, extra):
 def run_numpy(args, out):
     cmd = [sys.executable, os.path.abspath(__file__), "--events", args.events, "--bins",
            str(args.bins), "--numpy_once", out, "--binflow", args.binflow]
-    subprocess.run(cmd, check=True)
+    # One core, as binflow's nthreads=1: no BLAS or OpenMP threads behind numpy's back.
+    one_core = {k: "1" for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    subprocess.run(cmd, check=True, env=dict(os.environ, **one_core))
     with np.load(out, allow_pickle=False) as z:
         r = {k: z[k] for k in z.files}
     return float(r.pop("wall")), float(r.pop("cpu")), r
