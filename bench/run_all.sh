@@ -23,3 +23,5 @@ echo "== instructions per event (callgrind; about 3 minutes with --all)"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/instructions_per_event.py" --binflow "$build/bin/binflow" --all
 echo "== binflow against Gammapy 1.0 on the same DL3 files (about 80 s)"
 /usr/bin/python3 "$BINFLOW_ROOT/bench/dl3_vs_gammapy.py" --binflow "$build/bin/binflow"
+echo "== binflow against a vectorised numpy light curve (100-hour file, 2500 bins; about 1 minute after the simulation)"
+/usr/bin/python3 "$BINFLOW_ROOT/bench/numpy_lightcurve.py" --binflow "$build/bin/binflow"
