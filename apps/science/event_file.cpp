@@ -252,7 +252,7 @@ bool rows_fine(const EventsView& v) {
 #pragma omp simd reduction(+ : nonfinite, outside)
   for (std::size_t i = 0; i < n; ++i) {
     nonfinite += v.time[i] * 0.0 + v.energy[i] * 0.0 + v.ra[i] * 0.0 + v.dec[i] * 0.0;
-    outside += (v.energy[i] > 0.0) & (std::abs(v.dec[i]) <= 90.0) ? 0 : 1;
+    outside += (v.energy[i] > 0.0 && std::abs(v.dec[i]) <= 90.0) ? 0 : 1;
   }
   std::size_t unsorted = 0;
 #pragma omp simd reduction(+ : unsorted)
