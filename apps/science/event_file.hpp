@@ -44,10 +44,12 @@ public:
   /// Number of event rows.
   [[nodiscard]] std::int64_t size() const { return rows_; }
 
-  /// Exactly the events with t0 <= time < t1, in file order. The first search reads one
-  /// time every 1024 rows (SortedColumnIndex: 8 bytes per 1024 events, kept); each
-  /// bound is then found in one read of at most 1024 times, and the four columns are read
-  /// for that row range only. UsageError naming the file, dataset
+  /// Exactly the events with t0 <= time < t1, in file order. The first call reads one
+  /// time every 1024 rows (SortedColumnIndex: 8 bytes per 1024 events, kept), which
+  /// brackets the range to within 1024 rows at each end; the times of the bracketed rows
+  /// are read at once and searched in memory (or, beyond 2^20 rows, each bound is found in
+  /// one read of at most 1024 times), and the other columns are read for the range only.
+  /// UsageError naming the file, dataset
   /// and row if the times read are not sorted or not finite, or energy/ra/dec not finite.
   /// `before_read`, if set, is called with the row count before the columns are read.
   [[nodiscard]] Events read_time_range(double t0, double t1,
@@ -66,6 +68,9 @@ private:
   /// First row in [lo, hi) whose time is >= t (hi if none).
   [[nodiscard]] std::int64_t lower_bound(double t, std::int64_t lo, std::int64_t hi) const;
   [[nodiscard]] std::vector<double> read_time(std::int64_t offset, std::int64_t count) const;
+  [[nodiscard]] const SortedColumnIndex& time_index() const;
+  [[nodiscard]] std::string time_label() const;
+  void reserve_buffers(std::size_t rows) const;
 
   std::string path_;
   h5::Location file_;
