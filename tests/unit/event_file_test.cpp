@@ -33,6 +33,7 @@ using binflow::UsageError;
 using binflow::science::default_observation;
 using binflow::science::EventFileReader;
 using binflow::science::Events;
+using binflow::science::EventsView;
 using binflow::science::Observation;
 using binflow::science::Response;
 using binflow::science::SourceModel;
@@ -245,6 +246,22 @@ TEST(EventFileReader, BinarySearchReadsOnlyAFewRowsOfAManyChunkFile) {
     EXPECT_LE(read, static_cast<std::int64_t>(got.size()) + std::int64_t{2} * 1024 + 300000 / 1024 + 1)
         << "[" << t0 << ", " << t1 << ")";
   }
+}
+
+// Ranges beyond 2^20 rows take the two-search path, smaller ones one read of their bracketed
+// times; both give exactly the slice, and a view reused by the next read is overwritten.
+TEST(EventFileReader, LargeAndSmallRangesGiveTheSameRows) {
+  const Events ev = ramp(1200000);  // ramp: two rows per 0.5 s step
+  const EventFileReader reader(write_file("large.h5", ev));
+  for (const auto& [t0, t1] : {std::pair{-1.0, 1e9}, {100.0, 590000.0}, {1000.0, 290000.25},
+                               {100.0, 100.5}, {10.0, 280000.0}, {599990.0, 1e9}}) {
+    expect_same(reader.read_time_range(t0, t1), slice_of(ev, t0, t1));
+  }
+  const Events expected = slice_of(ev, 100.0, 103.0);
+  const EventsView small = reader.view_time_range(100.0, 103.0);
+  ASSERT_EQ(small.size(), expected.size());
+  EXPECT_TRUE(std::equal(small.time.begin(), small.time.end(), expected.time.begin()));
+  EXPECT_TRUE(std::equal(small.dec.begin(), small.dec.end(), expected.dec.begin()));
 }
 
 TEST(EventFileReader, EmptyEventList) {
