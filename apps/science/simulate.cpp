@@ -8,7 +8,6 @@
 #include <fstream>
 #include <limits>
 #include <numbers>
-#include <numeric>
 
 #include <fmt/format.h>
 
@@ -363,6 +362,16 @@ LogLogSpectrum::LogLogSpectrum(const std::vector<double>& energy, std::vector<do
     }
     cumulative_[i + 1] = cumulative_[i] + cell;
   }
+  // What sample() needs of a cell besides its cumulative mass, computed once here with the
+  // same expressions (the same bits) instead of at every sample: an exp and an expm1 fewer.
+  cells_.resize(n - 1);
+  for (std::size_t i = 0; i + 1 < n; ++i) {
+    Cell& c = cells_[i];
+    c.width = log_energy_[i + 1] - log_energy_[i];
+    c.slope = log_density_[i + 1] - log_density_[i];
+    c.base = std::exp(log_density_[i]) * c.width;
+    c.top = std::expm1(c.slope);
+  }
 }
 
 double LogLogSpectrum::sample(double uniform) const {
@@ -377,15 +386,16 @@ double LogLogSpectrum::sample(double uniform) const {
     y = total_mass;
   }
   const std::size_t i = cell - 1;
-  const double h = log_energy_[i + 1] - log_energy_[i];
-  const double d = log_density_[i + 1] - log_density_[i];
-  const double base = std::exp(log_density_[i]) * h;
+  const Cell& c = cells_[i];
+  const double h = c.width;
+  const double d = c.slope;
+  const double base = c.base;
   const double r = y - cumulative_[i];
   // Solve base (exp(d w) - 1) / d = r for the fraction w of the cell. x = r d / base runs from
   // 0 at the bottom of the cell to expm1(d) at its top, and rounding may carry it past the
   // top: a min for a rising density (d > 0), a max for a falling one (x and top negative).
   // (The max alone put every sample of a rising cell at its top.)
-  const double top = std::expm1(d);
+  const double top = c.top;
   const double x = r * d / base;
   double w = std::abs(d) < 1e-10 ? r / base
                                  : std::log1p(d > 0.0 ? std::min(x, top) : std::max(x, top)) / d;
@@ -402,9 +412,21 @@ struct Simulator::Window {
   double start = 0.0;
   double stop = 0.0;
   std::vector<std::pair<double, double>> pieces;  // [lo, hi) parts inside GTIs
+  std::vector<double> last;                       // of each piece: the double below hi
   double ontime = 0.0;
   double profile_integral = 0.0;  // Int f dt over the pieces
   double profile_max = 1.0;
+
+  // Uniform in the union of the pieces (half-open: never a piece's stop) for a uniform u.
+  [[nodiscard]] double time(double u) const {
+    double x = u * ontime;
+    for (std::size_t j = 0; j < pieces.size(); ++j) {
+      const auto [lo, hi] = pieces[j];
+      if (x < hi - lo || j + 1 == pieces.size()) return std::clamp(lo + x, lo, last[j]);
+      x -= hi - lo;
+    }
+    throw InternalError("uniform_time: a slice with counts but no time inside a GTI");
+  }
 };
 
 Simulator::Simulator(const Observation& observation, const Response& response,
@@ -413,6 +435,7 @@ Simulator::Simulator(const Observation& observation, const Response& response,
       response_(response),
       model_(model),
       profile_(std::move(profile)),
+      source_frame_(model.ra, model.dec),
       slice_(slice) {
   for (const auto& [name, value] : {std::pair{"ra", model.ra},
                                     {"dec", model.dec},
@@ -501,6 +524,7 @@ Simulator::Window Simulator::window(std::int64_t k) const {
     const double hi = std::min(w.stop, gti_.stop[i]);
     if (hi <= lo) continue;
     w.pieces.emplace_back(lo, hi);
+    w.last.push_back(std::nextafter(hi, lo));
     w.ontime += hi - lo;
     w.profile_integral += profile_.integral(lo, hi);
   }
@@ -524,18 +548,28 @@ SliceCounts Simulator::counts(std::uint64_t seed, std::int64_t k) const {
 
 namespace {
 
-// Uniform in the union of the pieces (half-open: never a piece's stop).
-double uniform_time(RngStream& rng, const std::vector<std::pair<double, double>>& pieces,
-                    double ontime) {
-  double x = rng.uniform() * ontime;
-  for (std::size_t j = 0; j < pieces.size(); ++j) {
-    const auto [lo, hi] = pieces[j];
-    if (x < hi - lo || j + 1 == pieces.size()) {
-      return std::clamp(lo + x, lo, std::nextafter(hi, lo));
-    }
-    x -= hi - lo;
+// The events in time order; equal times keep the order they were drawn in (what a stable
+// sort by time gives), from one sort of (time, draw) keys, which compares without reaching
+// into the time column (the stable sort of indices by raw.time took 11 % of a pull trial).
+Events sorted_by_time(const Events& raw) {
+  struct Key {
+    double time;
+    std::size_t draw;
+  };
+  std::vector<Key> keys(raw.size());
+  for (std::size_t j = 0; j < keys.size(); ++j) keys[j] = {raw.time[j], j};
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    return a.time < b.time || (a.time == b.time && a.draw < b.draw);
+  });
+  Events out;
+  out.reserve(raw.size());
+  for (const Key& key : keys) {
+    out.time.push_back(key.time);
+    out.energy.push_back(raw.energy[key.draw]);
+    out.ra.push_back(raw.ra[key.draw]);
+    out.dec.push_back(raw.dec[key.draw]);
   }
-  throw InternalError("uniform_time: a slice with counts but no time inside a GTI");
+  return out;
 }
 
 }  // namespace
@@ -554,37 +588,25 @@ Events Simulator::events(std::uint64_t seed, std::int64_t k) const {
   };
   for (std::uint64_t i = 0; i < c.source; ++i) {
     // Thinning: uniform times accepted with probability f(t) / max f over the slice.
-    double t = uniform_time(rng, w.pieces, w.ontime);
+    double t = w.time(rng.uniform());
     if (!profile_.is_constant()) {
-      while (rng.uniform() * w.profile_max > profile_(t)) t = uniform_time(rng, w.pieces, w.ontime);
+      while (rng.uniform() * w.profile_max > profile_(t)) t = w.time(rng.uniform());
     }
     const double e = source_spectrum_.sample(rng.uniform());
     const double offset = response_.psf_sigma(e) * std::sqrt(-2.0 * std::log(rng.uniform()));
     const double bearing = 2.0 * std::numbers::pi * rng.uniform();
-    push(t, e, offset_direction(model_.ra, model_.dec, offset, bearing));
+    push(t, e, source_frame_(offset, bearing));
   }
   for (std::uint64_t i = 0; i < c.background; ++i) {
-    const double t = uniform_time(rng, w.pieces, w.ontime);
+    const double t = w.time(rng.uniform());
     const double e = background_spectrum_.sample(rng.uniform());
     // Uniform in 1 - cos theta = 2 sin^2(theta / 2), written so that small angles keep
     // their precision (1 - cos loses half the digits at 0.3 deg).
     const double theta = 2.0 * std::asin(cap_half_angle_sine_ * std::sqrt(rng.uniform())) / deg;
     const double bearing = 2.0 * std::numbers::pi * rng.uniform();
-    push(t, e, offset_direction(model_.ra, model_.dec, theta, bearing));
+    push(t, e, source_frame_(theta, bearing));
   }
-  std::vector<std::size_t> order(raw.size());
-  std::iota(order.begin(), order.end(), std::size_t{0});
-  std::stable_sort(order.begin(), order.end(),
-                   [&raw](std::size_t a, std::size_t b) { return raw.time[a] < raw.time[b]; });
-  Events out;
-  out.reserve(raw.size());
-  for (const std::size_t j : order) {
-    out.time.push_back(raw.time[j]);
-    out.energy.push_back(raw.energy[j]);
-    out.ra.push_back(raw.ra[j]);
-    out.dec.push_back(raw.dec[j]);
-  }
-  return out;
+  return sorted_by_time(raw);
 }
 
 Events simulate_events(const Observation& observation, const Response& response,

@@ -26,6 +26,7 @@
 
 #include "binflow/rng.hpp"
 #include "binflow/runtime.hpp"
+#include "science/geometry.hpp"
 #include "science/observation.hpp"
 #include "science/phase.hpp"
 #include "science/response.hpp"
@@ -48,10 +49,17 @@ public:
   [[nodiscard]] double sample(double uniform) const;
 
 private:
+  struct Cell {
+    double width;  ///< u_i+1 - u_i
+    double slope;  ///< l_i+1 - l_i
+    double base;   ///< exp(l_i) width
+    double top;    ///< expm1(slope)
+  };
   std::vector<double> energy_;
   std::vector<double> log_energy_;
   std::vector<double> log_density_;
   std::vector<double> cumulative_;  ///< integral below grid energy i
+  std::vector<Cell> cells_;         ///< cell i = [E_i, E_i+1]
 };
 }  // namespace detail
 
@@ -162,6 +170,7 @@ private:
   Response response_;
   SourceModel model_;
   TimeProfile profile_;
+  OffsetFrame source_frame_;  // offset_direction() around (model ra, dec)
   double live_fraction_ = 1.0;
   double slice_ = 60.0;
   double tstart_ = 0.0;
