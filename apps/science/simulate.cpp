@@ -404,9 +404,42 @@ double LogLogSpectrum::sample(double uniform) const {
   return std::clamp(std::exp(log_energy_[i] + w * h), energy_[i], energy_[i + 1]);
 }
 
+LogLogSpectrum::Reach LogLogSpectrum::reach(double emin, double emax) const {
+  // sample() picks the cell c - 1 with c the first index where cumulative_[c] > y, and
+  // clamps its energy into that cell. y < cumulative_[j] puts c <= j, so with E_j < emin the
+  // energy is at most E_j; cumulative_[m] <= y < total() puts c - 1 >= m, so with E_m > emax
+  // it is at least E_m. (NaN bounds select nothing here: every draw may reach.)
+  Reach r;
+  const std::size_t n = energy_.size();
+  for (std::size_t j = 0; j < n && energy_[j] < emin; ++j) r.from = cumulative_[j];
+  for (std::size_t m = n; m > 0 && energy_[m - 1] > emax; --m) r.below = cumulative_[m - 1];
+  return r;
+}
+
 }  // namespace detail
 
 // ---- simulator ----
+
+// The margin of a drawn offset over theta_max before an event is dropped: a stored
+// direction's distance from the source differs from its drawn offset by rounding, about
+// 1e-14 deg (ulps of ra and dec near 100 deg), far below both terms.
+constexpr double theta_margin_relative = 1e-9;
+constexpr double theta_margin_deg = 1e-9;
+
+struct Simulator::Cut {
+  detail::LogLogSpectrum::Reach source_energy;
+  detail::LogLogSpectrum::Reach background_energy;
+  double emin = 0.0;
+  double emax = 0.0;
+  double offset_limit = 0.0;  // drawn offsets in [offset_limit, 180] deg are dropped
+
+  [[nodiscard]] bool holds_energy(double e) const { return e >= emin && e <= emax; }
+  // Up to 180 deg a drawn offset is the distance of the direction; beyond it the direction
+  // comes back towards the source, so those (a PSF of tens of degrees) are always kept.
+  [[nodiscard]] bool drops_offset(double offset) const {
+    return offset >= offset_limit && offset <= 180.0;
+  }
+};
 
 struct Simulator::Window {
   double start = 0.0;
@@ -514,6 +547,21 @@ std::pair<double, double> Simulator::expected() const {
           background_rate_ * live_fraction_ * ontime_total};
 }
 
+Simulator::Cut Simulator::cut(const RoiFilter& keep) const {
+  Cut c;
+  c.source_energy = source_spectrum_.reach(keep.emin, keep.emax);
+  c.background_energy = background_spectrum_.reach(keep.emin, keep.emax);
+  c.emin = keep.emin;
+  c.emax = keep.emax;
+  // Triangle inequality: an event at offset o from the source is at least o - s from a
+  // centre s away from the source.
+  const double s = angular_distance(model_.ra, model_.dec, keep.ra, keep.dec);
+  c.offset_limit = keep.theta_max * (1.0 + theta_margin_relative) + theta_margin_deg + s;
+  // NaN (a bad filter) keeps every direction.
+  if (std::isnan(c.offset_limit)) c.offset_limit = std::numeric_limits<double>::infinity();
+  return c;
+}
+
 Simulator::Window Simulator::window(std::int64_t k) const {
   Window w;
   std::tie(w.start, w.stop) = slice_range(k);
@@ -575,35 +623,92 @@ Events sorted_by_time(const Events& raw) {
 }  // namespace
 
 Events Simulator::events(std::uint64_t seed, std::int64_t k) const {
+  return draw_events(seed, k, nullptr);
+}
+
+Events Simulator::events(std::uint64_t seed, std::int64_t k, const RoiFilter& keep) const {
+  const Cut c = cut(keep);
+  return draw_events(seed, k, &c);
+}
+
+// Every event makes the same draws in the same order with or without a cut: source (time,
+// with thinning for a varying profile), energy, offset, bearing; background time, energy,
+// theta, bearing. With a cut an event is tested as soon as a draw can exclude it, and the
+// draws it no longer needs are skipped with discard(); a time that is a single uniform (a
+// constant profile, and every background event) is read back at its position only for the
+// events kept, so most events cost one Philox block and a comparison.
+Events Simulator::draw_events(std::uint64_t seed, std::int64_t k, const Cut* cut) const {
   RngStream rng(seed, static_cast<std::uint64_t>(k));
   const Window w = window(k);
   const SliceCounts c = draw_counts(rng, w);
   Events raw;
-  raw.reserve(static_cast<std::size_t>(c.total()));
+  // With a cut the events kept are a fraction not known in advance (15 % in a pull trial).
+  if (cut == nullptr) raw.reserve(static_cast<std::size_t>(c.total()));
   const auto push = [&raw](double t, double e, SkyDirection dir) {
     raw.time.push_back(t);
     raw.energy.push_back(e);
     raw.ra.push_back(dir.ra);
     raw.dec.push_back(dir.dec);
   };
+  const bool late_source_time = cut != nullptr && profile_.is_constant();
   for (std::uint64_t i = 0; i < c.source; ++i) {
-    // Thinning: uniform times accepted with probability f(t) / max f over the slice.
-    double t = w.time(rng.uniform());
-    if (!profile_.is_constant()) {
-      while (rng.uniform() * w.profile_max > profile_(t)) t = w.time(rng.uniform());
+    const std::uint64_t time_draw = rng.position();
+    double t = 0.0;
+    if (late_source_time) {
+      rng.discard(1);
+    } else {
+      // Thinning: uniform times accepted with probability f(t) / max f over the slice.
+      t = w.time(rng.uniform());
+      if (!profile_.is_constant()) {
+        while (rng.uniform() * w.profile_max > profile_(t)) t = w.time(rng.uniform());
+      }
     }
-    const double e = source_spectrum_.sample(rng.uniform());
+    const double u_energy = rng.uniform();
+    if (cut != nullptr && !source_spectrum_.may_reach(cut->source_energy, u_energy)) {
+      rng.discard(2);
+      continue;
+    }
+    const double e = source_spectrum_.sample(u_energy);
+    if (cut != nullptr && !cut->holds_energy(e)) {
+      rng.discard(2);
+      continue;
+    }
     const double offset = response_.psf_sigma(e) * std::sqrt(-2.0 * std::log(rng.uniform()));
+    if (cut != nullptr && cut->drops_offset(offset)) {
+      rng.discard(1);
+      continue;
+    }
     const double bearing = 2.0 * std::numbers::pi * rng.uniform();
+    if (late_source_time) t = w.time(rng.uniform_at(time_draw));
     push(t, e, source_frame_(offset, bearing));
   }
   for (std::uint64_t i = 0; i < c.background; ++i) {
-    const double t = w.time(rng.uniform());
-    const double e = background_spectrum_.sample(rng.uniform());
+    const std::uint64_t time_draw = rng.position();
+    double t = 0.0;
+    if (cut != nullptr) {
+      rng.discard(1);
+    } else {
+      t = w.time(rng.uniform());
+    }
+    const double u_energy = rng.uniform();
+    if (cut != nullptr && !background_spectrum_.may_reach(cut->background_energy, u_energy)) {
+      rng.discard(2);
+      continue;
+    }
+    const double e = background_spectrum_.sample(u_energy);
+    if (cut != nullptr && !cut->holds_energy(e)) {
+      rng.discard(2);
+      continue;
+    }
     // Uniform in 1 - cos theta = 2 sin^2(theta / 2), written so that small angles keep
     // their precision (1 - cos loses half the digits at 0.3 deg).
     const double theta = 2.0 * std::asin(cap_half_angle_sine_ * std::sqrt(rng.uniform())) / deg;
+    if (cut != nullptr && cut->drops_offset(theta)) {
+      rng.discard(1);
+      continue;
+    }
     const double bearing = 2.0 * std::numbers::pi * rng.uniform();
+    if (cut != nullptr) t = w.time(rng.uniform_at(time_draw));
     push(t, e, source_frame_(theta, bearing));
   }
   return sorted_by_time(raw);
@@ -612,27 +717,32 @@ Events Simulator::events(std::uint64_t seed, std::int64_t k) const {
 Events simulate_events(const Observation& observation, const Response& response,
                        const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
                        double slice, int threads) {
-  return simulate_events(Simulator(observation, response, model, profile, slice), seed, threads);
+  return simulate_events(Simulator(observation, response, model, profile, slice), seed, threads)
+      .events;
 }
 
 // Slices differ in cost (GTI overlap, the time profile), hence the dynamic schedule.
-Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads,
-                       const BeforeRead& before_allocate) {
-  if (before_allocate) {
-    std::int64_t drawn = 0;
-    for (std::int64_t k = 0; k < simulator.slices(); ++k) drawn += simulator.counts(seed, k).total();
-    before_allocate(drawn);
+SimulatedEvents simulate_events(const Simulator& simulator, std::uint64_t seed, int threads,
+                                const BeforeRead& before_allocate,
+                                const std::optional<RoiFilter>& keep) {
+  SimulatedEvents out;
+  // Two Poisson draws per slice: the count of the events drawn, kept or not.
+  for (std::int64_t k = 0; k < simulator.slices(); ++k) {
+    out.drawn += static_cast<std::int64_t>(simulator.counts(seed, k).total());
   }
+  if (before_allocate) before_allocate(out.drawn);
   std::vector<Events> parts(static_cast<std::size_t>(simulator.slices()));
   parallel_for(
       threads, simulator.slices(),
-      [&](std::int64_t k) { parts[static_cast<std::size_t>(k)] = simulator.events(seed, k); },
+      [&](std::int64_t k) {
+        parts[static_cast<std::size_t>(k)] =
+            keep ? simulator.events(seed, k, *keep) : simulator.events(seed, k);
+      },
       LoopSchedule::dynamic);
   std::size_t total = 0;
   for (const Events& p : parts) total += p.size();
-  Events out;
-  out.reserve(total);
-  for (const Events& p : parts) append(out, p);
+  out.events.reserve(total);
+  for (const Events& p : parts) append(out.events, p);
   return out;
 }
 
