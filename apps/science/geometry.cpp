@@ -23,9 +23,17 @@ double angular_distance(double ra1, double dec1, double ra2, double dec2) {
 }
 
 SkyDirection offset_direction(double ra, double dec, double offset, double bearing) {
+  return OffsetFrame(ra, dec)(offset, bearing);
+}
+
+OffsetFrame::OffsetFrame(double ra, double dec)
+    : ra_(ra), sin_dec_(std::sin(dec * deg)), cos_dec_(std::cos(dec * deg)) {}
+
+SkyDirection OffsetFrame::operator()(double offset, double bearing) const {
+  const double ra = ra_;
+  const double s1 = sin_dec_;
+  const double c1 = cos_dec_;
   const double d = offset * deg;
-  const double s1 = std::sin(dec * deg);
-  const double c1 = std::cos(dec * deg);
   const double dec2 =
       std::asin(std::clamp(s1 * std::cos(d) + c1 * std::sin(d) * std::cos(bearing), -1.0, 1.0));
   const double dra =

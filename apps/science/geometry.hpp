@@ -15,4 +15,17 @@ struct SkyDirection {
 /// `bearing` (radians, from north through east).
 SkyDirection offset_direction(double ra, double dec, double offset, double bearing);
 
+/// offset_direction() around one fixed centre, whose sine and cosine of dec are computed
+/// once instead of at every call (the same bits). Immutable, thread-safe.
+class OffsetFrame {
+public:
+  OffsetFrame(double ra, double dec);
+  [[nodiscard]] SkyDirection operator()(double offset, double bearing) const;
+
+private:
+  double ra_;
+  double sin_dec_;
+  double cos_dec_;
+};
+
 }  // namespace binflow::science

@@ -12,7 +12,9 @@
 // beta bkg_rate(E) per deg^2 of solid angle, uniform on the spherical cap theta < theta_sim
 // around (ra, dec) (uniform in cos theta). Both are placed with offset_direction, exactly.
 // Energies cover the whole IRF grid; an analysis cuts its own emin/emax. Livetime is the GTI
-// time times (1 - deadtime_fraction).
+// time times (1 - deadtime_fraction). A nested analysis (a pull trial) may pass its cuts as a
+// RoiFilter: the events are drawn exactly as without it, and only those the cuts can select
+// get a direction, a time and a place in memory (85 % of a 30-minute trial's are skipped).
 //
 // Energies are drawn by exact inversion of the cumulative spectrum: between grid energies
 // the response is log-log linear (SCIENCE.md section 1), so the density in ln E is one
@@ -20,12 +22,16 @@
 // discretisation error to document).
 
 #include <cstdint>
+#include <limits>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include "binflow/rng.hpp"
 #include "binflow/runtime.hpp"
+#include "science/defaults.hpp"
+#include "science/geometry.hpp"
 #include "science/observation.hpp"
 #include "science/phase.hpp"
 #include "science/response.hpp"
@@ -47,11 +53,33 @@ public:
   /// The energy whose cumulative fraction is `uniform` in (0, 1); requires total() > 0.
   [[nodiscard]] double sample(double uniform) const;
 
+  /// Thresholds on uniform * total() outside which sample() lies in a cell entirely below
+  /// emin or entirely above emax: the comparisons sample() makes to choose its cell, so that
+  /// may_reach() is false only where sample() is certainly outside [emin, emax] (exactly,
+  /// with no margin), and costs no exp or log.
+  struct Reach {
+    double from = -std::numeric_limits<double>::infinity();  ///< below: a cell under emin
+    double below = std::numeric_limits<double>::infinity();  ///< from here: a cell over emax
+  };
+  [[nodiscard]] Reach reach(double emin, double emax) const;
+  [[nodiscard]] bool may_reach(const Reach& r, double uniform) const {
+    const double y = uniform * total();  // sample()'s y
+    // At y >= total() sample() takes the top of the last live cell, wherever that is.
+    return y >= r.from && (y < r.below || y >= total());
+  }
+
 private:
+  struct Cell {
+    double width;  ///< u_i+1 - u_i
+    double slope;  ///< l_i+1 - l_i
+    double base;   ///< exp(l_i) width
+    double top;    ///< expm1(slope)
+  };
   std::vector<double> energy_;
   std::vector<double> log_energy_;
   std::vector<double> log_density_;
   std::vector<double> cumulative_;  ///< integral below grid energy i
+  std::vector<Cell> cells_;         ///< cell i = [E_i, E_i+1]
 };
 }  // namespace detail
 
@@ -120,6 +148,17 @@ private:
   Ephemeris ephemeris_;
 };
 
+/// What a nested analysis can select: the region of interest of SCIENCE.md section 2
+/// without its time cut, emin <= E <= emax (closed) and theta < theta_max (strict), theta the
+/// great-circle distance of an event's stored direction from (ra, dec).
+struct RoiFilter {
+  double ra = defaults::ra;  ///< deg
+  double dec = defaults::dec;
+  double theta_max = defaults::theta_max;  ///< deg
+  double emin = defaults::emin;            ///< TeV
+  double emax = defaults::emax;
+};
+
 /// Counts of one slice: the Poisson means and the numbers drawn.
 struct SliceCounts {
   double expected_source = 0.0;
@@ -152,16 +191,31 @@ public:
   [[nodiscard]] SliceCounts counts(std::uint64_t seed, std::int64_t k) const;
   /// The events of slice k, sorted by time (the same counts as counts(seed, k)).
   [[nodiscard]] Events events(std::uint64_t seed, std::int64_t k) const;
+  /// The events of slice k that an analysis with the cuts of `keep` can select: a
+  /// subsequence of events(seed, k), the same bits in the same order, holding every one of
+  /// its events inside `keep`. Each event makes the same draws as in events(seed, k), so the
+  /// stream and the events kept are unchanged; an event whose energy is outside [emin, emax]
+  /// (decided before its inversion where the cell alone decides, see Reach), or whose drawn
+  /// offset from the source is at least theta_max (1 + 1e-9) + 1e-9 deg plus the distance
+  /// from the source to (keep.ra, keep.dec), is dropped before its direction, time and sort
+  /// are computed (its remaining draws skipped with RngStream::discard). The margin is far
+  /// above the ulps by which the distance of a stored direction differs from the drawn
+  /// offset; the exact theta < theta_max is the analysis's cut.
+  [[nodiscard]] Events events(std::uint64_t seed, std::int64_t k, const RoiFilter& keep) const;
 
 private:
   struct Window;  // one slice's overlap with the GTIs
+  struct Cut;     // a RoiFilter as draws are tested against it
   [[nodiscard]] Window window(std::int64_t k) const;
   [[nodiscard]] SliceCounts draw_counts(RngStream& rng, const Window& w) const;
+  [[nodiscard]] Cut cut(const RoiFilter& keep) const;
+  [[nodiscard]] Events draw_events(std::uint64_t seed, std::int64_t k, const Cut* cut) const;
 
   Gti gti_;
   Response response_;
   SourceModel model_;
   TimeProfile profile_;
+  OffsetFrame source_frame_;  // offset_direction() around (model ra, dec)
   double live_fraction_ = 1.0;
   double slice_ = 60.0;
   double tstart_ = 0.0;
@@ -180,10 +234,21 @@ private:
 Events simulate_events(const Observation& observation, const Response& response,
                        const SourceModel& model, const TimeProfile& profile, std::uint64_t seed,
                        double slice, int threads);
+/// An in-memory simulation: its events and how many were drawn.
+struct SimulatedEvents {
+  Events events;  ///< sorted by time; with a RoiFilter only those it keeps
+  /// Events drawn, the slices' Poisson counts: kept or not, the number of events the file
+  /// of the same simulation and seed holds.
+  std::int64_t drawn = 0;
+};
 /// The same with a simulator already built; `before_allocate`, if set, is called with the
-/// number of events drawn (the slices' counts) before any event is made.
-Events simulate_events(const Simulator& simulator, std::uint64_t seed, int threads,
-                       const BeforeRead& before_allocate = {});
+/// number of events drawn (the slices' counts) before any event is made. With `keep`, the
+/// slices are Simulator::events(seed, k, *keep): the events an analysis with those cuts
+/// selects are exactly, bit for bit and in order, those it selects from the simulation
+/// without `keep` (a pull trial's nested fit), at a fraction of the cost.
+SimulatedEvents simulate_events(const Simulator& simulator, std::uint64_t seed, int threads,
+                                const BeforeRead& before_allocate = {},
+                                const std::optional<RoiFilter>& keep = {});
 
 /// What simulate_to_file did (the same on every rank).
 struct SimulationSummary {

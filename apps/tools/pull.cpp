@@ -232,6 +232,13 @@ SimulateTool::Request TrialSetup::simulation() const {
   } else {
     r.inirf = inobs;
   }
+  // The nested fit's own cuts (fit() below), from the same settings it is given: the
+  // simulation keeps what the fit can select and skips the rest after drawing it, so the
+  // fit sees the events it would see without the filter, bit for bit, and the simulation
+  // costs a quarter of the instructions (docs/benchmarks.md, "Monte Carlo statistics"). The
+  // time range (tmin, tmax) is left to the fit.
+  const science::FitSettings s = fit_parameters().fit_settings(analysis.ra, analysis.dec);
+  r.keep = science::RoiFilter{s.ra, s.dec, s.theta_max, s.emin, s.emax};
   return r;
 }
 
@@ -261,7 +268,7 @@ TrialFit run_trial(BinContext& bin, const TrialSetup& setup, bool break_fit) {
   SimulateTool simulate;
   SimulateTool::Result simulated = bin.call(simulate, setup.simulation(), how);
   TrialFit out;
-  out.n_simulated = static_cast<std::int64_t>(simulated.events.size());
+  out.n_simulated = simulated.drawn;
   FitTool fit;
   FitTool::Result result = bin.call(fit, setup.fit(std::move(simulated), break_fit), how);
   require_fitted(result.fit, "nested fit");

@@ -67,7 +67,9 @@ struct TrialSetup {
   void declare_trials(ParameterSet& params);
   /// `analysis` as every trial fits it: gamma_ref the true gamma, calc_ts on.
   [[nodiscard]] AnalysisParameters fit_parameters() const;
-  /// The nested simulation of the true model.
+  /// The nested simulation of the true model, keeping in memory only the events the nested
+  /// fit can select (Request::keep from fit_parameters()'s cuts): the fit's events, and so
+  /// every result of the trial, are the same bits as with the unfiltered simulation.
   [[nodiscard]] SimulateTool::Request simulation() const;
   /// The nested fit of `simulated`; `break_fit` gives it an invalid emin (test hook).
   [[nodiscard]] FitTool::Request fit(SimulateTool::Result simulated, bool break_fit = false) const;
@@ -79,8 +81,10 @@ struct TrialSetup {
 /// What one trial's fit returned.
 struct TrialFit {
   science::FitResult fit;  ///< status ok or empty (a failed fit fails the trial)
-  /// Events simulated: on the whole IRF grid by a nested simulate (embedded, HDF5), only
-  /// inside the region of interest for DL3 (roi_only; they are the fit's events).
+  /// Events simulated: drawn on the whole IRF grid and background cap by a nested simulate
+  /// (embedded, HDF5; the events the file of that simulation would hold, although the
+  /// nested simulate keeps in memory only those the fit can select), only inside the
+  /// region of interest for DL3 (roi_only; they are the fit's events).
   std::int64_t n_simulated = 0;
   bool roi_only = false;
   std::int64_t fit_threads = 0;  ///< thread budget the fit ran with (always 1)

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <optional>
 #include <utility>
 #include <vector>
 
@@ -160,13 +161,20 @@ ToolOutput SimulateTool::execute(RunContext& ctx) {
       memory.check(2.0 * static_cast<double>(events) * science::Events::row_bytes,
                    [events] { return fmt::format("simulating {} events", events); });
     };
-    Result result{
-        science::simulate_events(simulator, ctx.settings().seed, ctx.budget().threads(), check),
-        obs};
+    const std::optional<science::RoiFilter> keep = std::exchange(p_.keep, std::nullopt);
+    science::SimulatedEvents simulated = science::simulate_events(
+        simulator, ctx.settings().seed, ctx.budget().threads(), check, keep);
+    Result result{std::move(simulated.events), obs, simulated.drawn};
     const auto [expected_source, expected_background] = simulator.expected();
     const double wall = wall_seconds() - start;
     ctx.log().info("{} events simulated in memory ({:.1f} source and {:.1f} background expected)",
-                   result.events.size(), expected_source, expected_background);
+                   result.drawn, expected_source, expected_background);
+    if (keep) {
+      ctx.log().info(
+          "kept {} of them, those a fit within {} deg of ({}, {}) at {}-{} TeV can select (the "
+          "others skipped after their draws)",
+          result.events.size(), keep->theta_max, keep->ra, keep->dec, keep->emin, keep->emax);
+    }
     ctx.log().info("{}simulated in {:.3f} s with {} threads", run_marker, wall,
                    ctx.budget().threads());
     captured_ = std::move(result);

@@ -46,12 +46,18 @@ public:
     double f2 = science::Ephemeris{}.f2;
     double slice = 60.0;
     std::string inirf;
+    /// Not a parameter (nested runs only): keep in memory only the events an analysis with
+    /// these cuts can select (science::Simulator::events with a RoiFilter). The events it
+    /// selects are the same bits as without the filter; the others are drawn and skipped.
+    std::optional<science::RoiFilter> keep;
   };
   /// A nested simulation's result: the events, in memory, and the observation simulated on
   /// (GTIs, response, pointing). The same bits as the file the same request and seed give.
   struct Result {
-    science::Events events;
+    science::Events events;  ///< with Request::keep only those it keeps
     science::Observation observation;
+    /// Events drawn (what the file of the same request and seed would hold), kept or not.
+    std::int64_t drawn = 0;
   };
 
   SimulateTool() : Tool(info) {}

@@ -120,13 +120,6 @@ std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
   return counter;
 }
 
-double to_unit(std::uint64_t bits) {
-  // 52 bits, not 53: (k + 0.5) * 2^-52 is exact for every k < 2^52, so the result is the
-  // midpoint of its cell and lies in [2^-53, 1 - 2^-53]; with 53 bits the top cell's
-  // midpoint 1 - 2^-54 is not representable and rounds to exactly 1.0.
-  return (static_cast<double>(bits >> 12) + 0.5) * 0x1p-52;
-}
-
 }  // namespace detail
 
 std::uint64_t mix64(std::uint64_t x) {
@@ -138,16 +131,10 @@ std::uint64_t mix64(std::uint64_t x) {
 RngStream::RngStream(std::uint64_t seed, std::uint64_t index)
     : seed_(seed), index_(index), key_{lo32(mix64(seed)), hi32(mix64(seed))} {}
 
-RngStream::result_type RngStream::operator()() {
-  const std::uint64_t block = counter_ >> 1;
-  if (block != block_id_) {
-    block_ = stream_block(key_, index_, block);
-    block_id_ = block;
-  }
-  return block_[counter_++ & 1U];
+void RngStream::fill(std::uint64_t block) {
+  block_ = stream_block(key_, index_, block);
+  block_id_ = block;
 }
-
-double RngStream::uniform() { return detail::to_unit((*this)()); }
 
 double RngStream::normal() {
   const double u1 = uniform();

@@ -169,7 +169,10 @@ def sample_ranks(proc, period=0.02):
 
 
 out = ctx.path("pull_3ranks.h5")
-proc = ctx.start(["pull", "--ntrials", "240", "--seed", "5", "--outfile", out, "--chatter", "1"], ranks=3)
+# Enough trials that each rank's compute thread outworks rank 0's main thread (start-up and
+# serving the other ranks, about 0.1 s) five times over: a trial costs about 5 ms of CPU
+# (docs/benchmarks.md, "Monte Carlo statistics"; 240 trials sufficed at 14 ms).
+proc = ctx.start(["pull", "--ntrials", "720", "--seed", "5", "--outfile", out, "--chatter", "1"], ranks=3)
 most, ticks = sample_ranks(proc)
 stdout, stderr = proc.communicate()
 ctx.check(proc.returncode == 0, "pull on 3 ranks (2 cores): exit 0", stderr[-2000:])

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <array>
 #include <cmath>
 #include <cstdint>
 #include <limits>
@@ -169,6 +170,42 @@ TEST(RngStream, AtAgreesWithSequentialDrawsAndDoesNotAdvance) {
 
   RngStream uniforms(99, 5);
   for (std::uint64_t i = 0; i < 20; ++i) EXPECT_EQ(random_access.uniform_at(i), uniforms.uniform());
+}
+
+TEST(RngStream, DiscardSkipsExactlyWhatDrawsWould) {
+  // Every skip length from every lane of a block, so that a skip ending inside the cached
+  // block, at its second lane, or blocks away all land on the sequential stream.
+  RngStream sequential(17, 3);
+  std::vector<std::uint64_t> values(64);
+  for (auto& value : values) value = sequential();
+  for (std::uint64_t start = 0; start < 4; ++start) {
+    for (std::uint64_t skip = 0; skip < 8; ++skip) {
+      RngStream rng(17, 3);
+      for (std::uint64_t i = 0; i < start; ++i) ASSERT_EQ(rng(), values[i]);
+      rng.discard(skip);
+      EXPECT_EQ(rng.position(), start + skip);
+      EXPECT_EQ(rng(), values[start + skip]) << "start " << start << " skip " << skip;
+      EXPECT_EQ(rng(), values[start + skip + 1]) << "start " << start << " skip " << skip;
+      // A value behind the position, read back without advancing (cached block or not).
+      EXPECT_EQ(rng.at(start), values[start]);
+      EXPECT_EQ(rng.uniform_at(start + skip), binflow::detail::to_unit(values[start + skip]));
+      EXPECT_EQ(rng.position(), start + skip + 2);
+    }
+  }
+}
+
+TEST(RngStream, BlockCacheGivesTheUncachedStream) {
+  // The values drawn through the cache, the same values computed from the bijection one
+  // block each: lane 0 of block b is words (0, 1) of philox(b, index), lane 1 words (2, 3).
+  RngStream rng(2024, 9);
+  const std::uint64_t key = binflow::mix64(2024);
+  const std::array<std::uint32_t, 2> k{static_cast<std::uint32_t>(key),
+                                       static_cast<std::uint32_t>(key >> 32)};
+  for (std::uint32_t block = 0; block < 50; ++block) {
+    const auto w = binflow::detail::philox4x32_10({block, 0U, 9U, 0U}, k);
+    EXPECT_EQ(rng(), (std::uint64_t{w[1]} << 32) | w[0]) << "block " << block;
+    EXPECT_EQ(rng(), (std::uint64_t{w[3]} << 32) | w[2]) << "block " << block;
+  }
 }
 
 TEST(RngStream, FarCountersAreReachable) {

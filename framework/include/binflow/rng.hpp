@@ -20,7 +20,13 @@ public:
 
   static constexpr result_type min() { return 0; }
   static constexpr result_type max() { return std::numeric_limits<result_type>::max(); }
-  result_type operator()();
+  /// One Philox block (128 bits) serves two consecutive draws: it is computed once, when
+  /// the first of them is drawn (about 150 instructions; the draw itself is a few).
+  result_type operator()() {
+    const std::uint64_t block = counter_ >> 1;
+    if (block != block_id_) fill(block);
+    return block_[counter_++ & 1U];
+  }
 
   /// Uniform in (0, 1), never exactly 0 or 1: the midpoints of 2^52 equal cells. (53 bits
   /// plus the half-cell offset would round the top cell to exactly 1.0.)
@@ -32,6 +38,11 @@ public:
   double exponential();
   /// Poisson with mean `mu` >= 0 (inversion for mu < 30, PTRS transformed rejection above).
   std::uint64_t poisson(double mu);
+
+  /// Skips `n` values, as n calls of operator() would, without computing them: a draw
+  /// whose value turns out not to be needed costs nothing, and the draws after it are the
+  /// same as if it had been made.
+  void discard(std::uint64_t n) { counter_ += n; }
 
   /// The 64-bit value at position `counter` of this stream, without advancing it.
   [[nodiscard]] std::uint64_t at(std::uint64_t counter) const;
@@ -48,6 +59,8 @@ public:
   [[nodiscard]] std::uint64_t position() const { return counter_; }
 
 private:
+  void fill(std::uint64_t block);
+
   std::uint64_t seed_;
   std::uint64_t index_;
   std::array<std::uint32_t, 2> key_;
@@ -65,7 +78,14 @@ namespace detail {
 std::array<std::uint32_t, 4> philox4x32_10(std::array<std::uint32_t, 4> counter,
                                            std::array<std::uint32_t, 2> key);
 /// The map from a 64-bit value to the open interval (0, 1) used by uniform().
-double to_unit(std::uint64_t bits);
+/// 52 bits, not 53: (k + 0.5) * 2^-52 is exact for every k < 2^52, so the result is the
+/// midpoint of its cell and lies in [2^-53, 1 - 2^-53]; with 53 bits the top cell's
+/// midpoint 1 - 2^-54 is not representable and rounds to exactly 1.0.
+inline double to_unit(std::uint64_t bits) {
+  return (static_cast<double>(bits >> 12) + 0.5) * 0x1p-52;
+}
 }  // namespace detail
+
+inline double RngStream::uniform() { return detail::to_unit((*this)()); }
 
 }  // namespace binflow
