@@ -233,6 +233,19 @@ const SortedColumnIndex& EventFileReader::time_index() const {
 
 std::string EventFileReader::time_label() const { return path_ + ": /events/time"; }
 
+const std::vector<double>& EventFileReader::time_index_values() const {
+  return time_index().values();
+}
+
+void EventFileReader::adopt_time_index(std::vector<double> values) const {
+  const auto expected = static_cast<std::size_t>((rows_ + search_window - 1) / search_window);
+  if (values.size() != expected) {
+    throw UsageError(fmt::format("{}: a time index of {} values for {} rows (expected {})",
+                                 time_label(), values.size(), rows_, expected));
+  }
+  time_index_ = SortedColumnIndex(std::move(values), search_window, time_label());
+}
+
 std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_t hi) const {
   const std::string column = time_label();
   const auto [from, to] = time_index().bracket(t, lo, hi);

@@ -60,6 +60,14 @@ public:
   [[nodiscard]] EventsView view_time_range(double t0, double t1,
                                            const BeforeRead& before_read = {}) const;
 
+  /// The time index (one time per 1024 rows from row 0), read from the file at the first
+  /// call or search: UsageError if those times are not finite and ascending.
+  [[nodiscard]] const std::vector<double>& time_index_values() const;
+  /// Takes the index another reader of this file read (rank 0's, broadcast: one read of the
+  /// whole time column per job, not per rank), checked the same way; UsageError if it does
+  /// not fit this file's row count.
+  void adopt_time_index(std::vector<double> values) const;
+
   /// Elements of /events/time read so far, probes included (to check that a range read
   /// does not read the file).
   [[nodiscard]] std::int64_t time_rows_read() const { return time_rows_read_; }

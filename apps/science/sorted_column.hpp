@@ -77,6 +77,7 @@ public:
     }
   }
   [[nodiscard]] bool empty() const { return values_.empty(); }
+  [[nodiscard]] const std::vector<double>& values() const { return values_; }
   [[nodiscard]] std::int64_t stride() const { return stride_; }
 
   /// [lo, hi) narrowed to the rows where the first value >= t can be (the result may be the

@@ -428,18 +428,23 @@ public:
                           now_seconds() - started_ >= report_interval_seconds);
   }
 
+  // Posted, not waited for: the worker goes on with its next bin at once.
   void send(bool want_work, bool interrupted) {
-    channel_.send(0, Tag::report, detail::encode_report(want_work, interrupted, count_, body_));
+    channel_.post_send(0, Tag::report,
+                       detail::encode_report(want_work, interrupted, count_, body_), outgoing_);
     body_.clear();
     count_ = 0;
   }
 
+  /// Sends what is batched and waits until every report has left.
   void flush(bool interrupted) {
     if (count_ > 0 || interrupted) send(false, interrupted);
+    outgoing_.complete();
   }
 
 private:
   const Channel& channel_;
+  Channel::Outgoing outgoing_;
   std::string body_;
   std::uint64_t count_ = 0;
   double started_ = 0.0;

@@ -18,6 +18,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "binflow/checkpoint.hpp"
@@ -66,6 +67,38 @@ public:
     check_mpi(MPI_Iprobe(source, static_cast<int>(tag), comm_, &flag, &status), "MPI_Iprobe");
     if (flag != 0) (void)receive(status);
     return flag != 0;
+  }
+
+  /// A send posted now and completed later (a worker's report): its bytes stay here until
+  /// then. A blocking send of a report larger than the eager limit waited until rank 0's
+  /// service thread woke up to receive it: 1-3 ms at every chunk, 15 % of a worker's time
+  /// on 0.1 ms light-curve bins.
+  class Outgoing {
+  public:
+    Outgoing() = default;
+    Outgoing(const Outgoing&) = delete;
+    Outgoing& operator=(const Outgoing&) = delete;
+    ~Outgoing() {
+      if (request_ != MPI_REQUEST_NULL) MPI_Wait(&request_, MPI_STATUS_IGNORE);
+    }
+    /// Waits until the last send posted from here has left its buffer.
+    void complete() {
+      if (request_ != MPI_REQUEST_NULL) check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
+    }
+
+  private:
+    friend class Channel;
+    MPI_Request request_ = MPI_REQUEST_NULL;
+    std::string bytes_;
+  };
+  /// Completes `out`'s previous send, then posts this one (messages to one rank are matched
+  /// in the order they are posted, blocking or not).
+  void post_send(int dest, Tag tag, std::string bytes, Outgoing& out) const {
+    out.complete();
+    out.bytes_ = std::move(bytes);
+    check_mpi(MPI_Isend(out.bytes_.data(), static_cast<int>(out.bytes_.size()), MPI_BYTE, dest,
+                        static_cast<int>(tag), comm_, &out.request_),
+              "MPI_Isend");
   }
 
   /// A receive posted now and completed by wait() (the worker's prefetched assignment).
