@@ -4,10 +4,10 @@
 1. fit throughput: ROI events fitted per second per core, TS and UL included, measured
    inside the run (sum of events / sum of per-bin CPU seconds from /run/bins), on the
    embedded 4-hour observation with 100 bins and a 40-hour one with 1000 bins;
-2. parallel efficiency T(1 rank) / (2 T(2 ranks)) on the 40-hour, 1000-bin light curve,
-   T being the wall time of the map (/run wall), median of several runs;
-3. peak resident memory per rank on a file of ~2.5e7 events (/run/bins/peak_rss), to show
+2. peak resident memory per rank on a file of ~2.5e7 events (/run/bins/peak_rss), to show
    it follows the largest bin, not the file size.
+
+Parallel efficiency over ranks and threads: bench/scaling.py.
 
 Usage: bench/lightcurve_scaling.py --binflow build/bin/binflow [--repetitions 3] [--big_events 2.5e7]
 """
@@ -71,14 +71,6 @@ def main():
                     rates.append(events / cpu)
                 print(f"  {label:<16} index {'free ' if free else 'fixed'}: {statistics.median(rates):.3e} "
                       f"events/s/core ({events} ROI events)")
-
-        walls = {1: [], 2: []}
-        for _ in range(args.repetitions):
-            for ranks in (1, 2):
-                walls[ranks].append(lightcurve(args, long_, os.path.join(work, "lc.h5"), 1000, ranks)[0])
-        t1, t2 = statistics.median(walls[1]), statistics.median(walls[2])
-        print(f"parallel efficiency, 40 h / 1000 bins: T1 = {t1:.3f} s, T2 = {t2:.3f} s, "
-              f"T1 / (2 T2) = {t1 / (2 * t2):.3f}")
 
         # A file of ~big_events events: scale the duration from the 40-hour file's count.
         with h5py.File(long_, "r") as f:
