@@ -342,9 +342,10 @@ void check_rows(const EventsView& v, const std::string& path, std::int64_t first
                                    column[i], first + static_cast<std::int64_t>(i), expected));
     }
   };
-  check_domain(v.energy, "energy", [](double e) { return e > 0.0; }, "an energy > 0 TeV");
-  check_domain(v.dec, "dec", [](double d) { return std::abs(d) <= 90.0; },
-               "a declination in [-90, 90] deg");
+  check_domain(
+      v.energy, "energy", [](double e) { return e > 0.0; }, "an energy > 0 TeV");
+  check_domain(
+      v.dec, "dec", [](double d) { return std::abs(d) <= 90.0; }, "a declination in [-90, 90] deg");
   throw InternalError(fmt::format("{}: rows from {} failed a check that none names", path, first));
 }
 

@@ -4,8 +4,8 @@
 // parallel writer.
 #include <array>
 #include <cstdint>
-#include <memory>
 #include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 

@@ -413,9 +413,8 @@ template <bool WithLnl>
     s[9] += y * y;
   }
   if constexpr (WithLnl) {
-    s[10] = sum_log_over(begin, end, [&](std::size_t i) {
-      return livetime * (n0a * c.p[i] + betab * c.q[i]);
-    });
+    s[10] = sum_log_over(begin, end,
+                         [&](std::size_t i) { return livetime * (n0a * c.p[i] + betab * c.q[i]); });
   }
   return s;
 }

@@ -193,8 +193,8 @@ science::RoiEvents AnalysisInput::read_roi(double t0, double t1,
   if (!data_) {
     const science::Observation& obs = event_file_->reader.observation();
     const science::EventFileReader& reader = event_file_->reader;
-    return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, memory, keep,
-                       window, [&](double a, double b, const science::BeforeRead& check) {
+    return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, memory, keep, window,
+                       [&](double a, double b, const science::BeforeRead& check) {
                          return reader.view_time_range(a, b, check);
                        });
   }

@@ -11,9 +11,9 @@
 #include "binflow/error.hpp"
 #include "science/binning.hpp"
 #include "science/gti.hpp"
+#include "science/response.hpp"
 #include "science/roi.hpp"
 #include "tools/analysis_input.hpp"
-#include "science/response.hpp"
 #include "tools/fits_results.hpp"
 
 namespace binflow::apps {

@@ -430,8 +430,8 @@ public:
 
   // Posted, not waited for: the worker goes on with its next bin at once.
   void send(bool want_work, bool interrupted) {
-    channel_.post_send(0, Tag::report,
-                       detail::encode_report(want_work, interrupted, count_, body_), outgoing_);
+    channel_.post_send(0, Tag::report, detail::encode_report(want_work, interrupted, count_, body_),
+                       outgoing_);
     body_.clear();
     count_ = 0;
   }

@@ -83,7 +83,8 @@ public:
     }
     /// Waits until the last send posted from here has left its buffer.
     void complete() {
-      if (request_ != MPI_REQUEST_NULL) check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
+      if (request_ != MPI_REQUEST_NULL)
+        check_mpi(MPI_Wait(&request_, MPI_STATUS_IGNORE), "MPI_Wait");
     }
 
   private:

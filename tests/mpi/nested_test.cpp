@@ -34,8 +34,8 @@
 #include "binflow/tool.hpp"
 #include "science/event_file.hpp"
 #include "science/likelihood.hpp"
-#include "science/roi.hpp"
 #include "science/response.hpp"
+#include "science/roi.hpp"
 #include "science/simulate.hpp"
 
 namespace binflow {

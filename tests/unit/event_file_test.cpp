@@ -253,8 +253,12 @@ TEST(EventFileReader, BinarySearchReadsOnlyAFewRowsOfAManyChunkFile) {
 TEST(EventFileReader, LargeAndSmallRangesGiveTheSameRows) {
   const Events ev = ramp(1200000);  // ramp: two rows per 0.5 s step
   const EventFileReader reader(write_file("large.h5", ev));
-  for (const auto& [t0, t1] : {std::pair{-1.0, 1e9}, {100.0, 590000.0}, {1000.0, 290000.25},
-                               {100.0, 100.5}, {10.0, 280000.0}, {599990.0, 1e9}}) {
+  for (const auto& [t0, t1] : {std::pair{-1.0, 1e9},
+                               {100.0, 590000.0},
+                               {1000.0, 290000.25},
+                               {100.0, 100.5},
+                               {10.0, 280000.0},
+                               {599990.0, 1e9}}) {
     expect_same(reader.read_time_range(t0, t1), slice_of(ev, t0, t1));
   }
   const Events expected = slice_of(ev, 100.0, 103.0);

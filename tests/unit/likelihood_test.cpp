@@ -597,11 +597,13 @@ TEST(SourceDistance, AgreesWithTheExactFormula) {
     const SourceDistance distance(ra, dec);
     for (int i = 0; i < 20000; ++i) {
       const double offset = std::pow(10.0, -6.0 + 7.0 * rng.uniform());  // 1e-6 to 10 deg
-      const SkyDirection d = offset_direction(ra, dec, offset, 2.0 * std::numbers::pi * rng.uniform());
+      const SkyDirection d =
+          offset_direction(ra, dec, offset, 2.0 * std::numbers::pi * rng.uniform());
       const double exact = angular_distance(ra, dec, d.ra, d.dec);
       // Vincenty's formula loses digits to cancellation at small separations, and a right
       // ascension near 360 carries 6e-14 deg of rounding: 1e-13 deg absolute.
-      ASSERT_NEAR(distance(d.ra, d.dec), exact, 1e-12 * exact + 1e-13) << ra << " " << dec << " " << offset;
+      ASSERT_NEAR(distance(d.ra, d.dec), exact, 1e-12 * exact + 1e-13)
+          << ra << " " << dec << " " << offset;
     }
     EXPECT_EQ(distance(ra, dec), 0.0);
   }

@@ -3,8 +3,6 @@
 // five standard errors so that a correct generator passes for any fixed seed we might pick.
 #include "binflow/rng.hpp"
 
-#include <gtest/gtest.h>
-
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -13,6 +11,8 @@
 #include <random>
 #include <set>
 #include <vector>
+
+#include <gtest/gtest.h>
 
 #include "binflow/error.hpp"
 
