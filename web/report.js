@@ -443,12 +443,25 @@
     const order = [];
     for (let i = 0; i < n; ++i) if (resumed[i] !== 1) order.push(i);
     order.sort((a, b) => rank[a] - rank[b] || start[a] - start[b]);
+    // A rank that runs several bins at once (MapOptions::concurrent_bins) gets one lane per
+    // bin in flight: each bin goes to the first lane of its rank free at its start.
+    const laneEnds = new Map();  // rank -> the end of each lane's last bin
+    const laneOf = (i) => {
+      const ends = laneEnds.get(rank[i]) || [];
+      laneEnds.set(rank[i], ends);
+      let k = ends.findIndex((e) => e <= start[i]);
+      if (k < 0) k = ends.push(0) - 1;
+      ends[k] = end[i];
+      return k;
+    };
     const boxes = [];
-    let box = null;
+    const open = new Map();  // `${rank} ${lane}` -> the box being grown there
     for (const i of order) {
       const s = statuses[i];
-      const fits = box && box.rank === rank[i] && box.status === s &&
-        (end[i] - box.start) * pxPerSecond < 1;
+      const lane = laneOf(i);
+      const key = `${rank[i]} ${lane}`;
+      let box = open.get(key);
+      const fits = box && box.status === s && (end[i] - box.start) * pxPerSecond < 1;
       if (fits) {
         box.end = Math.max(box.end, end[i]);
         box.last = index[i];
@@ -456,12 +469,19 @@
         box.wall += wall[i];
         box.cpu += cpu[i];
       } else {
-        box = { rank: rank[i], status: s, start: start[i], end: end[i], first: index[i],
+        box = { rank: rank[i], lane, status: s, start: start[i], end: end[i], first: index[i],
                 last: index[i], count: 1, wall: wall[i], cpu: cpu[i] };
+        open.set(key, box);
         boxes.push(box);
       }
     }
-    return { boxes, skipped: n - order.length };
+    const lanes = new Map([...laneEnds].map(([r, ends]) => [r, ends.length]));
+    return { boxes, skipped: n - order.length, lanes };
+  }
+
+  // The timeline's row of a rank's lane: "rank 3", or "rank 3 · 1" when it has several.
+  function laneLabel(rank, lane, lanes) {
+    return (lanes.get(rank) || 1) > 1 ? `rank ${rank} · ${lane}` : `rank ${rank}`;
   }
 
   function boxText(b) {
@@ -474,19 +494,21 @@
     const div = document.getElementById('timeline');
     const width = Math.max(200, (div.clientWidth || 1000) - 80 - 20);
     const span = Math.max(wall, maxOf(col(bins, 'end') || []), 1e-9);
-    const { boxes, skipped } = timelineBoxes(bins, statuses, width / span);
+    const { boxes, skipped, lanes } = timelineBoxes(bins, statuses, width / span);
     const byStatus = {};
     for (const b of boxes) (byStatus[b.status] = byStatus[b.status] || []).push(b);
     const traces = Object.entries(byStatus).map(([s, list]) => ({
       type: 'bar', orientation: 'h', name: s, base: list.map((b) => b.start),
-      x: list.map((b) => Math.max(b.end - b.start, 0)), y: list.map((b) => `rank ${b.rank}`),
+      x: list.map((b) => Math.max(b.end - b.start, 0)), y: list.map((b) => laneLabel(b.rank, b.lane, lanes)),
       text: list.map(boxText), hoverinfo: 'text', textposition: 'none',
       marker: { color: STATUS_COLOURS[s] || OTHER_COLOUR, line: { width: 0 } },
     }));
     const rankLabels = [];
-    for (let r = 0; r < ranks; ++r) rankLabels.push(`rank ${r}`);
+    for (let r = 0; r < ranks; ++r) {
+      for (let k = 0; k < (lanes.get(r) || 1); ++k) rankLabels.push(laneLabel(r, k, lanes));
+    }
     const layout = {
-      barmode: 'overlay', bargap: 0.25, height: Math.min(900, 120 + 28 * ranks),
+      barmode: 'overlay', bargap: 0.25, height: Math.min(900, 120 + 28 * rankLabels.length),
       margin: { t: 10, r: 20, b: 45, l: 80 }, legend: { orientation: 'h', y: -0.35 },
       xaxis: { title: { text: `time since the ${clock || 'map started on the rank'} [s]` }, range: [0, span] },
       yaxis: { type: 'category', categoryarray: rankLabels, categoryorder: 'array', autorange: 'reversed' },
@@ -496,7 +518,8 @@
       `${rowCount(bins) - skipped} bins in ${boxes.length} boxes` +
       (aggregated ? ' (neighbouring bins narrower than a pixel are merged; hover says which)' : '') +
       (skipped ? `; ${skipped} bins resumed from a checkpoint ran in an earlier run and are not shown` : '') + '.';
-    drawn.timeline = { bins: rowCount(bins) - skipped, boxes: boxes.length, aggregated, resumed: skipped };
+    drawn.timeline = { bins: rowCount(bins) - skipped, boxes: boxes.length, aggregated, resumed: skipped,
+                       rows: rankLabels };
     return Plotly.react(div, traces, layout, PLOT_CONFIG);
   }
 

@@ -234,6 +234,7 @@ const SortedColumnIndex& EventFileReader::time_index() const {
 std::string EventFileReader::time_label() const { return path_ + ": /events/time"; }
 
 const std::vector<double>& EventFileReader::time_index_values() const {
+  const std::lock_guard lock(hdf5_);
   return time_index().values();
 }
 
@@ -243,6 +244,7 @@ void EventFileReader::adopt_time_index(std::vector<double> values) const {
     throw UsageError(fmt::format("{}: a time index of {} values for {} rows (expected {})",
                                  time_label(), values.size(), rows_, expected));
   }
+  const std::lock_guard lock(hdf5_);
   time_index_ = SortedColumnIndex(std::move(values), search_window, time_label());
 }
 
@@ -255,7 +257,8 @@ std::int64_t EventFileReader::lower_bound(double t, std::int64_t lo, std::int64_
 }
 
 Events EventFileReader::read_time_range(double t0, double t1, const BeforeRead& before_read) const {
-  const EventsView view = view_time_range(t0, t1, before_read);
+  Buffers buffers;
+  const EventsView view = view_time_range(t0, t1, before_read, buffers);
   Events events;
   events.time.assign(view.time.begin(), view.time.end());
   events.energy.assign(view.energy.begin(), view.energy.end());
@@ -351,15 +354,16 @@ void check_rows(const EventsView& v, const std::string& path, std::int64_t first
 
 }  // namespace
 
-void EventFileReader::reserve_buffers(std::size_t rows) const {
-  if (rows <= buffer_rows_) return;
-  for (auto& buffer : buffers_) buffer = std::make_unique_for_overwrite<double[]>(rows);
-  buffer_rows_ = rows;
+void EventFileReader::Buffers::reserve(std::size_t rows) {
+  if (rows <= rows_) return;
+  for (auto& column : columns_) column = std::make_unique_for_overwrite<double[]>(rows);
+  rows_ = rows;
 }
 
-EventsView EventFileReader::view_time_range(double t0, double t1,
-                                            const BeforeRead& before_read) const {
+EventsView EventFileReader::view_time_range(double t0, double t1, const BeforeRead& before_read,
+                                            Buffers& buffers) const {
   if (!(t0 < t1) || rows_ == 0) return {};
+  std::unique_lock lock(hdf5_);
   // The rows of [t0, t1) lie between the index's brackets of t0 and t1. When those rows are
   // few (a bin, not a file), one read of their times and two searches in memory replace two
   // searches that read a window each: two library reads fewer per range.
@@ -370,8 +374,8 @@ EventsView EventFileReader::view_time_range(double t0, double t1,
   std::size_t time_offset = 0;  // of row `first` in the time buffer
   if (hi - lo <= one_read_rows) {
     const auto span = static_cast<std::size_t>(hi - lo);
-    reserve_buffers(span);
-    const std::span<double> times(buffers_[0].get(), span);
+    buffers.reserve(span);
+    const std::span<double> times(buffers.column(0), span);
     time_rows_read_ += hi - lo;
     time_.read_into(lo, times);
     check_sorted_times(times, time_label(), lo);
@@ -385,9 +389,9 @@ EventsView EventFileReader::view_time_range(double t0, double t1,
   const auto count = static_cast<std::size_t>(last - first);
   if (count == 0) return {};
   if (before_read) before_read(last - first);
-  reserve_buffers(time_offset + count);  // grows only on the two-search path (nothing read yet)
+  buffers.reserve(time_offset + count);  // grows only on the two-search path (nothing read yet)
   const auto column = [&](std::size_t k, std::size_t offset = 0) {
-    return std::span<double>(buffers_[k].get() + offset, count);
+    return std::span<double>(buffers.column(k) + offset, count);
   };
   if (hi - lo > one_read_rows) {
     time_rows_read_ += last - first;
@@ -396,6 +400,7 @@ EventsView EventFileReader::view_time_range(double t0, double t1,
   energy_.read_into(first, column(1));
   ra_.read_into(first, column(2));
   dec_.read_into(first, column(3));
+  lock.unlock();
   const EventsView view{column(0, time_offset), column(1), column(2), column(3)};
   if (!rows_fine(view)) check_rows(view, path_, first);
   return view;

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -54,11 +55,24 @@ public:
   /// `before_read`, if set, is called with the row count before the columns are read.
   [[nodiscard]] Events read_time_range(double t0, double t1,
                                        const BeforeRead& before_read = {}) const;
-  /// The same events, checked the same way, in this reader's buffers: valid until its next
-  /// read. The buffers grow to the largest range read and are never zero-filled (the reads
-  /// overwrite them), so a bin costs no allocation after the first. One thread at a time.
-  [[nodiscard]] EventsView view_time_range(double t0, double t1,
-                                           const BeforeRead& before_read = {}) const;
+  /// Where view_time_range() puts a range's columns: they grow to the largest range read
+  /// and are never zero-filled (the reads overwrite them), so a bin costs no allocation
+  /// after the first. One per thread that reads.
+  class Buffers {
+  public:
+    void reserve(std::size_t rows);
+    [[nodiscard]] double* column(std::size_t k) const { return columns_[k].get(); }
+
+  private:
+    std::array<std::unique_ptr<double[]>, 4> columns_;  // NOLINT(*-avoid-c-arrays)
+    std::size_t rows_ = 0;
+  };
+
+  /// The same events, checked the same way, in `buffers` (valid until their next use).
+  /// Thread-safe: the reader's HDF5 calls are serialised (parallel HDF5 is not built
+  /// thread-safe), the checks run outside the lock.
+  [[nodiscard]] EventsView view_time_range(double t0, double t1, const BeforeRead& before_read,
+                                           Buffers& buffers) const;
 
   /// The time index (one time per 1024 rows from row 0), read from the file at the first
   /// call or search: UsageError if those times are not finite and ascending.
@@ -78,7 +92,6 @@ private:
   [[nodiscard]] std::vector<double> read_time(std::int64_t offset, std::int64_t count) const;
   [[nodiscard]] const SortedColumnIndex& time_index() const;
   [[nodiscard]] std::string time_label() const;
-  void reserve_buffers(std::size_t rows) const;
 
   std::string path_;
   h5::Location file_;
@@ -94,9 +107,7 @@ private:
   h5::DoubleColumn ra_;
   h5::DoubleColumn dec_;
   mutable SortedColumnIndex time_index_;  // read at the first search
-  // view_time_range()'s columns: time, energy, ra, dec, each of buffer_rows_ doubles.
-  mutable std::array<std::unique_ptr<double[]>, 4> buffers_;  // NOLINT(*-avoid-c-arrays)
-  mutable std::size_t buffer_rows_ = 0;
+  mutable std::mutex hdf5_;  // held for every HDF5 call of a read
   mutable std::int64_t time_rows_read_ = 0;
 };
 

@@ -195,7 +195,9 @@ science::RoiEvents AnalysisInput::read_roi(double t0, double t1,
     const science::EventFileReader& reader = event_file_->reader;
     return read_pieces(obs.gti, obs.info.deadtime_fraction, t0, t1, settings, memory, keep, window,
                        [&](double a, double b, const science::BeforeRead& check) {
-                         return reader.view_time_range(a, b, check);
+                         // One set per thread: bins may read at once (concurrent_bins).
+                         thread_local science::EventFileReader::Buffers buffers;
+                         return reader.view_time_range(a, b, check, buffers);
                        });
   }
   science::RoiEvents out;

@@ -75,6 +75,10 @@ public:
   [[nodiscard]] double livetime(double t0, double t1) const;
   /// Event rows of the whole input.
   [[nodiscard]] std::int64_t n_events() const;
+  /// Whether read_roi() may run for several bins at once (MapOptions::concurrent_bins): an
+  /// HDF5 event file, whose reader serialises its HDF5 calls; not DL3 input, whose readers
+  /// (cfitsio, and the cache of open ones) are not shared between threads.
+  [[nodiscard]] bool reads_concurrently() const { return !data_; }
   /// One line for the run log: what was opened (kind, observations, events, GTIs) and the
   /// selection; then the DL3 reader's notes, one line each.
   void log_summary(spdlog::logger& log) const;

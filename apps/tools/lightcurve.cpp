@@ -94,7 +94,8 @@ ToolOutput LightcurveTool::execute(RunContext& ctx) {
   // The response integrals and tables are set up once and shared by every bin.
   const science::BinFitter fitter = input.fitter(settings);
   MapResult result = ctx.map("lightcurve", plan, schema(),
-                             [&](BinContext& bin) { return fit_time_bin(bin, input, fitter); });
+                             [&](BinContext& bin) { return fit_time_bin(bin, input, fitter); },
+                             {.concurrent_bins = input.reads_concurrently()});
   return ToolOutput::from(std::move(result));
 }
 

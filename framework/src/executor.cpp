@@ -8,9 +8,11 @@
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <csignal>
 #include <ctime>
 #include <exception>
+#include <functional>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -102,13 +104,19 @@ Positions static_share(const Positions& pending, Schedule schedule, int rank, in
 // Runs single bins: header line, random stream, timing, exception capture.
 class BinRunner {
 public:
+  // `memory`: the bound of one bin (the rank's, or its share when bins run in lanes);
+  // `thread_clock`: a bin's CPU time from its thread's clock (lanes: one thread per bin)
+  // instead of the process's (a bin's own threads included).
   BinRunner(const BinPlan& plan, const Schema& schema, const BinFunction& fn,
-            const ThreadBudget& budget, const RunSettings& settings, int rank, double t0)
+            const ThreadBudget& budget, const RunSettings& settings, int rank, double t0,
+            MemoryLimit memory, bool thread_clock)
       : plan_(plan),
         schema_(schema),
         fn_(fn),
         budget_(budget),
         settings_(settings),
+        memory_(std::move(memory)),
+        thread_clock_(thread_clock),
         rank_(rank),
         t0_(t0),
         log_(settings.chatter) {}
@@ -118,9 +126,10 @@ public:
     log_.begin(plan_.axis().points ? fmt::format("bin {}", bin.index)
                                    : fmt::format("bin {} [{:.10g}, {:.10g}) {}", bin.index, bin.lo,
                                                  bin.hi, plan_.axis().unit));
+    if (bins_ == 0) cpu_mark_ = cpu_seconds();  // the first bin's own thread
     BinContext ctx(bin, log_.logger(),
                    RngStream(settings_.seed, static_cast<std::uint64_t>(bin.index)), budget_,
-                   settings_.memory_limit);
+                   memory_);
     CompletedBin out;
     out.position = position;
     const double start = now_seconds();
@@ -143,7 +152,7 @@ public:
     // One CPU-clock read per bin (it is a system call that locks the thread group): a
     // bin's CPU time runs from the end of the previous bin on this thread, so it also
     // holds the executor's own work between the two bins.
-    const double cpu_end = process_cpu_seconds();
+    const double cpu_end = cpu_seconds();
     out.stats = BinStats{bin.index,
                          rank_,
                          start - t0_,
@@ -175,17 +184,174 @@ private:
                         what);
   }
 
+  [[nodiscard]] double cpu_seconds() const {
+    if (!thread_clock_) return process_cpu_seconds();
+    timespec ts{};
+    clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+    return static_cast<double>(ts.tv_sec) + 1e-9 * static_cast<double>(ts.tv_nsec);
+  }
+
   const BinPlan& plan_;
   const Schema& schema_;
   const BinFunction& fn_;
   const ThreadBudget& budget_;
   const RunSettings& settings_;
+  MemoryLimit memory_;
+  bool thread_clock_;
   int rank_;
   double t0_;
   BinLog log_;
-  double cpu_mark_ = process_cpu_seconds();
+  double cpu_mark_ = 0.0;
   double busy_ = 0.0;
   std::int64_t bins_ = 0;
+};
+
+// ---------------------------------------------------------------------------------
+// Where a rank runs its bins: on the calling thread (one lane, as every map did before), or,
+// for a bin function that allows it (MapOptions::concurrent_bins), on `lanes` threads at
+// once: the calling thread and lanes - 1 helpers, each lane with its own BinRunner (its log
+// capture, its CPU clock) and a budget of one thread. A light-curve bin holds a few hundred
+// events, too few for the fit's blocks of 2048 to use a second thread; a second lane runs a
+// second bin. Positions run in slices; a slice returns once all its bins are done, and the
+// calling thread then hands them on in position order (the results and the ordered log do
+// not depend on the lanes).
+class Lanes {
+public:
+  Lanes(int lanes, const BinPlan& plan, const Schema& schema, const BinFunction& fn,
+        const ThreadBudget& budget, const RunSettings& settings, int rank, double t0)
+      : lane_budget_(ThreadBudget::nested(1)) {
+    const bool several = lanes > 1;
+    MemoryLimit memory = settings.memory_limit;
+    if (several && memory.bytes() > 0) {
+      memory = MemoryLimit(memory.bytes() / lanes,
+                           fmt::format("{}, shared by {} bins at once", memory.source(), lanes));
+    }
+    for (int k = 0; k < lanes; ++k) {
+      runners_.push_back(std::make_unique<BinRunner>(plan, schema, fn,
+                                                     several ? lane_budget_ : budget, settings,
+                                                     rank, t0, memory, several));
+    }
+    for (int k = 1; k < lanes; ++k) helpers_.emplace_back([this, k] { helper(k); });
+  }
+  Lanes(const Lanes&) = delete;
+  Lanes& operator=(const Lanes&) = delete;
+  ~Lanes() {
+    {
+      std::lock_guard lock(mutex_);
+      shutdown_ = true;
+    }
+    wake_.notify_all();
+    for (std::thread& t : helpers_) t.join();
+  }
+
+  [[nodiscard]] int count() const { return static_cast<int>(runners_.size()); }
+  /// The budget the calling thread applies while it runs bins.
+  [[nodiscard]] const ThreadBudget* lane_budget() const {
+    return count() > 1 ? &lane_budget_ : nullptr;
+  }
+  /// Positions per slice: one (the loops' checks between bins, as before) on one lane;
+  /// 32 per lane on several, so that waiting for a slice's last bin costs a few percent.
+  [[nodiscard]] std::size_t slice_size() const {
+    return count() == 1 ? 1 : std::size_t{32} * runners_.size();
+  }
+
+  /// Runs `positions`; a lane starts no bin once `stop()` is true (those are left pending).
+  /// `done` gets every completed bin, in position order, on the calling thread.
+  template <class Stop, class Done>
+  void run(PositionSpan positions, const Stop& stop, const Done& done) {
+    if (count() == 1) {
+      for (const std::int64_t pos : positions) {
+        if (stop()) return;
+        done(runners_[0]->run(pos));
+      }
+      return;
+    }
+    results_.assign(positions.size(), std::nullopt);
+    {
+      std::lock_guard lock(mutex_);
+      slice_ = positions;
+      stop_ = stop;
+      next_ = 0;
+      busy_helpers_ = helpers_.size();
+      ++generation_;
+    }
+    wake_.notify_all();
+    work(0);
+    {
+      std::unique_lock lock(mutex_);
+      finished_.wait(lock, [this] { return busy_helpers_ == 0; });
+    }
+    if (error_) std::rethrow_exception(std::exchange(error_, nullptr));
+    for (std::optional<CompletedBin>& bin : results_) {
+      if (bin) done(std::move(*bin));
+    }
+  }
+
+  /// Bin time per lane: what a rank's busy time means with several.
+  [[nodiscard]] double busy() const {
+    double sum = 0.0;
+    for (const auto& r : runners_) sum += r->busy();
+    return sum / static_cast<double>(runners_.size());
+  }
+  [[nodiscard]] std::int64_t bins() const {
+    std::int64_t sum = 0;
+    for (const auto& r : runners_) sum += r->bins();
+    return sum;
+  }
+  /// Wall time of one bin, on average so far (0 before the first).
+  [[nodiscard]] double mean_bin_seconds() const {
+    const std::int64_t n = bins();
+    return n == 0 ? 0.0 : busy() * static_cast<double>(runners_.size()) / static_cast<double>(n);
+  }
+
+private:
+  void helper(int lane) {
+    lane_budget_.apply_to_current_thread();
+    std::uint64_t seen = 0;
+    while (true) {
+      {
+        std::unique_lock lock(mutex_);
+        wake_.wait(lock, [&] { return shutdown_ || generation_ != seen; });
+        if (shutdown_) return;
+        seen = generation_;
+      }
+      work(lane);
+      {
+        std::lock_guard lock(mutex_);
+        --busy_helpers_;
+      }
+      finished_.notify_one();
+    }
+  }
+
+  void work(int lane) {
+    try {
+      while (true) {
+        const std::size_t i = next_.fetch_add(1);
+        if (i >= slice_.size() || stop_()) return;
+        results_[i] = runners_[static_cast<std::size_t>(lane)]->run(slice_[i]);
+      }
+    } catch (...) {
+      std::lock_guard lock(mutex_);
+      if (!error_) error_ = std::current_exception();
+    }
+  }
+
+  ThreadBudget lane_budget_;
+  std::vector<std::unique_ptr<BinRunner>> runners_;
+  std::vector<std::thread> helpers_;
+  std::mutex mutex_;
+  std::condition_variable wake_;
+  std::condition_variable finished_;
+  std::uint64_t generation_ = 0;
+  std::size_t busy_helpers_ = 0;
+  bool shutdown_ = false;
+  // The current slice (set by the calling thread before it wakes the helpers).
+  PositionSpan slice_;
+  std::function<bool()> stop_;
+  std::atomic<std::size_t> next_{0};
+  std::vector<std::optional<CompletedBin>> results_;
+  std::exception_ptr error_;
 };
 
 // ---------------------------------------------------------------------------------
@@ -394,12 +560,10 @@ private:
 // sized by this thread's own mean bin time (it only sizes chunks: good enough).
 class RootChunks final : public WorkSource {
 public:
-  RootChunks(Dispatcher& dispatcher, const Positions& pending, const BinRunner& runner)
-      : dispatcher_(dispatcher), pending_(pending), runner_(runner) {}
+  RootChunks(Dispatcher& dispatcher, const Positions& pending, const Lanes& lanes)
+      : dispatcher_(dispatcher), pending_(pending), lanes_(lanes) {}
   PositionSpan next() override {
-    const double mean =
-        runner_.bins() == 0 ? 0.0 : runner_.busy() / static_cast<double>(runner_.bins());
-    const Dispatcher::Chunk chunk = dispatcher_.take(mean);
+    const Dispatcher::Chunk chunk = dispatcher_.take(lanes_.mean_bin_seconds());
     return PositionSpan(pending_).subspan(static_cast<std::size_t>(chunk.first),
                                           static_cast<std::size_t>(chunk.count));
   }
@@ -407,7 +571,7 @@ public:
 private:
   Dispatcher& dispatcher_;
   const Positions& pending_;
-  const BinRunner& runner_;
+  const Lanes& lanes_;
 };
 
 // ---------------------------------------------------------------------------------
@@ -491,14 +655,36 @@ struct InlineOutcome {
   bool stopped_early = false;
 };
 
-InlineOutcome run_inline(const Positions& pending, BinRunner& runner, Collector& collector) {
-  for (const std::int64_t pos : pending) {
-    if (stop_requested()) return {true, false};
-    if (collector.failure_limit_reached()) return {false, true};
-    collector.accept(runner.run(pos));
-    collector.flush_if_due();
+// Slices of `span` in order, `lanes.slice_size()` positions each.
+template <class Each>
+void for_each_slice(PositionSpan span, const Lanes& lanes, const Each& each) {
+  for (std::size_t at = 0; at < span.size(); at += lanes.slice_size()) {
+    if (!each(span.subspan(at, std::min(lanes.slice_size(), span.size() - at)))) return;
   }
-  return {};
+}
+
+InlineOutcome run_inline(const Positions& pending, Lanes& lanes, Collector& collector) {
+  InlineOutcome outcome;
+  std::size_t completed = 0;
+  for_each_slice(pending, lanes, [&](PositionSpan slice) {
+    if (stop_requested()) {
+      outcome.interrupted = true;
+      return false;
+    }
+    if (collector.failure_limit_reached()) {
+      outcome.stopped_early = true;
+      return false;
+    }
+    lanes.run(slice, [] { return stop_requested(); }, [&](CompletedBin&& bin) {
+      ++completed;
+      collector.accept(std::move(bin));
+      collector.flush_if_due();
+    });
+    return true;
+  });
+  // A stop during the last slice left some of its bins pending.
+  if (!outcome.stopped_early && completed < pending.size()) outcome.interrupted = true;
+  return outcome;
 }
 
 // ---------------------------------------------------------------------------------
@@ -507,11 +693,11 @@ InlineOutcome run_inline(const Positions& pending, BinRunner& runner, Collector&
 // a long bin on rank 0 never delays the other ranks' next chunk.
 class RootLoop {
 public:
-  RootLoop(const Channel& channel, int size, BinRunner& runner, Collector& collector,
+  RootLoop(const Channel& channel, int size, Lanes& lanes, Collector& collector,
            Dispatcher& dispatcher, WorkSource& own_bins, const ThreadBudget& budget)
       : channel_(channel),
         size_(size),
-        runner_(runner),
+        lanes_(lanes),
         collector_(collector),
         dispatcher_(dispatcher),
         own_bins_(own_bins),
@@ -542,17 +728,18 @@ public:
 private:
   void compute() {
     // OpenMP's thread limit belongs to the calling thread: set it in this one too.
-    budget_.apply_to_current_thread();
+    (lanes_.lane_budget() != nullptr ? *lanes_.lane_budget() : budget_).apply_to_current_thread();
     try {
       while (!stopping_) {
         const PositionSpan span = own_bins_.next();
         if (span.empty()) break;
-        for (const std::int64_t pos : span) {
-          if (stopping_) break;
-          CompletedBin bin = runner_.run(pos);
-          std::lock_guard lock(done_mutex_);
-          done_.push_back(std::move(bin));
-        }
+        for_each_slice(span, lanes_, [&](PositionSpan slice) {
+          lanes_.run(slice, [this] { return stopping_.load(); }, [&](CompletedBin&& bin) {
+            std::lock_guard lock(done_mutex_);
+            done_.push_back(std::move(bin));
+          });
+          return !stopping_;
+        });
       }
     } catch (...) {
       compute_error_ = std::current_exception();
@@ -667,7 +854,7 @@ private:
 
   const Channel& channel_;
   int size_;
-  BinRunner& runner_;
+  Lanes& lanes_;
   Collector& collector_;
   Dispatcher& dispatcher_;
   WorkSource& own_bins_;
@@ -693,7 +880,7 @@ private:
 // rank 0's word, then says it has finished and waits for the release.
 class WorkerLoop {
 public:
-  WorkerLoop(const Channel& channel, BinRunner& runner) : channel_(channel), runner_(runner) {}
+  WorkerLoop(const Channel& channel, Lanes& lanes) : channel_(channel), lanes_(lanes) {}
 
   void run(WorkSource& source, Reporter& reporter) {
     bool interrupted = false;
@@ -702,18 +889,24 @@ public:
     while (!interrupted && !stopped) {
       const PositionSpan span = source.next();
       if (span.empty()) break;
-      for (const std::int64_t pos : span) {
+      for_each_slice(span, lanes_, [&](PositionSpan slice) {
         if (stop_requested()) {
           interrupted = true;
-          break;
+          return false;
         }
         if (root_said_stop(next_check)) {
           stopped = true;
-          break;
+          return false;
         }
-        reporter.add(runner_.run(pos));
+        std::size_t completed = 0;
+        lanes_.run(slice, [] { return stop_requested(); }, [&](CompletedBin&& bin) {
+          ++completed;
+          reporter.add(bin);
+        });
         if (reporter.due()) reporter.send(false, false);
-      }
+        if (completed < slice.size()) interrupted = true;  // a stop during the slice
+        return !interrupted;
+      });
     }
     source.finish();
     reporter.flush(interrupted);
@@ -732,14 +925,14 @@ private:
   void finish(bool interrupted) const {
     channel_.send(0, Tag::finished,
                   detail::encode_finished(
-                      {interrupted, runner_.busy(), runner_.bins(), process_peak_rss_kib()}));
+                      {interrupted, lanes_.busy(), lanes_.bins(), process_peak_rss_kib()}));
     // Drain a stop that crossed our finish, then wait for the release.
     while (channel_.wait_from(0).tag != Tag::release) {
     }
   }
 
   const Channel& channel_;
-  BinRunner& runner_;
+  Lanes& lanes_;
 };
 
 // Rank 0's flags and input error, so that every rank ends the map the same way.
@@ -822,10 +1015,21 @@ void check_result_memory(std::string_view name, const BinPlan& plan, const Schem
   }
 }
 
+// Bins at once on each rank: the rank's threads, one per bin, when the bin function allows
+// it and there are enough bins (four slices' worth per rank) for the lanes to stay busy;
+// else one, with the rank's threads inside the bin.
+int lane_count(const MapOptions& options, const ThreadBudget& budget, std::size_t pending,
+               int ranks) {
+  const auto threads = static_cast<std::size_t>(budget.threads());
+  if (!options.concurrent_bins || threads < 2) return 1;
+  const std::size_t enough = std::size_t{4} * 32 * threads * static_cast<std::size_t>(ranks);
+  return pending >= enough ? budget.threads() : 1;
+}
+
 }  // namespace
 
 MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Schema& schema,
-                          const BinFunction& fn) {
+                          const BinFunction& fn, MapOptions options) {
   // A binning the results of which cannot fit in rank 0's memory is bad input, said before
   // any bin runs (not std::bad_alloc or the out-of-memory killer hours later).
   runtime_.comm.agree_on_root([&] { check_result_memory(name, plan, schema); });
@@ -874,7 +1078,11 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
   comm.broadcast(pending);
 
   const double t0 = now_seconds();
-  BinRunner runner(plan, schema, fn, budget_, settings_, comm.rank(), t0);
+  Lanes runner(lane_count(options, budget_, pending.size(), comm.size()), plan, schema, fn,
+               budget_, settings_, comm.rank(), t0);
+  if (runner.count() > 1 && comm.rank() == 0) {
+    log_->info("{}{} bins at once on each rank, one thread each", run_marker, runner.count());
+  }
   const bool dynamic = settings_.schedule == Schedule::dynamic;
   MapResult result;
   if (root != nullptr) {

@@ -70,7 +70,7 @@ TOOLS = {
                         "schedule=dynamic"],
     "synthetic_small": ["synthetic", "bins=400", "cost_ms=3", "log_lines=1", "seed=2"],
     "lightcurve": ["lightcurve", "inobs=ev.h5", "tbins=12000", "chatter=2"],
-    "pull": ["pull", "inobs=ev.h5", "ntrials=60", "seed=3", "chatter=2"],
+    "pull": ["pull", "inobs=ev.h5", "ntrials=240", "seed=3", "chatter=2"],
 }
 REF = {}
 for key, args in TOOLS.items():

@@ -49,6 +49,34 @@ for ranks in (1, 2, 3, 4):
             same, why = identical(read_group(out), ref)
             ctx.check(same, f"{name}: /results bit-identical to the reference", why)
 
+# Bins at once (MapOptions::concurrent_bins): with 2 threads and at least 256 bins per rank a
+# rank runs two bins at once, one thread each. Results and the ordered log are those of one
+# bin at a time, on 1 rank and on 2 (with --oversubscribe on this 2-core machine), for every
+# schedule.
+def many_bins(name, ranks, threads, schedule="dynamic"):
+    out, log = ctx.path(name + ".h5"), ctx.path(name + ".log")
+    r = ctx.run(["lightcurve", "--inobs", obs, "--tbins", "600", "--chatter", "2",
+                 "--outfile", out, "--logfile", log, "--nthreads", str(threads),
+                 "--schedule", schedule, "--oversubscribe", "yes"], ranks=ranks)
+    ctx.check(r.returncode == 0, f"{name}: exit 0", r.stderr[-3000:])
+    with open(log) as f:
+        text = f.read()
+    body = [l.split("] ", 1)[-1] for l in text.splitlines() if "[run]" not in l and "wrote" not in l]
+    return read_group(out), body, text
+
+
+many_ref, many_log, _ = many_bins("many_t1", None, 1)
+for ranks in (None, 2):
+    for schedule in (("static", "dynamic") if ranks else ("dynamic",)):
+        name = f"many_np{ranks or 1}_{schedule}_t2"
+        got, body, text = many_bins(name, ranks, 2, schedule)
+        ctx.check("2 bins at once on each rank" in text, f"{name}: two bins at once per rank",
+                  [l for l in text.splitlines() if "[run]" in l])
+        same, why = identical(got, many_ref)
+        ctx.check(same, f"{name}: /results bit-identical to one bin at a time", why)
+        ctx.check(body == many_log, f"{name}: the log is that of one bin at a time",
+                  next((f"{a!r} != {b!r}" for a, b in zip(body, many_log) if a != b), len(body)))
+
 # Time parameters as seconds, MJD and ISO 8601 dates (mjdref 51544.5 = 2000-01-01T12:00:00):
 # the same selection, bit for bit.
 seconds = read_group(lightcurve("t_seconds", None, ["--tmin", "1800", "--tmax", "5400"]))

@@ -94,6 +94,10 @@ def make_outputs():
     run_ok("synthetic with a failed bin", ["synthetic", "--bins", "30", "--cost_ms", "2",
                                            "--fail_bins", "7", "--outfile", ctx.path("syn.h5")],
            ranks=3, expect=1)
+    # Two bins at once on one rank (lightcurve with 2 threads and 600 bins): two timeline rows.
+    run_ok("lightcurve, 2 bins at once", ["lightcurve", "--inobs", obs, "--tbins", "600",
+                                          "--nthreads", "2", "--oversubscribe", "yes",
+                                          "--outfile", ctx.path("lanes.h5")])
     run_ok("synthetic, 100000 bins", ["synthetic", "--bins", "100000", "--cost_ms", "0",
                                       "--draws", "16", "--log_lines", "0", "--chatter", "1",
                                       "--outfile", ctx.path("big.h5")], ranks=2)
@@ -103,7 +107,7 @@ timed("outputs", make_outputs)
 pages = timed("reports", lambda: [
     {"name": name, "url": report(ctx.path(f"{name}.h5"), ctx.path(f"{name}.html")),
      "hover": name == "syn", "screenshot": ctx.path(f"{name}.png")}
-    for name in ["lc", "spec", "phase", "pull", "ts", "syn", "big"]])
+    for name in ["lc", "spec", "phase", "pull", "ts", "syn", "big", "lanes"]])
 seen = timed("browser, reports", lambda: browse({"pages": pages}))
 by_name = {p["name"]: p for p in seen["pages"]}
 
@@ -117,7 +121,7 @@ for name, page in by_name.items():
               tl)
     ctx.check(page["timelineBars"] == tl["boxes"], f"{name}: Plotly drew every timeline box",
               f"{page['timelineBars']} drawn, {tl['boxes']} boxes")
-    if name != "big":
+    if name not in ("big", "lanes"):
         ctx.check(tl["boxes"] == tl["bins"] and not tl["aggregated"],
                   f"{name}: one timeline box per bin", tl)
 
@@ -192,6 +196,12 @@ if syn:
               f"synthetic: hovering the first box shows bin {bins['bin'][first]} on rank 0",
               hover)
     ctx.check(syn["report"]["timeline"]["boxes"] == 30, "synthetic: 30 boxes, the failed one too")
+
+lanes = by_name.get("lanes")
+if lanes:
+    rows = lanes["report"]["timeline"].get("rows")
+    ctx.check(rows == ["rank 0 · 0", "rank 0 · 1"],
+              "two bins at once: the timeline has a row per bin in flight", rows)
 
 big = by_name.get("big")
 if big:

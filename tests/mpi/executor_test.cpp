@@ -5,6 +5,7 @@
 
 #include <omp.h>
 
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <stdexcept>
@@ -41,9 +42,9 @@ struct Captured {
 };
 
 RunContext make_context(const RunSettings& settings, LogTarget target,
-                        Checkpoint* checkpoint = nullptr) {
-  return RunContext(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)), ThreadBudget::nested(1),
-                    settings, std::move(target), checkpoint, false);
+                        Checkpoint* checkpoint = nullptr, int threads = 1) {
+  return RunContext(Runtime::create(Communicator::borrow(MPI_COMM_WORLD)),
+                    ThreadBudget::nested(threads), settings, std::move(target), checkpoint, false);
 }
 
 std::string expected_log(std::int64_t bins) {
@@ -93,6 +94,95 @@ TEST_P(EverySchedule, RowsAndLogBlocksComeInBinOrder) {
     EXPECT_LT(b.rank, size);
     EXPECT_GE(b.wall, 0.0);
   }
+}
+
+// Two bins at once per rank (MapOptions::concurrent_bins, 2 threads, enough bins): the rows,
+// the random streams, the ordered log and the per-bin stats are those of one at a time;
+// every bin ran with one thread; a stop during the map leaves a resumable checkpoint.
+TEST_P(EverySchedule, BinsAtOnceGiveTheResultsOfOneAtATime) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const auto bins = static_cast<std::int64_t>(300 * size);
+  const BinPlan plan = BinPlan::trials(bins);
+  Captured log;
+  RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 7}, log.target(), nullptr, 2);
+  std::atomic<int> running{0};
+  std::atomic<int> most{0};
+  const MapResult result = ctx.map(
+      "bins", plan, test_schema,
+      [&](BinContext& bin) {
+        const int now = ++running;
+        int seen = most.load();
+        while (now > seen && !most.compare_exchange_weak(seen, now)) {
+        }
+        EXPECT_EQ(bin.budget().threads(), 1);
+        std::this_thread::sleep_for(std::chrono::microseconds(200));
+        --running;
+        return simple_row(bin);
+      },
+      {.concurrent_bins = true});
+  EXPECT_EQ(most.load(), 2) << "two bins of a rank ran at once";
+  EXPECT_FALSE(result.interrupted);
+  if (!is_root()) return;
+  ASSERT_EQ(result.table.size(), static_cast<std::size_t>(bins));
+  for (std::size_t i = 0; i < result.table.size(); ++i) {
+    EXPECT_EQ(result.table.f64(i, "twice"), 2.0 * static_cast<double>(i));
+    EXPECT_EQ(result.table.f64(i, "draw"), RngStream(7, i).uniform());
+  }
+  EXPECT_EQ(log.text.substr(log.text.find("bin 0\n")), expected_log(bins));
+  std::int64_t counted = 0;
+  for (const RankStats& r : result.stats.ranks) counted += r.bins;
+  EXPECT_EQ(counted, bins);
+  for (const BinStats& b : result.stats.bins) EXPECT_EQ(b.threads, 1);
+}
+
+TEST_P(EverySchedule, BinsAtOnceStopAndResume) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const std::string path = "executor_test_lanes.ckpt";
+  const BinPlan plan = BinPlan::trials(300 * size);
+  MapResult clean;
+  {
+    Captured log;
+    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, log.target());
+    clean = ctx.map("bins", plan, test_schema, simple_row);
+  }
+  MapResult first;
+  {
+    std::unique_ptr<Checkpoint> checkpoint;
+    if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", false);
+    Captured log;
+    RunContext ctx =
+        make_context(RunSettings{GetParam(), 0, 2, 3}, log.target(), checkpoint.get(), 2);
+    first = ctx.map(
+        "bins", plan, test_schema,
+        [](BinContext& bin) {
+          // Slow enough for rank 0's service thread to pass the stop on before the end.
+          std::this_thread::sleep_for(std::chrono::microseconds(500));
+          if (bin.bin().index == 100) request_stop(true);
+          return simple_row(bin);
+        },
+        {.concurrent_bins = true});
+    request_stop(false);
+  }
+  EXPECT_TRUE(first.interrupted);
+  MapResult second;
+  {
+    std::unique_ptr<Checkpoint> checkpoint;
+    if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", true);
+    Captured log;
+    RunContext ctx =
+        make_context(RunSettings{GetParam(), 0, 2, 3}, log.target(), checkpoint.get(), 2);
+    second = ctx.map("bins", plan, test_schema, simple_row, {.concurrent_bins = true});
+  }
+  EXPECT_FALSE(second.interrupted);
+  if (!is_root()) return;
+  EXPECT_LT(first.table.size(), plan.size());
+  ASSERT_EQ(second.table.size(), plan.size());
+  for (std::size_t i = 0; i < plan.size(); ++i) {
+    EXPECT_EQ(second.table.rows()[i], clean.table.rows()[i]) << "row " << i;
+  }
+  std::filesystem::remove(path);
 }
 
 TEST_P(EverySchedule, AFailingBinDoesNotStopTheOthers) {

@@ -262,7 +262,8 @@ TEST(EventFileReader, LargeAndSmallRangesGiveTheSameRows) {
     expect_same(reader.read_time_range(t0, t1), slice_of(ev, t0, t1));
   }
   const Events expected = slice_of(ev, 100.0, 103.0);
-  const EventsView small = reader.view_time_range(100.0, 103.0);
+  EventFileReader::Buffers buffers;
+  const EventsView small = reader.view_time_range(100.0, 103.0, {}, buffers);
   ASSERT_EQ(small.size(), expected.size());
   EXPECT_TRUE(std::equal(small.time.begin(), small.time.end(), expected.time.begin()));
   EXPECT_TRUE(std::equal(small.dec.begin(), small.dec.end(), expected.dec.begin()));

@@ -60,6 +60,16 @@ struct MapResult {
 /// The bin function: fills one row of the tool's schema.
 using BinFunction = std::function<Row(BinContext&)>;
 
+/// How a map may run its bins.
+struct MapOptions {
+  /// The bin function may run for several bins at once on several threads (it guards
+  /// whatever it shares). A rank with a budget of N >= 2 threads then runs N bins at once,
+  /// one thread each, when it has at least 128 N of them; the results, the ordered log and
+  /// the random streams are those of one bin at a time. Each bin's memory bound is the
+  /// rank's divided by N.
+  bool concurrent_bins = false;
+};
+
 /// Set by SIGTERM/SIGINT/SIGUSR1 (see install_stop_handlers); read by the driver before the
 /// work starts and by the executor between bins.
 [[nodiscard]] bool stop_requested();
@@ -110,7 +120,7 @@ public:
   /// the checkpoint under `name`, with the configured schedule. Thread budget is
   /// applied in every thread that runs bins. See MapResult for what comes back.
   MapResult map(std::string_view name, const BinPlan& plan, const Schema& schema,
-                const BinFunction& fn);
+                const BinFunction& fn, MapOptions options = {});
 
 private:
   Runtime runtime_;
