@@ -136,53 +136,66 @@ TEST_P(EverySchedule, BinsAtOnceGiveTheResultsOfOneAtATime) {
   for (const BinStats& b : result.stats.bins) EXPECT_EQ(b.threads, 1);
 }
 
-TEST_P(EverySchedule, BinsAtOnceStopAndResume) {
-  int size = 1;
-  MPI_Comm_size(MPI_COMM_WORLD, &size);
-  const std::string path = "executor_test_lanes.ckpt";
-  const BinPlan plan = BinPlan::trials(300 * size);
-  MapResult clean;
+// A map stopped (as by a SIGTERM) while bin `stop_at` runs, on whichever rank runs it, then
+// resumed from its checkpoint; and the same map straight through: what the stop-and-resume
+// tests compare.
+struct StopAndResume {
+  MapResult clean, first, second;
+  std::string clean_log, resumed_log;
+};
+
+StopAndResume stop_and_resume(Schedule schedule, const BinPlan& plan, std::int64_t stop_at,
+                              int threads, MapOptions options) {
+  const std::string path = "executor_test_resume.ckpt";
+  const RunSettings settings{schedule, 0, 2, 3};
+  StopAndResume out;
   {
     Captured log;
-    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, log.target());
-    clean = ctx.map("bins", plan, test_schema, simple_row);
+    RunContext ctx = make_context(settings, log.target());
+    out.clean = ctx.map("bins", plan, test_schema, simple_row);
+    out.clean_log = log.text;
   }
-  MapResult first;
   {
     std::unique_ptr<Checkpoint> checkpoint;
     if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", false);
     Captured log;
-    RunContext ctx =
-        make_context(RunSettings{GetParam(), 0, 2, 3}, log.target(), checkpoint.get(), 2);
-    first = ctx.map(
+    RunContext ctx = make_context(settings, log.target(), checkpoint.get(), threads);
+    out.first = ctx.map(
         "bins", plan, test_schema,
-        [](BinContext& bin) {
+        [stop_at](BinContext& bin) {
           // Slow enough for rank 0's service thread to pass the stop on before the end.
           std::this_thread::sleep_for(std::chrono::microseconds(500));
-          if (bin.bin().index == 100) request_stop(true);
+          if (bin.bin().index == stop_at) request_stop(true);
           return simple_row(bin);
         },
-        {.concurrent_bins = true});
+        options);
     request_stop(false);
   }
-  EXPECT_TRUE(first.interrupted);
-  MapResult second;
   {
     std::unique_ptr<Checkpoint> checkpoint;
     if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", true);
     Captured log;
-    RunContext ctx =
-        make_context(RunSettings{GetParam(), 0, 2, 3}, log.target(), checkpoint.get(), 2);
-    second = ctx.map("bins", plan, test_schema, simple_row, {.concurrent_bins = true});
+    RunContext ctx = make_context(settings, log.target(), checkpoint.get(), threads);
+    out.second = ctx.map("bins", plan, test_schema, simple_row, options);
+    out.resumed_log = log.text;
   }
-  EXPECT_FALSE(second.interrupted);
+  if (is_root()) std::filesystem::remove(path);
+  return out;
+}
+
+TEST_P(EverySchedule, BinsAtOnceStopAndResume) {
+  int size = 1;
+  MPI_Comm_size(MPI_COMM_WORLD, &size);
+  const BinPlan plan = BinPlan::trials(300 * size);
+  const StopAndResume r = stop_and_resume(GetParam(), plan, 100, 2, {.concurrent_bins = true});
+  EXPECT_TRUE(r.first.interrupted);
+  EXPECT_FALSE(r.second.interrupted);
   if (!is_root()) return;
-  EXPECT_LT(first.table.size(), plan.size());
-  ASSERT_EQ(second.table.size(), plan.size());
+  EXPECT_LT(r.first.table.size(), plan.size());
+  ASSERT_EQ(r.second.table.size(), plan.size());
   for (std::size_t i = 0; i < plan.size(); ++i) {
-    EXPECT_EQ(second.table.rows()[i], clean.table.rows()[i]) << "row " << i;
+    EXPECT_EQ(r.second.table.rows()[i], r.clean.table.rows()[i]) << "row " << i;
   }
-  std::filesystem::remove(path);
 }
 
 TEST_P(EverySchedule, AFailingBinDoesNotStopTheOthers) {
@@ -225,38 +238,12 @@ TEST_P(EverySchedule, MaxFailuresStopsTakingBins) {
 }
 
 TEST_P(EverySchedule, StopThenResumeGivesTheUninterruptedResult) {
-  const std::string path = "executor_test_resume.ckpt";
   const BinPlan plan = BinPlan::trials(60);
-  Captured clean_log;
-  MapResult clean;
-  {
-    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, clean_log.target());
-    clean = ctx.map("bins", plan, test_schema, simple_row);
-  }
-  MapResult first;
-  {
-    std::unique_ptr<Checkpoint> checkpoint;
-    if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", false);
-    Captured log;
-    RunContext ctx = make_context(RunSettings{GetParam(), 0, 2, 3}, log.target(), checkpoint.get());
-    // A stop arriving while bin 25 runs, on whichever rank runs it (as a SIGTERM would).
-    first = ctx.map("bins", plan, test_schema, [](BinContext& bin) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(1));
-      if (bin.bin().index == 25) request_stop(true);
-      return simple_row(bin);
-    });
-    request_stop(false);
-  }
+  const StopAndResume r = stop_and_resume(GetParam(), plan, 25, 1, {});
+  const MapResult& first = r.first;
+  const MapResult& second = r.second;
+  const MapResult& clean = r.clean;
   EXPECT_TRUE(first.interrupted);
-  MapResult second;
-  Captured resumed_log;
-  {
-    std::unique_ptr<Checkpoint> checkpoint;
-    if (is_root()) checkpoint = std::make_unique<Checkpoint>(path, "key\n", true);
-    RunContext ctx =
-        make_context(RunSettings{GetParam(), 0, 2, 3}, resumed_log.target(), checkpoint.get());
-    second = ctx.map("bins", plan, test_schema, simple_row);
-  }
   EXPECT_FALSE(second.interrupted);
   if (!is_root()) return;
   EXPECT_LT(first.table.size(), 60u);
@@ -267,15 +254,14 @@ TEST_P(EverySchedule, StopThenResumeGivesTheUninterruptedResult) {
   // Resumed bins replay their log blocks: the log reads like the uninterrupted one
   // (apart from the [run] line that says how many bins were resumed).
   const std::string marker = fmt::format("{}resumed", run_marker);
-  const auto line = resumed_log.text.find(marker);
+  const auto line = r.resumed_log.find(marker);
   ASSERT_NE(line, std::string::npos);
-  std::string without = resumed_log.text;
+  std::string without = r.resumed_log;
   without.erase(line, without.find('\n', line) + 1 - line);
-  EXPECT_TRUE(without == clean_log.text) << "resumed log differs from the clean one";
+  EXPECT_TRUE(without == r.clean_log) << "resumed log differs from the clean one";
   std::size_t resumed = 0;
   for (const BinStats& b : second.stats.bins) resumed += b.resumed ? 1 : 0;
   EXPECT_EQ(resumed, first.table.size());
-  std::filesystem::remove(path);
 }
 
 TEST_P(EverySchedule, BadInputInABinEndsTheRunOnEveryRank) {
