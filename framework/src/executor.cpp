@@ -1078,8 +1078,12 @@ MapResult RunContext::map(std::string_view name, const BinPlan& plan, const Sche
   comm.broadcast(pending);
 
   const double t0 = now_seconds();
-  Lanes runner(lane_count(options, budget_, pending.size(), comm.size()), plan, schema, fn,
-               budget_, settings_, comm.rank(), t0);
+  const int lanes = lane_count(options, budget_, pending.size(), comm.size());
+  // With bins at once, this thread (a lane itself, or rank 0's server) runs with the lanes'
+  // one-thread budget until the map ends; the scope restores the rank's budget after.
+  std::optional<ThreadBudgetScope> one_thread;
+  if (lanes > 1) one_thread.emplace(ThreadBudget::nested(1));
+  Lanes runner(lanes, plan, schema, fn, budget_, settings_, comm.rank(), t0);
   if (runner.count() > 1 && comm.rank() == 0) {
     log_->info("{}{} bins at once on each rank, one thread each", run_marker, runner.count());
   }
