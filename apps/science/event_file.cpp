@@ -291,28 +291,6 @@ namespace {
   return bad == 0.0;
 }
 
-// Times read around a range: finite and ascending, or the UsageError of lower_bound_sorted.
-void check_sorted_times(std::span<const double> times, const std::string& column,
-                        std::int64_t first) {
-  double bad = 0.0;
-#pragma omp simd reduction(+ : bad)
-  for (std::size_t i = 0; i < times.size(); ++i) {
-    bad += std::abs(times[i]) <= std::numeric_limits<double>::max() ? 0.0 : 1.0;
-  }
-#pragma omp simd reduction(+ : bad)
-  for (std::size_t i = 1; i < times.size(); ++i) bad += times[i] < times[i - 1] ? 1.0 : 0.0;
-  if (bad == 0.0) return;
-  for (std::size_t i = 0; i < times.size(); ++i) {
-    const auto row = first + static_cast<std::int64_t>(i);
-    if (!std::isfinite(times[i])) {
-      throw UsageError(fmt::format("{} is {} at row {}", column, describe_value(times[i]), row));
-    }
-    if (i > 0 && times[i] < times[i - 1]) {
-      throw UsageError(fmt::format("{} is not sorted (row {} < row {})", column, row, row - 1));
-    }
-  }
-}
-
 // The first failing check of rows [first, first + n) as a UsageError naming the file, the
 // column and the row, in a fixed order: time finite, time sorted, energy, ra, dec.
 void check_rows(const EventsView& v, const std::string& path, std::int64_t first) {
@@ -378,7 +356,7 @@ EventsView EventFileReader::view_time_range(double t0, double t1, const BeforeRe
     const std::span<double> times(buffers.column(0), span);
     time_rows_read_ += hi - lo;
     time_.read_into(lo, times);
-    check_sorted_times(times, time_label(), lo);
+    check_sorted(times, time_label(), lo);
     first = lo + (std::lower_bound(times.begin(), times.end(), t0) - times.begin());
     last = lo + (std::lower_bound(times.begin(), times.end(), t1) - times.begin());
     time_offset = static_cast<std::size_t>(first - lo);
